@@ -1,0 +1,13 @@
+# Warnings are errors on our own code; sanitizers are a preset away.
+add_library(flowork_warnings INTERFACE)
+target_compile_options(flowork_warnings INTERFACE
+  -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers)
+
+if(FLOWORK_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer
+                      -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# Boost.Asio/Beast: no deprecated interfaces; Boost.JSON is linked, not header-only.
+add_compile_definitions(BOOST_ASIO_NO_DEPRECATED BOOST_BEAST_USE_STD_STRING_VIEW)

@@ -1,0 +1,618 @@
+// HTTP/1.1 server. One io_context per thread, each with its own SO_REUSEPORT
+// acceptor (see DESIGN.md, "Performance notes"); a connection lives on the
+// thread that accepted it. Response heads are written by hand in one gathered
+// write instead of through Beast's serializer.
+
+#include "flowork/core/http_server.h"
+
+#include <atomic>
+#include <deque>
+#include <optional>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "boost/asio.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/http.hpp"
+#include "flowork/core/internal/strings.h"
+#include "flowork/core/logging.h"
+#include "flowork/core/status_http.h"
+
+namespace flowork::core {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using internal::ToAbsl;
+
+std::string_view HttpRequest::path() const {
+  std::string_view t = target;
+  return t.substr(0, t.find('?'));
+}
+
+std::string_view HttpRequest::query() const {
+  std::string_view t = target;
+  size_t q = t.find('?');
+  return q == std::string_view::npos ? std::string_view() : t.substr(q + 1);
+}
+
+const std::string* HttpRequest::FindHeader(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (absl::EqualsIgnoreCase(key, ToAbsl(name))) return &value;
+  }
+  return nullptr;
+}
+
+void HttpRouter::Add(std::string_view method, std::string_view path, HttpHandler& handler) {
+  routes_[absl::StrCat(ToAbsl(method), " ", ToAbsl(path))] = &handler;
+}
+
+void HttpRouter::SetFallback(HttpHandler& handler) { fallback_ = &handler; }
+
+void HttpRouter::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) {
+  auto it = routes_.find(absl::StrCat(request.method, " ", ToAbsl(request.path())));
+  if (it != routes_.end()) return it->second->Handle(std::move(request), std::move(writer));
+  if (fallback_ != nullptr) return fallback_->Handle(std::move(request), std::move(writer));
+  HttpResponse response;
+  response.status = 404;
+  response.headers = {{"Content-Type", "application/json"}};
+  response.body = StatusToJson(absl::NotFoundError(
+      absl::StrCat("no route for ", request.method, " ", ToAbsl(request.path()))));
+  writer->Send(std::move(response));
+}
+
+namespace {
+
+class ServerImpl;
+class Connection;
+
+// One event loop, its thread and its acceptor.
+class Worker {
+ public:
+  explicit Worker(ServerImpl& server) : server_(server), work_(asio::make_work_guard(ctx_)) {}
+
+  asio::io_context& context() { return ctx_; }
+  ServerImpl& server() { return server_; }
+
+  // Runs `fn` on this loop: inline when already on it, else posted. Dropped
+  // once the loop has been stopped.
+  template <typename F>
+  void Run(F&& fn) {
+    if (ctx_.get_executor().running_in_this_thread()) {
+      fn();
+      return;
+    }
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    asio::post(ctx_, std::forward<F>(fn));
+  }
+
+  // Refuses further posts and lets the loop end once its work is done.
+  void Stop() {
+    absl::MutexLock lock(&mu_);
+    stopped_ = true;
+    work_.reset();
+  }
+
+  std::optional<tcp::acceptor> acceptor;
+  std::thread thread;
+  // Connections of this loop; touched only on its thread.
+  absl::flat_hash_set<std::shared_ptr<Connection>> connections;
+  bool draining = false;  // On this loop's thread only.
+
+ private:
+  ServerImpl& server_;
+  asio::io_context ctx_{1};
+  absl::Mutex mu_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+};
+
+class ServerImpl final : public HttpServer {
+ public:
+  ServerImpl(const HttpServerOptions& options, HttpHandler& handler)
+      : options_(options), handler_(handler) {}
+  ~ServerImpl() override { Shutdown(absl::ZeroDuration()); }
+
+  absl::Status Start(const tcp::endpoint& endpoint, int threads);
+  int port() const override { return port_; }
+  void Shutdown(absl::Duration grace) override;
+
+  const HttpServerOptions& options() const { return options_; }
+  HttpHandler& handler() { return handler_; }
+
+  void ConnectionOpened() {
+    absl::MutexLock lock(&mu_);
+    ++open_connections_;
+  }
+  void ConnectionClosed() {
+    absl::MutexLock lock(&mu_);
+    --open_connections_;
+  }
+  void CountResponse(int status);
+
+ private:
+  void Accept(const std::shared_ptr<Worker>& worker);
+
+  const HttpServerOptions options_;
+  HttpHandler& handler_;
+  int port_ = 0;
+  bool started_ = false;
+  std::vector<std::shared_ptr<Worker>> workers_;
+  absl::Mutex mu_;
+  int open_connections_ ABSL_GUARDED_BY(mu_) = 0;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+std::string StatusLine(int status) {
+  std::string_view reason = http::obsolete_reason(http::int_to_status(status));
+  if (reason == "<unknown-status>") reason = "Unknown";
+  return absl::StrCat("HTTP/1.1 ", status, " ", ToAbsl(reason), "\r\n");
+}
+
+std::string ResponseHead(int status, const HttpHeaders& headers, bool keep_alive,
+                         std::optional<size_t> content_length) {
+  std::string head = StatusLine(status);
+  for (const auto& [name, value] : headers) {
+    if (absl::EqualsIgnoreCase(name, "content-length") ||
+        absl::EqualsIgnoreCase(name, "transfer-encoding") ||
+        absl::EqualsIgnoreCase(name, "connection")) {
+      continue;
+    }
+    absl::StrAppend(&head, name, ": ", value, "\r\n");
+  }
+  if (content_length.has_value()) {
+    absl::StrAppend(&head, "Content-Length: ", *content_length, "\r\n");
+  } else {
+    head.append("Transfer-Encoding: chunked\r\n");
+  }
+  head.append(keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+  return head;
+}
+
+class Connection final : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, std::shared_ptr<Worker> worker)
+      : worker_(std::move(worker)), server_(worker_->server()), stream_(std::move(socket)) {
+    beast::error_code ec;
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+    auto remote = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_address_ = absl::StrCat(remote.address().to_string(), ":", remote.port());
+  }
+
+  Worker& worker() { return *worker_; }
+
+  void Start() {
+    server_.ConnectionOpened();
+    ReadHeader();
+  }
+
+  // Server drain: close now when idle, else after the current response.
+  void Drain() {
+    keep_alive_ = false;
+    if (state_ == State::kReading) Close();
+  }
+
+  void Close() {
+    if (state_ == State::kClosed) return;
+    const bool response_pending = state_ == State::kResponding;
+    state_ = State::kClosed;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+    server_.ConnectionClosed();
+    auto self = shared_from_this();
+    worker_->connections.erase(self);
+    if (response_pending && on_cancel_) std::move(on_cancel_)();
+    on_cancel_ = nullptr;
+  }
+
+  // The writer's operations, run on this connection's loop. `seq` names the
+  // request they belong to; anything for an earlier request is ignored.
+  void Send(uint64_t seq, HttpResponse response) {
+    if (!Current(seq) || response_started_) return;
+    response_started_ = true;
+    response_status_ = response.status;
+    outbox_.push_back(ResponseHead(response.status, response.headers, keep_alive_,
+                                   response.body.size()));
+    if (!response.body.empty()) outbox_.push_back(std::move(response.body));
+    response_complete_ = true;
+    Flush();
+  }
+
+  void StartStream(uint64_t seq, int status, const HttpHeaders& headers) {
+    if (!Current(seq) || response_started_) return;
+    response_started_ = true;
+    response_status_ = status;
+    outbox_.push_back(ResponseHead(status, headers, keep_alive_, std::nullopt));
+    Flush();
+  }
+
+  void Write(uint64_t seq, std::string chunk) {
+    if (!Current(seq) || !response_started_ || response_complete_ || chunk.empty()) return;
+    outbox_.push_back(absl::StrCat(absl::Hex(chunk.size()), "\r\n"));
+    chunk.append("\r\n");
+    outbox_.push_back(std::move(chunk));
+    Flush();
+  }
+
+  void Finish(uint64_t seq) {
+    if (!Current(seq) || !response_started_ || response_complete_) return;
+    outbox_.push_back("0\r\n\r\n");
+    response_complete_ = true;
+    Flush();
+  }
+
+  // The writer was destroyed; complete whatever it left undone.
+  void Abandon(uint64_t seq) {
+    if (!Current(seq) || response_complete_) return;
+    if (!response_started_) {
+      Send(seq, {.status = 500,
+                 .headers = {{"Content-Type", "application/json"}},
+                 .body = StatusToJson(absl::InternalError("the handler gave no response"))});
+      return;
+    }
+    Close();  // Cut: a client must never take a partial stream for a whole one.
+  }
+
+  void SetOnCancel(uint64_t seq, absl::AnyInvocable<void() &&> callback) {
+    if (seq != seq_) return;
+    if (state_ == State::kClosed) {
+      std::move(callback)();
+      return;
+    }
+    if (state_ == State::kResponding && !response_complete_) on_cancel_ = std::move(callback);
+  }
+
+  bool IsOpen(uint64_t seq) const { return seq == seq_ && state_ != State::kClosed; }
+
+ private:
+  enum class State { kReading, kResponding, kClosed };
+
+  bool Current(uint64_t seq) const {
+    return seq == seq_ && state_ == State::kResponding;
+  }
+
+  void ReadHeader() {
+    state_ = State::kReading;
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(server_.options().max_header_bytes));
+    parser_->body_limit(server_.options().max_body_bytes);
+    stream_.expires_after(absl::ToChronoNanoseconds(server_.options().idle_timeout));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              self->OnHeader(ec);
+                            });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (state_ == State::kClosed) return;
+    if (ec) return OnReadError(ec);
+    const auto& header = parser_->get();
+    if (!parser_->is_done() && absl::EqualsIgnoreCase(
+                                   ToAbsl(header[http::field::expect]), "100-continue")) {
+      // Answer 100 Continue so clients (curl) send the body without waiting.
+      auto continue_line = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
+      asio::async_write(stream_, asio::buffer(*continue_line),
+                        [self = shared_from_this(), continue_line](beast::error_code ec, size_t) {
+                          if (ec) return self->Close();
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (state_ == State::kClosed) return;
+    if (parser_->is_done()) return OnRequest();
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (self->state_ == State::kClosed) return;
+                       if (ec) return self->OnReadError(ec);
+                       self->OnRequest();
+                     });
+  }
+
+  void OnReadError(beast::error_code ec) {
+    int status = 0;
+    std::string message;
+    if (ec == http::error::header_limit) {
+      status = 431;
+      message = absl::StrCat("request header larger than ", server_.options().max_header_bytes,
+                             " bytes");
+    } else if (ec == http::error::body_limit) {
+      status = 413;
+      message = absl::StrCat("request body larger than ", server_.options().max_body_bytes,
+                             " bytes");
+    } else if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+               ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      status = 400;
+      message = absl::StrCat("malformed HTTP request: ", ec.message());
+    }
+    if (status == 0) return Close();  // EOF, reset, timeout: nothing to answer.
+    keep_alive_ = false;
+    BeginResponse();
+    Send(seq_, {.status = status,
+                .headers = {{"Content-Type", "application/json"}},
+                .body = StatusToJson(absl::Status(
+                    status == 413 || status == 431 ? absl::StatusCode::kResourceExhausted
+                                                   : absl::StatusCode::kInvalidArgument,
+                    message))});
+  }
+
+  void BeginResponse() {
+    state_ = State::kResponding;
+    ++seq_;
+    response_started_ = false;
+    response_complete_ = false;
+    stream_.expires_never();
+  }
+
+  void OnRequest();
+
+  void Flush() {
+    if (state_ == State::kClosed || write_in_flight_) return;
+    if (outbox_.empty()) {
+      if (response_complete_) OnResponseDone();
+      return;
+    }
+    writing_.clear();
+    std::swap(writing_, outbox_);
+    buffers_.clear();
+    for (const std::string& piece : writing_) buffers_.push_back(asio::buffer(piece));
+    write_in_flight_ = true;
+    stream_.expires_after(absl::ToChronoNanoseconds(server_.options().idle_timeout));
+    asio::async_write(stream_, buffers_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        self->write_in_flight_ = false;
+                        if (self->state_ == State::kClosed) return;
+                        if (ec) return self->Close();
+                        self->Flush();
+                      });
+  }
+
+  void OnResponseDone() {
+    server_.CountResponse(response_status_);
+    on_cancel_ = nullptr;
+    if (keep_alive_ && !worker_->draining) return ReadHeader();
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    Close();
+  }
+
+  std::shared_ptr<Worker> worker_;  // Keeps the io_context alive.
+  ServerImpl& server_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::string remote_address_;
+  State state_ = State::kReading;
+  bool keep_alive_ = true;
+  uint64_t seq_ = 0;
+  bool response_started_ = false;
+  bool response_complete_ = false;
+  int response_status_ = 0;
+  bool write_in_flight_ = false;
+  std::deque<std::string> outbox_;
+  std::deque<std::string> writing_;
+  std::vector<asio::const_buffer> buffers_;
+  absl::AnyInvocable<void() &&> on_cancel_;
+};
+
+class ResponseWriterImpl final : public HttpResponseWriter {
+ public:
+  ResponseWriterImpl(std::shared_ptr<Connection> connection, uint64_t seq)
+      : connection_(std::move(connection)), seq_(seq) {}
+
+  ~ResponseWriterImpl() override {
+    if (done_) return;
+    connection_->worker().Run([c = connection_, seq = seq_] { c->Abandon(seq); });
+  }
+
+  void Send(HttpResponse response) override {
+    done_ = true;
+    connection_->worker().Run(
+        [c = connection_, seq = seq_, r = std::move(response)]() mutable {
+          c->Send(seq, std::move(r));
+        });
+  }
+
+  void StartStream(int status, HttpHeaders headers) override {
+    connection_->worker().Run([c = connection_, seq = seq_, status, h = std::move(headers)] {
+      c->StartStream(seq, status, h);
+    });
+  }
+
+  bool Write(std::string chunk) override {
+    if (closed_.load(std::memory_order_relaxed)) return false;
+    connection_->worker().Run([this_closed = closed_ptr_, c = connection_, seq = seq_,
+                               chunk = std::move(chunk)]() mutable {
+      if (!c->IsOpen(seq)) {
+        this_closed->store(true, std::memory_order_relaxed);
+        return;
+      }
+      c->Write(seq, std::move(chunk));
+    });
+    return !closed_.load(std::memory_order_relaxed);
+  }
+
+  void Finish() override {
+    done_ = true;
+    connection_->worker().Run([c = connection_, seq = seq_] { c->Finish(seq); });
+  }
+
+  void OnCancel(absl::AnyInvocable<void() &&> callback) override {
+    connection_->worker().Run(
+        [closed = closed_ptr_, c = connection_, seq = seq_,
+         cb = std::move(callback)]() mutable {
+          c->SetOnCancel(seq, [closed, cb = std::move(cb)]() mutable {
+            closed->store(true, std::memory_order_relaxed);
+            std::move(cb)();
+          });
+        });
+  }
+
+ private:
+  std::shared_ptr<Connection> connection_;
+  const uint64_t seq_;
+  bool done_ = false;
+  // Shared with posted work so a write can report a closed client later.
+  std::shared_ptr<std::atomic<bool>> closed_ptr_ = std::make_shared<std::atomic<bool>>(false);
+  std::atomic<bool>& closed_ = *closed_ptr_;
+};
+
+void Connection::OnRequest() {
+  http::request<http::string_body> message = parser_->release();
+  keep_alive_ = keep_alive_ && message.keep_alive() && !worker_->draining;
+  HttpRequest request;
+  request.method = std::string(message.method_string());
+  request.target = std::string(message.target());
+  request.headers.reserve(std::distance(message.begin(), message.end()));
+  for (const auto& field : message) {
+    request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
+  request.body = std::move(message.body());
+  request.remote_address = remote_address_;
+  BeginResponse();
+  auto writer = std::make_unique<ResponseWriterImpl>(shared_from_this(), seq_);
+  server_.handler().Handle(std::move(request), std::move(writer));
+}
+
+void ServerImpl::CountResponse(int status) {
+  if (options_.metrics == nullptr) return;
+  options_.metrics
+      ->GetCounter("flowork_http_requests_total", "HTTP requests answered, by status code.",
+                   {{"code", absl::StrCat(status)}})
+      .Increment();
+}
+
+absl::Status ServerImpl::Start(const tcp::endpoint& endpoint, int threads) {
+  for (int i = 0; i < threads; ++i) {
+    auto worker = std::make_shared<Worker>(*this);
+    beast::error_code ec;
+    tcp::endpoint bind_to(endpoint.address(), static_cast<uint16_t>(port_));
+    auto& acceptor = worker->acceptor.emplace(worker->context());
+    acceptor.open(bind_to.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      int one = 1;
+      if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one,
+                       sizeof(one)) != 0) {
+        ec = beast::error_code(errno, boost::system::system_category());
+      }
+    }
+    if (!ec) acceptor.bind(bind_to, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", bind_to.address().to_string(),
+                                                 ":", bind_to.port(), ": ", ec.message()));
+    }
+    port_ = acceptor.local_endpoint().port();
+    workers_.push_back(worker);
+  }
+  started_ = true;
+  for (auto& worker : workers_) {
+    Accept(worker);
+    worker->thread = std::thread([w = worker.get()] { w->context().run(); });
+  }
+  return absl::OkStatus();
+}
+
+void ServerImpl::Accept(const std::shared_ptr<Worker>& worker) {
+  worker->acceptor->async_accept([this, worker](beast::error_code ec, tcp::socket socket) {
+    if (!worker->acceptor->is_open() || worker->draining) return;
+    if (!ec) {
+      auto connection = std::make_shared<Connection>(std::move(socket), worker);
+      worker->connections.insert(connection);
+      connection->Start();
+    } else if (ec == asio::error::no_descriptors) {
+      Log(LogLevel::kWarning, "http accept failed", {{"error", ec.message()}});
+    }
+    Accept(worker);
+  });
+}
+
+void ServerImpl::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
+  if (!started_) return;  // Start failed before any loop ran.
+  for (auto& worker : workers_) {
+    worker->Run([w = worker] {
+      w->draining = true;
+      beast::error_code ec;
+      w->acceptor->close(ec);
+      auto connections = w->connections;  // Drain may erase.
+      for (auto& c : connections) c->Drain();
+    });
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(
+                             +[](int* open) { return *open == 0; }, &open_connections_),
+                         grace);
+  }
+  for (auto& worker : workers_) {
+    worker->Run([w = worker] {
+      auto connections = w->connections;
+      for (auto& c : connections) c->Close();
+    });
+    worker->Stop();
+  }
+  for (auto& worker : workers_) {
+    if (worker->thread.joinable()) worker->thread.join();
+  }
+}
+
+absl::StatusOr<tcp::endpoint> ParseEndpoint(std::string_view address) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address \"", ToAbsl(address), "\": expected host:port"));
+  }
+  std::string host(address.substr(0, colon));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  int port = 0;
+  if (!absl::SimpleAtoi(ToAbsl(address.substr(colon + 1)), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("address \"", ToAbsl(address), "\": bad port"));
+  }
+  beast::error_code ec;
+  auto ip = asio::ip::make_address(host, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address \"", ToAbsl(address), "\": \"", host, "\" is not an IP address"));
+  }
+  return tcp::endpoint(ip, static_cast<uint16_t>(port));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(const HttpServerOptions& options,
+                                                              HttpHandler& handler) {
+  absl::StatusOr<tcp::endpoint> endpoint = ParseEndpoint(options.address);
+  if (!endpoint.ok()) return endpoint.status();
+  if (options.threads < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("threads: must be >= 0, got ", options.threads));
+  }
+  int threads = options.threads;
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  auto server = std::make_unique<ServerImpl>(options, handler);
+  absl::Status started = server->Start(*endpoint, threads);
+  if (!started.ok()) return started;
+  return server;
+}
+
+}  // namespace flowork::core
