@@ -1,5 +1,6 @@
 #include "flowork/core/grpc/http_transcoder.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "absl/status/status.h"
@@ -469,6 +470,9 @@ absl::StatusOr<std::unique_ptr<HttpTranscoder>> HttpTranscoder::Create(
                       impl->bindings));
     }
   }
+  // Most specific first, so "/v1/x/{id}:cancel" is not taken for "/v1/x/{id}".
+  std::stable_sort(impl->bindings.begin(), impl->bindings.end(),
+                   [](const Binding& a, const Binding& b) { return a.path.MoreSpecificThan(b.path); });
   return std::unique_ptr<HttpTranscoder>(new HttpTranscoder(std::move(impl)));
 }
 

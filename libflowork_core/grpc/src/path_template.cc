@@ -1,5 +1,7 @@
 #include "path_template.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -133,6 +135,15 @@ absl::StatusOr<PathTemplate> PathTemplate::Parse(absl::string_view text) {
     }
   }
   return result;
+}
+
+bool PathTemplate::MoreSpecificThan(const PathTemplate& other) const {
+  if (verb_.empty() != other.verb_.empty()) return !verb_.empty();
+  auto literals = [](const PathTemplate& t) {
+    return std::count_if(t.segments_.begin(), t.segments_.end(),
+                         [](const Segment& s) { return s.kind == Segment::kLiteral; });
+  };
+  return literals(*this) > literals(other);
 }
 
 std::optional<PathTemplate::Bindings> PathTemplate::Match(absl::string_view path) const {

@@ -35,6 +35,10 @@ class PathTemplate {
 
   const std::string& text() const { return text_; }
 
+  // Ranks templates for matching: one with a verb, then one with more literal
+  // segments, is the more specific ("/v1/x/{id}:cancel" before "/v1/x/{id}").
+  bool MoreSpecificThan(const PathTemplate& other) const;
+
  private:
   struct Segment {
     enum Kind { kLiteral, kStar, kDoubleStar } kind;
