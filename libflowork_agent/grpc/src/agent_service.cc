@@ -7,6 +7,19 @@ grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
+// Finishes a unary call with `result`'s value or its status.
+grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context,
+                                absl::StatusOr<v1::AgentSpec> result, v1::AgentSpec* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!result.ok()) {
+    reactor->Finish(ToGrpc(result.status()));
+  } else {
+    *response = *std::move(result);
+    reactor->Finish(grpc::Status::OK);
+  }
+  return reactor;
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* AgentServiceImpl::ListAgents(grpc::CallbackServerContext* context,
@@ -20,18 +33,16 @@ grpc::ServerUnaryReactor* AgentServiceImpl::ListAgents(grpc::CallbackServerConte
   return reactor;
 }
 
+grpc::ServerUnaryReactor* AgentServiceImpl::CreateAgent(grpc::CallbackServerContext* context,
+                                                        const v1::CreateAgentRequest* request,
+                                                        v1::AgentSpec* response) {
+  return Reply(context, registry_.Add(request->agent()), response);
+}
+
 grpc::ServerUnaryReactor* AgentServiceImpl::GetAgent(grpc::CallbackServerContext* context,
                                                      const v1::GetAgentRequest* request,
                                                      v1::AgentSpec* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<v1::AgentSpec> spec = registry_.Get(request->name());
-  if (!spec.ok()) {
-    reactor->Finish(ToGrpc(spec.status()));
-  } else {
-    *response = *std::move(spec);
-    reactor->Finish(grpc::Status::OK);
-  }
-  return reactor;
+  return Reply(context, registry_.Get(request->name()), response);
 }
 
 }  // namespace flowork::agent

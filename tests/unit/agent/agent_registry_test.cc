@@ -45,5 +45,18 @@ TEST(AgentRegistryTest, RejectsDuplicateAndMalformedNames) {
             "agents[0].name: \"Bad Name\" is not a valid name (use [a-z0-9-]+)");
 }
 
+TEST(AgentRegistryTest, AddRegistersOnceAndRejectsTakenOrBadNames) {
+  auto registry = AgentRegistry::Create({Spec("writer")});
+  ASSERT_TRUE(registry.ok());
+  absl::StatusOr<v1::AgentSpec> added = (*registry)->Add(Spec("reviewer"));
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->version(), 1u);
+  EXPECT_TRUE((*registry)->Get("reviewer").ok());
+  EXPECT_EQ((*registry)->Add(Spec("writer")).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ((*registry)->Add(Spec("")).status().message(),
+            "agent.name: \"\" is not a valid name (use [a-z0-9-]+)");
+  EXPECT_EQ((*registry)->List(v1::AgentSpec::KIND_UNSPECIFIED).size(), 2u);
+}
+
 }  // namespace
 }  // namespace flowork::agent

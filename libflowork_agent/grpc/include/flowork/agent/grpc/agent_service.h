@@ -11,17 +11,20 @@ namespace flowork::agent {
 class AgentServiceImpl final : public v1::AgentService::CallbackService {
  public:
   // `registry` is not owned and must outlive the service.
-  explicit AgentServiceImpl(const AgentRegistry& registry) : registry_(registry) {}
+  explicit AgentServiceImpl(AgentRegistry& registry) : registry_(registry) {}
 
   grpc::ServerUnaryReactor* ListAgents(grpc::CallbackServerContext* context,
                                        const v1::ListAgentsRequest* request,
                                        v1::ListAgentsResponse* response) override;
+  grpc::ServerUnaryReactor* CreateAgent(grpc::CallbackServerContext* context,
+                                        const v1::CreateAgentRequest* request,
+                                        v1::AgentSpec* response) override;
   grpc::ServerUnaryReactor* GetAgent(grpc::CallbackServerContext* context,
                                      const v1::GetAgentRequest* request,
                                      v1::AgentSpec* response) override;
 
  private:
-  const AgentRegistry& registry_;
+  AgentRegistry& registry_;
 };
 
 }  // namespace flowork::agent

@@ -1,0 +1,200 @@
+// Starts the real server binaries and talks to them the way users do: JSON
+// over HTTP, gRPC, health checks, reflection, signals.
+#include <signal.h>
+
+#include "absl/strings/str_cat.h"
+#include "flowork/agent/v1/agent.grpc.pb.h"
+#include "flowork/router/v1/router.grpc.pb.h"
+#include "flowork/testing/http_client.h"
+#include "flowork/testing/server_process.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace flowork {
+namespace {
+
+using ::flowork::testing::HttpCall;
+using ::flowork::testing::ServerProcess;
+using ::testing::HasSubstr;
+
+constexpr char kRouterConfig[] = R"yaml(
+listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
+providers:
+  - {name: local, kind: openai, base_url: "http://127.0.0.1:8000/v1", zone: local}
+models:
+  - {name: llama-3.1-8b, provider: local, context_window: 131072, capabilities: [chat, tools]}
+  - {name: nomic-embed, provider: local, capabilities: [embeddings]}
+routes:
+  - {name: chat, candidates: [llama-3.1-8b], objective: least_latency, require: {capabilities: [chat]}}
+)yaml";
+
+constexpr char kAgentConfig[] = R"yaml(
+listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
+agents:
+  - {name: writer, kind: llm, model: chat, system_prompt: "You write.", tools: [search]}
+  - {name: coder, kind: native}
+)yaml";
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string json;
+  EXPECT_TRUE(google::protobuf::util::MessageToJsonString(message, &json).ok());
+  return json;
+}
+
+ServerProcess StartServer(const std::string& binary, const std::string& config) {
+  const std::string dir = testing::MakeTempDir();
+  testing::WriteFile(dir + "/config.yaml", config);
+  absl::StatusOr<ServerProcess> server = ServerProcess::Start(binary, {"--config", dir + "/config.yaml"});
+  if (!server.ok()) {
+    ADD_FAILURE() << server.status();
+    std::abort();
+  }
+  return *std::move(server);
+}
+
+TEST(RouterServerTest, ListModelsOverHttpEqualsGrpc) {
+  ServerProcess server = StartServer(FLOWORK_ROUTER_BIN, kRouterConfig);
+  auto http = HttpCall(server.http_port(), "GET", "/v1/router/models?capabilities=chat");
+  ASSERT_TRUE(http.ok()) << http.status();
+  EXPECT_EQ(http->status, 200);
+
+  auto stub = router::v1::RouterService::NewStub(
+      grpc::CreateChannel(server.grpc_target(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  router::v1::ListModelsRequest request;
+  request.add_capabilities("chat");
+  router::v1::ListModelsResponse response;
+  ASSERT_TRUE(stub->ListModels(&context, request, &response).ok());
+  ASSERT_EQ(response.models_size(), 2);
+  EXPECT_EQ(response.models(0).id(), "llama-3.1-8b");
+  EXPECT_EQ(response.models(1).id(), "chat");
+  EXPECT_EQ(http->body, ToJson(response));
+}
+
+TEST(AgentServerTest, GetAgentOverHttpEqualsGrpc) {
+  ServerProcess server = StartServer(FLOWORK_AGENT_BIN, kAgentConfig);
+  auto http = HttpCall(server.http_port(), "GET", "/v1/agents/writer");
+  ASSERT_TRUE(http.ok()) << http.status();
+  EXPECT_EQ(http->status, 200);
+
+  auto stub = agent::v1::AgentService::NewStub(
+      grpc::CreateChannel(server.grpc_target(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  agent::v1::GetAgentRequest request;
+  request.set_name("writer");
+  agent::v1::AgentSpec spec;
+  ASSERT_TRUE(stub->GetAgent(&context, request, &spec).ok());
+  EXPECT_EQ(spec.system_prompt(), "You write.");
+  EXPECT_EQ(spec.kind(), agent::v1::AgentSpec::KIND_LLM);
+  EXPECT_EQ(http->body, ToJson(spec));
+}
+
+TEST(AgentServerTest, AgentCreatedOverHttpIsVisibleOverGrpc) {
+  ServerProcess server = StartServer(FLOWORK_AGENT_BIN, kAgentConfig);
+  auto created = HttpCall(server.http_port(), "POST", "/v1/agents",
+                          R"({"name":"reviewer","kind":"KIND_REMOTE","model":"chat"})");
+  ASSERT_TRUE(created.ok());
+  EXPECT_EQ(created->status, 200) << created->body;
+  EXPECT_EQ(created->body, R"({"name":"reviewer","version":"1","kind":"KIND_REMOTE","model":"chat"})");
+
+  auto stub = agent::v1::AgentService::NewStub(
+      grpc::CreateChannel(server.grpc_target(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  agent::v1::ListAgentsResponse list;
+  ASSERT_TRUE(stub->ListAgents(&context, agent::v1::ListAgentsRequest(), &list).ok());
+  ASSERT_EQ(list.agents_size(), 3);
+  EXPECT_EQ(list.agents(1).name(), "reviewer");
+
+  auto again = HttpCall(server.http_port(), "POST", "/v1/agents", R"({"name":"reviewer"})");
+  EXPECT_EQ(again->status, 409);
+  EXPECT_EQ(again->body, R"({"code":6,"message":"agent \"reviewer\" already exists","details":[]})");
+}
+
+TEST(AgentServerTest, BadRequestsGetClearErrors) {
+  ServerProcess server = StartServer(FLOWORK_AGENT_BIN, kAgentConfig);
+  auto bad_json = HttpCall(server.http_port(), "POST", "/v1/agents", R"({"name": "x",)");
+  EXPECT_EQ(bad_json->status, 400);
+  EXPECT_THAT(bad_json->body, HasSubstr(R"("code":3)"));
+
+  auto unknown_field = HttpCall(server.http_port(), "POST", "/v1/agents", R"({"nmae":"x"})");
+  EXPECT_EQ(unknown_field->status, 400);
+  EXPECT_THAT(unknown_field->body, HasSubstr("nmae"));
+
+  auto wrong_type = HttpCall(server.http_port(), "POST", "/v1/agents", R"({"name":["x"]})");
+  EXPECT_EQ(wrong_type->status, 400);
+  EXPECT_THAT(wrong_type->body, HasSubstr("name"));
+
+  auto bad_name = HttpCall(server.http_port(), "POST", "/v1/agents", R"({"name":"Bad Name"})");
+  EXPECT_EQ(bad_name->status, 400);
+  EXPECT_THAT(bad_name->body, HasSubstr("agent.name"));
+
+  auto missing = HttpCall(server.http_port(), "GET", "/v1/agents/ghost");
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(missing->body, R"({"code":5,"message":"agent \"ghost\" not found","details":[]})");
+
+  auto no_route = HttpCall(server.http_port(), "GET", "/v1/nowhere");
+  EXPECT_EQ(no_route->status, 404);
+  EXPECT_EQ(no_route->body, R"({"code":5,"message":"no route for GET /v1/nowhere","details":[]})");
+}
+
+TEST(ServersTest, ServeHealthReadinessMetricsAndGrpcHealth) {
+  for (const auto& [binary, config] : {std::pair{FLOWORK_ROUTER_BIN, kRouterConfig},
+                                       std::pair{FLOWORK_AGENT_BIN, kAgentConfig}}) {
+    SCOPED_TRACE(binary);
+    ServerProcess server = StartServer(binary, config);
+    EXPECT_EQ(HttpCall(server.http_port(), "GET", "/healthz")->status, 200);
+    EXPECT_EQ(HttpCall(server.http_port(), "GET", "/readyz")->status, 200);
+    auto metrics = HttpCall(server.http_port(), "GET", "/metrics");
+    EXPECT_THAT(metrics->body, HasSubstr("flowork_http_requests_total{code=\"200\"} 2"));
+
+    auto health = grpc::health::v1::Health::NewStub(
+        grpc::CreateChannel(server.grpc_target(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::health::v1::HealthCheckResponse response;
+    ASSERT_TRUE(health->Check(&context, grpc::health::v1::HealthCheckRequest(), &response).ok());
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+}
+
+TEST(ServersTest, StopCleanlyOnSigtermAndSigintWithinFiveSeconds) {
+  for (int signal : {SIGTERM, SIGINT}) {
+    for (const auto& [binary, config] : {std::pair{FLOWORK_ROUTER_BIN, kRouterConfig},
+                                         std::pair{FLOWORK_AGENT_BIN, kAgentConfig}}) {
+      SCOPED_TRACE(absl::StrCat(binary, " signal ", signal));
+      ServerProcess server = StartServer(binary, config);
+      absl::StatusOr<int> exit_code = server.Stop(signal, absl::Seconds(5));
+      ASSERT_TRUE(exit_code.ok()) << exit_code.status() << "\n" << server.log();
+      EXPECT_EQ(*exit_code, 0) << server.log();
+      EXPECT_THAT(server.log(), HasSubstr("stopped"));
+    }
+  }
+}
+
+TEST(ServersTest, RefuseInvalidConfigWithFileLineAndField) {
+  const std::string dir = testing::MakeTempDir();
+  testing::WriteFile(dir + "/router.yaml", "listen: {http: 127.0.0.1:0}\nroutes:\n  - name: chat\n    objective: fastest\n");
+  absl::StatusOr<ServerProcess> server =
+      ServerProcess::Start(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"});
+  ASSERT_FALSE(server.ok());
+  EXPECT_THAT(std::string(server.status().message()),
+              HasSubstr("router.yaml:4: routes[0].objective: unknown value \\\"fastest\\\""));
+}
+
+TEST(ServersTest, RefuseNonLoopbackListenersWithoutAuth) {
+  absl::StatusOr<ServerProcess> server =
+      ServerProcess::Start(FLOWORK_AGENT_BIN, {"--http", "0.0.0.0:0", "--grpc", "127.0.0.1:0"});
+  ASSERT_FALSE(server.ok());
+  EXPECT_THAT(std::string(server.status().message()),
+              HasSubstr("refusing to listen on non-loopback address"));
+}
+
+}  // namespace
+}  // namespace flowork
