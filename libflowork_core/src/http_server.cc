@@ -101,6 +101,12 @@ class Worker {
     work_.reset();
   }
 
+ private:
+  // Declared before the acceptor so it is destroyed after it: an I/O object
+  // must not outlive its io_context (it does when Start fails to bind).
+  asio::io_context ctx_{1};
+
+ public:
   std::optional<tcp::acceptor> acceptor;
   std::thread thread;
   // Connections of this loop; touched only on its thread.
@@ -109,7 +115,6 @@ class Worker {
 
  private:
   ServerImpl& server_;
-  asio::io_context ctx_{1};
   absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
@@ -495,6 +500,9 @@ void ServerImpl::CountResponse(int status) {
 }
 
 absl::Status ServerImpl::Start(const tcp::endpoint& endpoint, int threads) {
+  // The first acceptor binds the configured port; the others share the one it
+  // got (which differs when the configured port is 0).
+  port_ = endpoint.port();
   for (int i = 0; i < threads; ++i) {
     auto worker = std::make_shared<Worker>(*this);
     beast::error_code ec;

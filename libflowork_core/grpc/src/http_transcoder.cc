@@ -176,8 +176,10 @@ std::string QueryDecode(absl::string_view in) {
   return out;
 }
 
-// Protobuf's JSON errors say what is wrong but not always where; prefix them.
+// Protobuf's JSON errors say what is wrong but not always where; prefix them,
+// and drop the caret diagram some of them append.
 absl::Status BodyError(absl::string_view message) {
+  message = absl::StripAsciiWhitespace(message.substr(0, message.find('\n')));
   return absl::InvalidArgumentError(absl::StrCat("request body: ", message));
 }
 
