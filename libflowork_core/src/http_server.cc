@@ -81,17 +81,18 @@ class Worker {
   asio::io_context& context() { return ctx_; }
   ServerImpl& server() { return server_; }
 
-  // Runs `fn` on this loop: inline when already on it, else posted. Dropped
-  // once the loop has been stopped.
+  // Runs `fn` on this loop: inline when already on it, else posted. Dropped,
+  // returning false, once the loop has been stopped.
   template <typename F>
-  void Run(F&& fn) {
+  bool Run(F&& fn) {
     if (ctx_.get_executor().running_in_this_thread()) {
       fn();
-      return;
+      return true;
     }
     absl::MutexLock lock(&mu_);
-    if (stopped_) return;
+    if (stopped_) return false;
     asio::post(ctx_, std::forward<F>(fn));
+    return true;
   }
 
   // Refuses further posts and lets the loop end once its work is done.
@@ -438,14 +439,17 @@ class ResponseWriterImpl final : public HttpResponseWriter {
 
   bool Write(std::string chunk) override {
     if (closed_.load(std::memory_order_relaxed)) return false;
-    connection_->worker().Run([this_closed = closed_ptr_, c = connection_, seq = seq_,
-                               chunk = std::move(chunk)]() mutable {
-      if (!c->IsOpen(seq)) {
-        this_closed->store(true, std::memory_order_relaxed);
-        return;
-      }
-      c->Write(seq, std::move(chunk));
-    });
+    const bool queued =
+        connection_->worker().Run([this_closed = closed_ptr_, c = connection_, seq = seq_,
+                                   chunk = std::move(chunk)]() mutable {
+          if (!c->IsOpen(seq)) {
+            this_closed->store(true, std::memory_order_relaxed);
+            return;
+          }
+          c->Write(seq, std::move(chunk));
+        });
+    // Not queued: the server has shut down, so the connection is gone.
+    if (!queued) closed_.store(true, std::memory_order_relaxed);
     return !closed_.load(std::memory_order_relaxed);
   }
 
