@@ -364,6 +364,32 @@ class Connection final : public std::enable_shared_from_this<Connection> {
 
   void OnRequest();
 
+  // While the handler works, a pending read notices the client leaving (EOF,
+  // reset) so OnCancel can abort the work. Bytes that arrive meanwhile (a
+  // pipelined request) are kept for the next parse; past a header's worth the
+  // watch stops.
+  void WatchForDisconnect() {
+    if (watching_ || state_ != State::kResponding) return;
+    if (buffer_.size() >= server_.options().max_header_bytes) return;
+    watching_ = true;
+    stream_.async_read_some(buffer_.prepare(1024),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->OnWatch(ec, n);
+                            });
+  }
+
+  void OnWatch(beast::error_code ec, size_t n) {
+    watching_ = false;
+    if (state_ == State::kClosed) return;
+    if (!ec) buffer_.commit(n);
+    if (read_after_watch_) {  // The response finished meanwhile.
+      read_after_watch_ = false;
+      return ReadHeader();
+    }
+    if (ec) return Close();  // The client left: fires OnCancel.
+    WatchForDisconnect();
+  }
+
   void Flush() {
     if (state_ == State::kClosed || write_in_flight_) return;
     if (outbox_.empty()) {
@@ -381,6 +407,9 @@ class Connection final : public std::enable_shared_from_this<Connection> {
                         self->write_in_flight_ = false;
                         if (self->state_ == State::kClosed) return;
                         if (ec) return self->Close();
+                        // The write's timeout must not fire on the watch read
+                        // while the handler takes its time.
+                        self->stream_.expires_never();
                         self->Flush();
                       });
   }
@@ -388,7 +417,13 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   void OnResponseDone() {
     server_.CountResponse(response_status_);
     on_cancel_ = nullptr;
-    if (keep_alive_ && !worker_->draining) return ReadHeader();
+    if (keep_alive_ && !worker_->draining) {
+      if (!watching_) return ReadHeader();
+      read_after_watch_ = true;  // OnWatch reads on once the watch is cancelled.
+      beast::error_code ec;
+      stream_.socket().cancel(ec);
+      return;
+    }
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     Close();
@@ -407,6 +442,8 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   bool response_complete_ = false;
   int response_status_ = 0;
   bool write_in_flight_ = false;
+  bool watching_ = false;
+  bool read_after_watch_ = false;
   std::deque<std::string> outbox_;
   std::deque<std::string> writing_;
   std::vector<asio::const_buffer> buffers_;
@@ -493,6 +530,8 @@ void Connection::OnRequest() {
   BeginResponse();
   auto writer = std::make_unique<ResponseWriterImpl>(shared_from_this(), seq_);
   server_.handler().Handle(std::move(request), std::move(writer));
+  // A handler that answered inline needs no watch; one still working does.
+  if (state_ == State::kResponding && !response_complete_) WatchForDisconnect();
 }
 
 void ServerImpl::CountResponse(int status) {

@@ -12,7 +12,10 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
+#include "flowork/test/reflection/reflection.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 
 namespace flowork {
 namespace {
@@ -162,6 +165,54 @@ TEST(ServersTest, ServeHealthReadinessMetricsAndGrpcHealth) {
     ASSERT_TRUE(health->Check(&context, grpc::health::v1::HealthCheckRequest(), &response).ok());
     EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
   }
+}
+
+// Lists services through gRPC server reflection, as grpcurl would.
+std::vector<std::string> ReflectedServices(const std::string& target) {
+  grpc::GenericStub stub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag;
+  bool ok;
+  auto step = [&](int id) {
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(tag, reinterpret_cast<void*>(id));
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  if (!step(1)) return {};
+  test::reflection::ServerReflectionRequest request;
+  request.set_list_services("*");
+  grpc::ByteBuffer out;
+  bool own;
+  grpc::SerializationTraits<google::protobuf::Message>::Serialize(request, &out, &own);
+  call->WriteLast(out, grpc::WriteOptions(), reinterpret_cast<void*>(2));
+  step(2);
+  grpc::ByteBuffer in;
+  call->Read(&in, reinterpret_cast<void*>(3));
+  std::vector<std::string> names;
+  if (step(3)) {
+    test::reflection::ServerReflectionResponse response;
+    grpc::SerializationTraits<google::protobuf::Message>::Deserialize(&in, &response);
+    for (const auto& service : response.list_services_response().service()) {
+      names.push_back(service.name());
+    }
+  }
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  step(4);
+  return names;
+}
+
+TEST(ServersTest, ListTheirServicesThroughReflection) {
+  ServerProcess router = StartServer(FLOWORK_ROUTER_BIN, kRouterConfig);
+  EXPECT_THAT(ReflectedServices(router.grpc_target()),
+              ::testing::IsSupersetOf({"flowork.router.v1.RouterService", "grpc.health.v1.Health"}));
+  ServerProcess agent = StartServer(FLOWORK_AGENT_BIN, kAgentConfig);
+  EXPECT_THAT(ReflectedServices(agent.grpc_target()),
+              ::testing::IsSupersetOf({"flowork.agent.v1.AgentService", "grpc.health.v1.Health"}));
 }
 
 TEST(ServersTest, StopCleanlyOnSigtermAndSigintWithinFiveSeconds) {

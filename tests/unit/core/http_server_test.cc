@@ -793,6 +793,41 @@ TEST(HttpServerTest, OnCancelFiresWhenTheClientLeavesMidStream) {
   EXPECT_FALSE(writer.Write("after cancel"));
 }
 
+TEST(HttpServerTest, OnCancelFiresWhenTheClientLeavesBeforeAnyResponse) {
+  absl::Notification cancelled;
+  ParkingHandler handler;
+  auto server = StartServer(handler);
+  ASSERT_NE(server, nullptr);
+  auto client = std::make_unique<RawClient>(server->port());
+  ASSERT_TRUE(client->Send(Get("/slow")));
+  std::optional<ParkedRequest> parked = handler.Take();
+  ASSERT_TRUE(parked.has_value());
+  parked->writer->OnCancel([&cancelled] { cancelled.Notify(); });
+
+  client.reset();  // The handler is still working and has written nothing.
+  EXPECT_TRUE(cancelled.WaitForNotificationWithTimeout(kWait));
+}
+
+TEST(HttpServerTest, PipelinedRequestsBehindASlowHandlerAreAnsweredInOrder) {
+  ParkingHandler handler;
+  auto server = StartServer(handler);
+  ASSERT_NE(server, nullptr);
+  RawClient client(server->port());
+  ASSERT_TRUE(client.Send(Get("/first") + Get("/second")));
+
+  for (const char* path : {"/first", "/second"}) {
+    std::optional<ParkedRequest> parked = handler.Take();
+    ASSERT_TRUE(parked.has_value()) << path;
+    EXPECT_EQ(parked->request.target, path);
+    std::thread([writer = std::move(parked->writer), path]() mutable {
+      writer->Send({.status = 200, .body = path});
+    }).join();
+    std::optional<ClientResponse> response = client.ReadResponse();
+    ASSERT_TRUE(response.has_value()) << path;
+    EXPECT_EQ(response->body, path);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Timeouts and shutdown
 
