@@ -1,5 +1,7 @@
 // Core building blocks on the request path: HTTP round trips through the
 // server, path-template matching, and config parsing.
+#include <thread>
+
 #include "benchmark/benchmark.h"
 #include "boost/asio.hpp"
 #include "boost/beast/core.hpp"
@@ -32,6 +34,7 @@ void BM_HttpServer_KeepAliveRoundTrip(benchmark::State& state) {
   asio::io_context ctx;
   beast::tcp_stream stream(ctx);
   stream.connect({asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>((*server)->port())});
+  stream.socket().set_option(asio::ip::tcp::no_delay(true));
   http::request<http::empty_body> request(http::verb::get, "/healthz", 11);
   request.set(http::field::host, "127.0.0.1");
   beast::flat_buffer buffer;
@@ -44,6 +47,36 @@ void BM_HttpServer_KeepAliveRoundTrip(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_HttpServer_KeepAliveRoundTrip)->UseRealTime();
+
+// The floor under the one above: a blocking thread answering a canned
+// response on a raw socket, no HTTP parsing. The difference is the server.
+void BM_Loopback_RawSocketRoundTrip(benchmark::State& state) {
+  asio::io_context ctx;
+  asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+  std::thread echo([&acceptor] {
+    asio::ip::tcp::socket peer = acceptor.accept();
+    peer.set_option(asio::ip::tcp::no_delay(true));
+    static constexpr char kResponse[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+    char buffer[4096];
+    beast::error_code ec;
+    while (peer.read_some(asio::buffer(buffer), ec) > 0 && !ec) {
+      asio::write(peer, asio::buffer(kResponse, sizeof(kResponse) - 1), ec);
+    }
+  });
+  asio::ip::tcp::socket client(ctx);
+  client.connect(acceptor.local_endpoint());
+  client.set_option(asio::ip::tcp::no_delay(true));
+  static constexpr char kRequest[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  char buffer[4096];
+  for (auto _ : state) {
+    asio::write(client, asio::buffer(kRequest, sizeof(kRequest) - 1));
+    benchmark::DoNotOptimize(client.read_some(asio::buffer(buffer)));
+  }
+  client.close();
+  echo.join();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Loopback_RawSocketRoundTrip)->UseRealTime();
 
 void BM_PathTemplate_Match(benchmark::State& state) {
   auto path = flowork::core::PathTemplate::Parse("/v1/{parent=shelves/*}/books/{book}:publish");
