@@ -29,7 +29,8 @@ class Ok final : public flowork::core::HttpHandler {
 // latency on loopback, client included.
 void BM_HttpServer_KeepAliveRoundTrip(benchmark::State& state) {
   Ok handler;
-  auto server = flowork::core::HttpServer::Create({.address = "127.0.0.1:0", .threads = 1}, handler);
+  auto server =
+      flowork::core::HttpServer::Create({.address = "127.0.0.1:0", .threads = 1}, handler);
   if (!server.ok()) return state.SkipWithError("server did not start");
   asio::io_context ctx;
   beast::tcp_stream stream(ctx);

@@ -6,12 +6,12 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "flowork/agent/agent_config.h"
+#include "flowork/agent/agent_registry.h"
+#include "flowork/agent/grpc/agent_service.h"
 #include "flowork/core/grpc/api_server.h"
 #include "flowork/core/logging.h"
 #include "flowork/core/process.h"
-#include "flowork/agent/agent_registry.h"
-#include "flowork/agent/grpc/agent_service.h"
-#include "flowork/agent/agent_config.h"
 
 ABSL_FLAG(std::string, config, "", "YAML or JSON config file; empty = embedded defaults");
 ABSL_FLAG(std::string, http, "", "HTTP listen address host:port (overrides listen.http)");
@@ -37,8 +37,10 @@ int main(int argc, char** argv) {
   absl::StatusOr<flowork::agent::v1::AgentConfig> config =
       flowork::agent::LoadAgentConfig(absl::GetFlag(FLAGS_config));
   if (!config.ok()) return Fail("invalid configuration", config.status());
-  if (!absl::GetFlag(FLAGS_http).empty()) config->mutable_listen()->set_http(absl::GetFlag(FLAGS_http));
-  if (!absl::GetFlag(FLAGS_grpc).empty()) config->mutable_listen()->set_grpc(absl::GetFlag(FLAGS_grpc));
+  if (!absl::GetFlag(FLAGS_http).empty())
+    config->mutable_listen()->set_http(absl::GetFlag(FLAGS_http));
+  if (!absl::GetFlag(FLAGS_grpc).empty())
+    config->mutable_listen()->set_grpc(absl::GetFlag(FLAGS_grpc));
   absl::StatusOr<LogLevel> level = flowork::core::ParseLogLevel(config->log().level());
   if (!level.ok()) return Fail("invalid configuration", level.status());
   flowork::core::SetLogLevel(*level);
@@ -48,8 +50,8 @@ int main(int argc, char** argv) {
                                                 /*allow_non_loopback=*/false);
   if (!options.ok()) return Fail("invalid configuration", options.status());
 
-  auto registry = flowork::agent::AgentRegistry::Create(
-      {config->agents().begin(), config->agents().end()});
+  auto registry =
+      flowork::agent::AgentRegistry::Create({config->agents().begin(), config->agents().end()});
   if (!registry.ok()) return Fail("invalid configuration", registry.status());
   flowork::agent::AgentServiceImpl agent_service(**registry);
   auto server = flowork::core::ApiServer::Create(

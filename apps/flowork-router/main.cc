@@ -37,8 +37,10 @@ int main(int argc, char** argv) {
   absl::StatusOr<flowork::router::v1::RouterConfig> config =
       flowork::router::LoadRouterConfig(absl::GetFlag(FLAGS_config));
   if (!config.ok()) return Fail("invalid configuration", config.status());
-  if (!absl::GetFlag(FLAGS_http).empty()) config->mutable_listen()->set_http(absl::GetFlag(FLAGS_http));
-  if (!absl::GetFlag(FLAGS_grpc).empty()) config->mutable_listen()->set_grpc(absl::GetFlag(FLAGS_grpc));
+  if (!absl::GetFlag(FLAGS_http).empty())
+    config->mutable_listen()->set_http(absl::GetFlag(FLAGS_http));
+  if (!absl::GetFlag(FLAGS_grpc).empty())
+    config->mutable_listen()->set_grpc(absl::GetFlag(FLAGS_grpc));
   absl::StatusOr<LogLevel> level = flowork::core::ParseLogLevel(config->log().level());
   if (!level.ok()) return Fail("invalid configuration", level.status());
   flowork::core::SetLogLevel(*level);

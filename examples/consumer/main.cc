@@ -14,7 +14,8 @@ int main() {
   absl::Status parsed = flowork::core::ParseConfigText(R"yaml(
 providers: [{name: local, kind: openai, base_url: "http://127.0.0.1:8000/v1"}]
 models: [{name: small, provider: local, capabilities: [chat]}]
-)yaml", "inline.yaml", &config);
+)yaml",
+                                                       "inline.yaml", &config);
   if (!parsed.ok()) {
     std::fprintf(stderr, "config: %s\n", std::string(parsed.message()).c_str());
     return 1;
@@ -24,15 +25,16 @@ models: [{name: small, provider: local, capabilities: [chat]}]
   flowork::core::ApiServerOptions options;
   options.http.address = "127.0.0.1:0";
   options.http.threads = 1;
-  auto server = flowork::core::ApiServer::Create(options, {{&service, "flowork.router.v1.RouterService"}});
+  auto server =
+      flowork::core::ApiServer::Create(options, {{&service, "flowork.router.v1.RouterService"}});
   if (!server.ok()) {
     std::fprintf(stderr, "server: %s\n", std::string(server.status().message()).c_str());
     return 1;
   }
   auto agents = flowork::agent::AgentRegistry::Create({});
-  std::printf("consumer: %d models, %zu agents, http=%s grpc=%s\n",
-              catalog.List({}).models_size(), (*agents)->List({}).size(),
-              (*server)->http_address().c_str(), (*server)->grpc_address().c_str());
+  std::printf("consumer: %d models, %zu agents, http=%s grpc=%s\n", catalog.List({}).models_size(),
+              (*agents)->List({}).size(), (*server)->http_address().c_str(),
+              (*server)->grpc_address().c_str());
   (*server)->Shutdown(absl::Seconds(1));
   std::printf("consumer: ok\n");
   return 0;

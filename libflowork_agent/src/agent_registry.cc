@@ -64,7 +64,8 @@ std::vector<v1::AgentSpec> AgentRegistry::List(v1::AgentSpec::Kind kind) const {
 absl::StatusOr<v1::AgentSpec> AgentRegistry::Get(const std::string& name) const {
   absl::MutexLock lock(&mu_);
   auto it = agents_.find(name);
-  if (it == agents_.end()) return absl::NotFoundError(absl::StrCat("agent \"", name, "\" not found"));
+  if (it == agents_.end())
+    return absl::NotFoundError(absl::StrCat("agent \"", name, "\" not found"));
   return it->second;
 }
 

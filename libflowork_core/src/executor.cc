@@ -63,8 +63,7 @@ class ThreadPoolExecutor final : public Executor {
 absl::StatusOr<std::unique_ptr<Executor>> CreateThreadPoolExecutor(
     const ThreadPoolOptions& options) {
   if (options.threads < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("threads: must be >= 0, got ", options.threads));
+    return absl::InvalidArgumentError(absl::StrCat("threads: must be >= 0, got ", options.threads));
   }
   int threads = options.threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());

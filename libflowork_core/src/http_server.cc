@@ -226,8 +226,8 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     if (!Current(seq) || response_started_) return;
     response_started_ = true;
     response_status_ = response.status;
-    outbox_.push_back(ResponseHead(response.status, response.headers, keep_alive_,
-                                   response.body.size()));
+    outbox_.push_back(
+        ResponseHead(response.status, response.headers, keep_alive_, response.body.size()));
     if (!response.body.empty()) outbox_.push_back(std::move(response.body));
     response_complete_ = true;
     Flush();
@@ -282,9 +282,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
  private:
   enum class State { kReading, kResponding, kClosed };
 
-  bool Current(uint64_t seq) const {
-    return seq == seq_ && state_ == State::kResponding;
-  }
+  bool Current(uint64_t seq) const { return seq == seq_ && state_ == State::kResponding; }
 
   void ReadHeader() {
     state_ = State::kReading;
@@ -292,18 +290,17 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     parser_->header_limit(static_cast<uint32_t>(server_.options().max_header_bytes));
     parser_->body_limit(server_.options().max_body_bytes);
     stream_.expires_after(absl::ToChronoNanoseconds(server_.options().idle_timeout));
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->OnHeader(ec);
-                            });
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
     if (state_ == State::kClosed) return;
     if (ec) return OnReadError(ec);
     const auto& header = parser_->get();
-    if (!parser_->is_done() && absl::EqualsIgnoreCase(
-                                   ToAbsl(header[http::field::expect]), "100-continue")) {
+    if (!parser_->is_done() &&
+        absl::EqualsIgnoreCase(ToAbsl(header[http::field::expect]), "100-continue")) {
       // Answer 100 Continue so clients (curl) send the body without waiting.
       auto continue_line = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
       asio::async_write(stream_, asio::buffer(*continue_line),
@@ -332,12 +329,12 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     std::string message;
     if (ec == http::error::header_limit) {
       status = 431;
-      message = absl::StrCat("request header larger than ", server_.options().max_header_bytes,
-                             " bytes");
+      message =
+          absl::StrCat("request header larger than ", server_.options().max_header_bytes, " bytes");
     } else if (ec == http::error::body_limit) {
       status = 413;
-      message = absl::StrCat("request body larger than ", server_.options().max_body_bytes,
-                             " bytes");
+      message =
+          absl::StrCat("request body larger than ", server_.options().max_body_bytes, " bytes");
     } else if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
                ec != http::error::end_of_stream && ec != http::error::partial_message) {
       status = 400;
@@ -348,10 +345,10 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     BeginResponse();
     Send(seq_, {.status = status,
                 .headers = {{"Content-Type", "application/json"}},
-                .body = StatusToJson(absl::Status(
-                    status == 413 || status == 431 ? absl::StatusCode::kResourceExhausted
-                                                   : absl::StatusCode::kInvalidArgument,
-                    message))});
+                .body = StatusToJson(absl::Status(status == 413 || status == 431
+                                                      ? absl::StatusCode::kResourceExhausted
+                                                      : absl::StatusCode::kInvalidArgument,
+                                                  message))});
   }
 
   void BeginResponse() {
@@ -372,10 +369,9 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     if (watching_ || state_ != State::kResponding) return;
     if (buffer_.size() >= server_.options().max_header_bytes) return;
     watching_ = true;
-    stream_.async_read_some(buffer_.prepare(1024),
-                            [self = shared_from_this()](beast::error_code ec, size_t n) {
-                              self->OnWatch(ec, n);
-                            });
+    stream_.async_read_some(
+        buffer_.prepare(1024),
+        [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnWatch(ec, n); });
   }
 
   void OnWatch(beast::error_code ec, size_t n) {
@@ -402,16 +398,15 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     for (const std::string& piece : writing_) buffers_.push_back(asio::buffer(piece));
     write_in_flight_ = true;
     stream_.expires_after(absl::ToChronoNanoseconds(server_.options().idle_timeout));
-    asio::async_write(stream_, buffers_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
-                        self->write_in_flight_ = false;
-                        if (self->state_ == State::kClosed) return;
-                        if (ec) return self->Close();
-                        // The write's timeout must not fire on the watch read
-                        // while the handler takes its time.
-                        self->stream_.expires_never();
-                        self->Flush();
-                      });
+    asio::async_write(stream_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->write_in_flight_ = false;
+      if (self->state_ == State::kClosed) return;
+      if (ec) return self->Close();
+      // The write's timeout must not fire on the watch read
+      // while the handler takes its time.
+      self->stream_.expires_never();
+      self->Flush();
+    });
   }
 
   void OnResponseDone() {
@@ -462,10 +457,9 @@ class ResponseWriterImpl final : public HttpResponseWriter {
 
   void Send(HttpResponse response) override {
     done_ = true;
-    connection_->worker().Run(
-        [c = connection_, seq = seq_, r = std::move(response)]() mutable {
-          c->Send(seq, std::move(r));
-        });
+    connection_->worker().Run([c = connection_, seq = seq_, r = std::move(response)]() mutable {
+      c->Send(seq, std::move(r));
+    });
   }
 
   void StartStream(int status, HttpHeaders headers) override {
@@ -476,15 +470,14 @@ class ResponseWriterImpl final : public HttpResponseWriter {
 
   bool Write(std::string chunk) override {
     if (closed_.load(std::memory_order_relaxed)) return false;
-    const bool queued =
-        connection_->worker().Run([this_closed = closed_ptr_, c = connection_, seq = seq_,
-                                   chunk = std::move(chunk)]() mutable {
-          if (!c->IsOpen(seq)) {
-            this_closed->store(true, std::memory_order_relaxed);
-            return;
-          }
-          c->Write(seq, std::move(chunk));
-        });
+    const bool queued = connection_->worker().Run([this_closed = closed_ptr_, c = connection_,
+                                                   seq = seq_, chunk = std::move(chunk)]() mutable {
+      if (!c->IsOpen(seq)) {
+        this_closed->store(true, std::memory_order_relaxed);
+        return;
+      }
+      c->Write(seq, std::move(chunk));
+    });
     // Not queued: the server has shut down, so the connection is gone.
     if (!queued) closed_.store(true, std::memory_order_relaxed);
     return !closed_.load(std::memory_order_relaxed);
@@ -497,8 +490,7 @@ class ResponseWriterImpl final : public HttpResponseWriter {
 
   void OnCancel(absl::AnyInvocable<void() &&> callback) override {
     connection_->worker().Run(
-        [closed = closed_ptr_, c = connection_, seq = seq_,
-         cb = std::move(callback)]() mutable {
+        [closed = closed_ptr_, c = connection_, seq = seq_, cb = std::move(callback)]() mutable {
           c->SetOnCancel(seq, [closed, cb = std::move(cb)]() mutable {
             closed->store(true, std::memory_order_relaxed);
             std::move(cb)();
@@ -555,8 +547,8 @@ absl::Status ServerImpl::Start(const tcp::endpoint& endpoint, int threads) {
     if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) {
       int one = 1;
-      if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one,
-                       sizeof(one)) != 0) {
+      if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) !=
+          0) {
         ec = beast::error_code(errno, boost::system::system_category());
       }
     }
@@ -652,7 +644,7 @@ absl::StatusOr<tcp::endpoint> ParseEndpoint(std::string_view address) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(const HttpServerOptions& options,
-                                                              HttpHandler& handler) {
+                                                               HttpHandler& handler) {
   absl::StatusOr<tcp::endpoint> endpoint = ParseEndpoint(options.address);
   if (!endpoint.ok()) return endpoint.status();
   if (options.threads < 0) {

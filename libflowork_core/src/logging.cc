@@ -79,14 +79,13 @@ absl::StatusOr<LogLevel> ParseLogLevel(std::string_view name) {
   if (lower == "info" || lower.empty()) return LogLevel::kInfo;
   if (lower == "warning" || lower == "warn") return LogLevel::kWarning;
   if (lower == "error") return LogLevel::kError;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "log level: unknown value \"", ToAbsl(name), "\" (debug, info, warning, error)"));
+  return absl::InvalidArgumentError(absl::StrCat("log level: unknown value \"", ToAbsl(name),
+                                                 "\" (debug, info, warning, error)"));
 }
 
 std::string FormatLogLine(LogLevel level, std::string_view message,
                           std::initializer_list<LogField> fields) {
-  std::string line = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                                      absl::UTCTimeZone());
+  std::string line = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
   absl::StrAppend(&line, " ", ToAbsl(LevelName(level)), " ", ToAbsl(message));
   for (const LogField& field : fields) {
     absl::StrAppend(&line, " ", ToAbsl(field.key), "=");
@@ -95,8 +94,7 @@ std::string FormatLogLine(LogLevel level, std::string_view message,
   return line;
 }
 
-void Log(LogLevel level, std::string_view message,
-         std::initializer_list<LogField> fields) {
+void Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields) {
   if (level < GetLogLevel()) return;
   std::string line = FormatLogLine(level, message, fields);
   line.push_back('\n');

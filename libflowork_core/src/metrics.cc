@@ -82,8 +82,8 @@ class PromRegistry final : public MetricsRegistry {
   using Wrappers = absl::flat_hash_map<const void*, std::unique_ptr<W>>;
 
   template <typename M>
-  prometheus::Family<M>& Family(std::string_view name, std::string_view help,
-                                Families<M>& families) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  prometheus::Family<M>& Family(std::string_view name, std::string_view help, Families<M>& families)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto [it, inserted] = families.try_emplace(std::string(name), nullptr);
     if (inserted) {
       it->second = &prometheus::detail::Builder<M>()
@@ -119,4 +119,3 @@ std::unique_ptr<MetricsRegistry> MetricsRegistry::Create() {
 }
 
 }  // namespace flowork::core
-

@@ -5,17 +5,17 @@
 #include "absl/strings/str_cat.h"
 #include "flowork/agent/v1/agent.grpc.pb.h"
 #include "flowork/router/v1/router.grpc.pb.h"
+#include "flowork/test/reflection/reflection.pb.h"
 #include "flowork/testing/http_client.h"
 #include "flowork/testing/server_process.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
-#include "gtest/gtest.h"
-#include "flowork/test/reflection/reflection.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
 
 namespace flowork {
 namespace {
@@ -51,7 +51,8 @@ std::string ToJson(const google::protobuf::Message& message) {
 ServerProcess StartServer(const std::string& binary, const std::string& config) {
   const std::string dir = testing::MakeTempDir();
   testing::WriteFile(dir + "/config.yaml", config);
-  absl::StatusOr<ServerProcess> server = ServerProcess::Start(binary, {"--config", dir + "/config.yaml"});
+  absl::StatusOr<ServerProcess> server =
+      ServerProcess::Start(binary, {"--config", dir + "/config.yaml"});
   if (!server.ok()) {
     ADD_FAILURE() << server.status();
     std::abort();
@@ -104,7 +105,8 @@ TEST(AgentServerTest, AgentCreatedOverHttpIsVisibleOverGrpc) {
                           R"({"name":"reviewer","kind":"KIND_REMOTE","model":"chat"})");
   ASSERT_TRUE(created.ok());
   EXPECT_EQ(created->status, 200) << created->body;
-  EXPECT_EQ(created->body, R"({"name":"reviewer","version":"1","kind":"KIND_REMOTE","model":"chat"})");
+  EXPECT_EQ(created->body,
+            R"({"name":"reviewer","version":"1","kind":"KIND_REMOTE","model":"chat"})");
 
   auto stub = agent::v1::AgentService::NewStub(
       grpc::CreateChannel(server.grpc_target(), grpc::InsecureChannelCredentials()));
@@ -117,7 +119,8 @@ TEST(AgentServerTest, AgentCreatedOverHttpIsVisibleOverGrpc) {
 
   auto again = HttpCall(server.http_port(), "POST", "/v1/agents", R"({"name":"reviewer"})");
   EXPECT_EQ(again->status, 409);
-  EXPECT_EQ(again->body, R"({"code":6,"message":"agent \"reviewer\" already exists","details":[]})");
+  EXPECT_EQ(again->body,
+            R"({"code":6,"message":"agent \"reviewer\" already exists","details":[]})");
 }
 
 TEST(AgentServerTest, BadRequestsGetClearErrors) {
@@ -148,8 +151,8 @@ TEST(AgentServerTest, BadRequestsGetClearErrors) {
 }
 
 TEST(ServersTest, ServeHealthReadinessMetricsAndGrpcHealth) {
-  for (const auto& [binary, config] : {std::pair{FLOWORK_ROUTER_BIN, kRouterConfig},
-                                       std::pair{FLOWORK_AGENT_BIN, kAgentConfig}}) {
+  for (const auto& [binary, config] :
+       {std::pair{FLOWORK_ROUTER_BIN, kRouterConfig}, std::pair{FLOWORK_AGENT_BIN, kAgentConfig}}) {
     SCOPED_TRACE(binary);
     ServerProcess server = StartServer(binary, config);
     EXPECT_EQ(HttpCall(server.http_port(), "GET", "/healthz")->status, 200);
@@ -173,7 +176,8 @@ std::vector<std::string> ReflectedServices(const std::string& target) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   grpc::CompletionQueue cq;
-  auto call = stub.PrepareCall(&context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  auto call = stub.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   void* tag;
   bool ok;
   auto step = [&](int id) {
@@ -208,8 +212,9 @@ std::vector<std::string> ReflectedServices(const std::string& target) {
 
 TEST(ServersTest, ListTheirServicesThroughReflection) {
   ServerProcess router = StartServer(FLOWORK_ROUTER_BIN, kRouterConfig);
-  EXPECT_THAT(ReflectedServices(router.grpc_target()),
-              ::testing::IsSupersetOf({"flowork.router.v1.RouterService", "grpc.health.v1.Health"}));
+  EXPECT_THAT(
+      ReflectedServices(router.grpc_target()),
+      ::testing::IsSupersetOf({"flowork.router.v1.RouterService", "grpc.health.v1.Health"}));
   ServerProcess agent = StartServer(FLOWORK_AGENT_BIN, kAgentConfig);
   EXPECT_THAT(ReflectedServices(agent.grpc_target()),
               ::testing::IsSupersetOf({"flowork.agent.v1.AgentService", "grpc.health.v1.Health"}));
@@ -231,7 +236,9 @@ TEST(ServersTest, StopCleanlyOnSigtermAndSigintWithinFiveSeconds) {
 
 TEST(ServersTest, RefuseInvalidConfigWithFileLineAndField) {
   const std::string dir = testing::MakeTempDir();
-  testing::WriteFile(dir + "/router.yaml", "listen: {http: 127.0.0.1:0}\nroutes:\n  - name: chat\n    objective: fastest\n");
+  testing::WriteFile(
+      dir + "/router.yaml",
+      "listen: {http: 127.0.0.1:0}\nroutes:\n  - name: chat\n    objective: fastest\n");
   absl::StatusOr<ServerProcess> server =
       ServerProcess::Start(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"});
   ASSERT_FALSE(server.ok());

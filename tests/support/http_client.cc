@@ -29,9 +29,9 @@ absl::StatusOr<ClientResponse> HttpCall(int port, const std::string& method,
   beast::tcp_stream stream(ctx);
   stream.expires_after(std::chrono::milliseconds(timeout_ms));
   beast::error_code ec;
-  stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"),
-                                         static_cast<uint16_t>(port)),
-                 ec);
+  stream.connect(
+      asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)),
+      ec);
   if (ec) return absl::UnavailableError("connect: " + ec.message());
   http::request<http::string_body> request(http::string_to_verb(method), target, 11);
   request.set(http::field::host, "127.0.0.1");

@@ -1,6 +1,7 @@
 #include "flowork/core/grpc/api_server.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -9,7 +10,6 @@
 #include "flowork/core/internal/status_macros.h"
 #include "flowork/core/logging.h"
 #include "flowork/core/process.h"
-#include "absl/strings/numbers.h"
 #include "google/protobuf/descriptor.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -120,22 +120,23 @@ absl::Status ApiServerImpl::Start(const ApiServerOptions& options,
   grpc_ = builder.BuildAndStart();
   if (grpc_ == nullptr || grpc_port_ == 0) {
     grpc_.reset();
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen for gRPC on ", options.grpc_address));
+    return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", options.grpc_address));
   }
 
   HttpTranscoderOptions transcoder_options;
   transcoder_options.call_deadline = options.call_deadline;
   FLOWORK_ASSIGN_OR_RETURN(
-      transcoder_, HttpTranscoder::Create(descriptors, grpc_->InProcessChannel(grpc::ChannelArguments()),
-                                          transcoder_options));
+      transcoder_,
+      HttpTranscoder::Create(descriptors, grpc_->InProcessChannel(grpc::ChannelArguments()),
+                             transcoder_options));
   router_.Add("GET", "/healthz", health_handler_);
   router_.Add("GET", "/readyz", ready_handler_);
   router_.Add("GET", "/metrics", metrics_handler_);
   for (const auto& [route, handler] : options.extra_routes) {
     std::vector<std::string> parts = absl::StrSplit(route, absl::MaxSplits(' ', 1));
     if (parts.size() != 2 || handler == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("extra route \"", route, "\": expected \"METHOD /path\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("extra route \"", route, "\": expected \"METHOD /path\""));
     }
     router_.Add(parts[0], parts[1], *handler);
   }
@@ -171,8 +172,7 @@ absl::Status CheckAddress(absl::string_view field, const std::string& address,
   int port = 0;
   if (colon == std::string::npos || colon == 0 ||
       !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": \"", address, "\" is not host:port"));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": \"", address, "\" is not host:port"));
   }
   if (!allow_non_loopback && !IsLoopbackAddress(address)) {
     return absl::PermissionDeniedError(absl::StrCat(
@@ -185,8 +185,8 @@ absl::Status CheckAddress(absl::string_view field, const std::string& address,
 }  // namespace
 
 absl::StatusOr<ApiServerOptions> ApiServerOptionsFromConfig(
-    const flowork::common::v1::ListenConfig& listen,
-    const flowork::common::v1::HttpLimits& limits, bool allow_non_loopback) {
+    const flowork::common::v1::ListenConfig& listen, const flowork::common::v1::HttpLimits& limits,
+    bool allow_non_loopback) {
   FLOWORK_RETURN_IF_ERROR(CheckAddress("listen.http", listen.http(), allow_non_loopback));
   FLOWORK_RETURN_IF_ERROR(CheckAddress("listen.grpc", listen.grpc(), allow_non_loopback));
   ApiServerOptions options;

@@ -10,13 +10,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "flowork/core/internal/status_macros.h"
+#include "flowork/core/internal/strings.h"
 #include "flowork/core/status_http.h"
 #include "google/api/annotations.pb.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
-#include "flowork/core/internal/strings.h"
 #include "path_template.h"
 
 namespace flowork::core {
@@ -109,14 +109,15 @@ absl::Status SetScalarFromString(protobuf::Message& message, const protobuf::Fie
       return absl::OkStatus();
     }
     case protobuf::FieldDescriptor::CPPTYPE_ENUM: {
-      const protobuf::EnumValueDescriptor* e = field.enum_type()->FindValueByName(std::string(value));
+      const protobuf::EnumValueDescriptor* e =
+          field.enum_type()->FindValueByName(std::string(value));
       int number;
       if (e == nullptr && absl::SimpleAtoi(value, &number)) {
         e = field.enum_type()->FindValueByNumber(number);
       }
       if (e == nullptr) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(path, ": unknown value \"", value, "\" of ", field.enum_type()->full_name()));
+        return absl::InvalidArgumentError(absl::StrCat(path, ": unknown value \"", value, "\" of ",
+                                                       field.enum_type()->full_name()));
       }
       repeated ? r.AddEnum(&message, &field, e) : r.SetEnum(&message, &field, e);
       return absl::OkStatus();
@@ -136,9 +137,9 @@ absl::Status SetFieldFromString(protobuf::Message& message, absl::string_view fi
   for (size_t i = 0; i < parts.size(); ++i) {
     const protobuf::FieldDescriptor* field = FindField(target->GetDescriptor(), parts[i]);
     if (field == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          from_query ? "query parameter " : "path variable ", field_path, ": no field \"",
-          parts[i], "\" in ", target->GetDescriptor()->full_name()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(from_query ? "query parameter " : "path variable ", field_path,
+                       ": no field \"", parts[i], "\" in ", target->GetDescriptor()->full_name()));
     }
     if (i + 1 == parts.size()) {
       if (field->is_map() || (field->is_repeated() && !from_query)) {
@@ -186,15 +187,15 @@ absl::Status BodyError(absl::string_view message) {
 absl::Status ParseJsonInto(absl::string_view json, protobuf::Message& message) {
   protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
-  auto status = protobuf::util::JsonStringToMessage(
-      protobuf::StringPiece(json.data(), json.size()), &message, options);
-  if (!status.ok()) return BodyError(absl::string_view(status.message().data(), status.message().size()));
+  auto status = protobuf::util::JsonStringToMessage(protobuf::StringPiece(json.data(), json.size()),
+                                                    &message, options);
+  if (!status.ok())
+    return BodyError(absl::string_view(status.message().data(), status.message().size()));
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<protobuf::Message>> BuildRequest(const Binding& binding,
-                                                                const HttpRequest& http,
-                                                                const PathTemplate::Bindings& vars) {
+absl::StatusOr<std::unique_ptr<protobuf::Message>> BuildRequest(
+    const Binding& binding, const HttpRequest& http, const PathTemplate::Bindings& vars) {
   const protobuf::Descriptor* type = binding.method->input_type();
   std::unique_ptr<protobuf::Message> message(
       protobuf::MessageFactory::generated_factory()->GetPrototype(type)->New());
@@ -310,8 +311,7 @@ class UnaryCall : public std::enable_shared_from_this<UnaryCall> {
 // One server-streaming call: each message becomes an SSE `data:` event.
 class StreamingCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  StreamingCall(std::shared_ptr<const Binding> binding,
-                std::unique_ptr<HttpResponseWriter> writer)
+  StreamingCall(std::shared_ptr<const Binding> binding, std::unique_ptr<HttpResponseWriter> writer)
       : binding_(std::move(binding)), writer_(std::move(writer)) {}
 
   static void Start(std::shared_ptr<StreamingCall> call, grpc::GenericStub& stub,
@@ -322,8 +322,8 @@ class StreamingCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
     call->writer_->OnCancel([weak = std::weak_ptr<StreamingCall>(call)] {
       if (auto self = weak.lock()) self->context_.TryCancel();
     });
-    stub.PrepareBidiStreamingCall(&call->context_, call->binding_->grpc_method,
-                                  grpc::StubOptions(), call.get());
+    stub.PrepareBidiStreamingCall(&call->context_, call->binding_->grpc_method, grpc::StubOptions(),
+                                  call.get());
     call->StartWriteLast(&call->request_, grpc::WriteOptions());
     call->StartRead(&call->response_);
     call->StartCall();
@@ -339,8 +339,8 @@ class StreamingCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
     }
     if (!started_) {
       started_ = true;
-      writer_->StartStream(200, {{"Content-Type", "text/event-stream"},
-                                 {"Cache-Control", "no-cache"}});
+      writer_->StartStream(200,
+                           {{"Content-Type", "text/event-stream"}, {"Cache-Control", "no-cache"}});
     }
     if (!writer_->Write(SseEvent("", *json))) {
       context_.TryCancel();  // The client left.
@@ -353,8 +353,8 @@ class StreamingCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
     absl::Status result = failure_.ok() ? FromGrpc(status) : failure_;
     if (!started_) {
       if (result.ok()) {
-        writer_->StartStream(200, {{"Content-Type", "text/event-stream"},
-                                   {"Cache-Control", "no-cache"}});
+        writer_->StartStream(
+            200, {{"Content-Type", "text/event-stream"}, {"Cache-Control", "no-cache"}});
         writer_->Finish();
       } else {
         writer_->Send(JsonError(result));
@@ -467,21 +467,22 @@ absl::StatusOr<std::unique_ptr<HttpTranscoder>> HttpTranscoder::Create(
     for (int i = 0; i < service->method_count(); ++i) {
       const protobuf::MethodDescriptor* method = service->method(i);
       if (!method->options().HasExtension(google::api::http)) continue;
-      FLOWORK_RETURN_IF_ERROR(
-          AddBindings(method, method->options().GetExtension(google::api::http), true,
-                      impl->bindings));
+      FLOWORK_RETURN_IF_ERROR(AddBindings(method, method->options().GetExtension(google::api::http),
+                                          true, impl->bindings));
     }
   }
   // Most specific first, so "/v1/x/{id}:cancel" is not taken for "/v1/x/{id}".
-  std::stable_sort(impl->bindings.begin(), impl->bindings.end(),
-                   [](const Binding& a, const Binding& b) { return a.path.MoreSpecificThan(b.path); });
+  std::stable_sort(
+      impl->bindings.begin(), impl->bindings.end(),
+      [](const Binding& a, const Binding& b) { return a.path.MoreSpecificThan(b.path); });
   return std::unique_ptr<HttpTranscoder>(new HttpTranscoder(std::move(impl)));
 }
 
 std::vector<std::string> HttpTranscoder::DescribeRoutes() const {
   std::vector<std::string> routes;
   for (const Binding& b : impl_->bindings) {
-    routes.push_back(absl::StrCat(b.http_method, " ", b.path.text(), " -> ", b.method->full_name()));
+    routes.push_back(
+        absl::StrCat(b.http_method, " ", b.path.text(), " -> ", b.method->full_name()));
   }
   return routes;
 }
@@ -505,13 +506,12 @@ void HttpTranscoder::Handle(HttpRequest request, std::unique_ptr<HttpResponseWri
     HttpResponse response = JsonError(status);
     if (path_known) {
       response.status = 405;
-      response.body = StatusToJson(absl::UnimplementedError(
-          absl::StrCat("method ", request.method, " not allowed on ", internal::ToAbsl(request.path()))));
+      response.body = StatusToJson(absl::UnimplementedError(absl::StrCat(
+          "method ", request.method, " not allowed on ", internal::ToAbsl(request.path()))));
     }
     return writer->Send(std::move(response));
   }
-  absl::StatusOr<std::unique_ptr<protobuf::Message>> message =
-      BuildRequest(*match, request, vars);
+  absl::StatusOr<std::unique_ptr<protobuf::Message>> message = BuildRequest(*match, request, vars);
   if (!message.ok()) return writer->Send(JsonError(message.status()));
   std::shared_ptr<const Binding> binding(impl_, match);
   if (match->method->server_streaming()) {

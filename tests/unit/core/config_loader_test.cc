@@ -28,8 +28,7 @@ using ::testing::HasSubstr;
 ConfigLoadOptions FakeEnv(std::map<std::string, std::string> variables) {
   ConfigLoadOptions options;
   options.lookup_env =
-      [variables = std::move(variables)](
-          std::string_view name) -> std::optional<std::string> {
+      [variables = std::move(variables)](std::string_view name) -> std::optional<std::string> {
     auto it = variables.find(std::string(name));
     if (it == variables.end()) return std::nullopt;
     return it->second;
@@ -101,8 +100,7 @@ audit: {path: ./flowork-audit.db}
 
 TEST(ConfigLoaderTest, LoadsTheExampleRouterConfig) {
   RouterConfig config;
-  ASSERT_TRUE(
-      ParseConfigText(kExampleRouterConfig, "router.yaml", &config).ok());
+  ASSERT_TRUE(ParseConfigText(kExampleRouterConfig, "router.yaml", &config).ok());
 
   EXPECT_EQ(config.listen().http(), "127.0.0.1:2402");
   EXPECT_EQ(config.listen().grpc(), "127.0.0.1:2403");
@@ -130,8 +128,7 @@ TEST(ConfigLoaderTest, LoadsTheExampleRouterConfig) {
   ASSERT_EQ(config.routes_size(), 1);
   const router::v1::Route& route = config.routes(0);
   EXPECT_EQ(route.objective(), router::v1::Route::OBJECTIVE_LEAST_LATENCY);
-  EXPECT_THAT(route.candidates(),
-              testing::ElementsAre("llama-3.1-8b", "gpt-4o-mini"));
+  EXPECT_THAT(route.candidates(), testing::ElementsAre("llama-3.1-8b", "gpt-4o-mini"));
   EXPECT_THAT(route.require().zones(), testing::ElementsAre("local", "remote"));
   EXPECT_EQ(route.retry().same_endpoint(), 1u);
   EXPECT_EQ(route.retry().backoff().seconds(), 0);
@@ -165,8 +162,7 @@ TEST(ConfigLoaderTest, RejectsUnknownEnumValueWithLineAndPath) {
   RouterConfig config;
   absl::Status status = ParseConfigText(kText, "router.yaml", &config);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(),
-            "router.yaml:8: routes[2].objective: unknown value \"fastest\"");
+  EXPECT_EQ(status.message(), "router.yaml:8: routes[2].objective: unknown value \"fastest\"");
 }
 
 TEST(ConfigLoaderTest, ParsesEveryScalarType) {
@@ -238,34 +234,27 @@ inner_by_name:
   EXPECT_EQ(message.counts().at("a"), 1);
   EXPECT_EQ(message.counts().at("b"), -2);
   EXPECT_EQ(message.inner_by_name().at("x").count(), 5);
-  EXPECT_THAT(message.inner_by_name().at("y z").tags(),
-              testing::ElementsAre("t"));
+  EXPECT_THAT(message.inner_by_name().at("y z").tags(), testing::ElementsAre("t"));
 }
 
 TEST(ConfigLoaderTest, AcceptsJsonNamesOfFields) {
-  Everything message =
-      ParseEverything("smallReal: 1.5\ninnerByName: {k: {name: n}}\n");
+  Everything message = ParseEverything("smallReal: 1.5\ninnerByName: {k: {name: n}}\n");
   EXPECT_FLOAT_EQ(message.small_real(), 1.5f);
   EXPECT_EQ(message.inner_by_name().at("k").name(), "n");
 }
 
 TEST(ConfigLoaderTest, AcceptsEnumFullNameShortNameAndAnyCase) {
-  EXPECT_EQ(ParseEverything("color: COLOR_LIGHT_BLUE").color(),
-            Everything::COLOR_LIGHT_BLUE);
-  EXPECT_EQ(ParseEverything("color: light_blue").color(),
-            Everything::COLOR_LIGHT_BLUE);
-  EXPECT_EQ(ParseEverything("color: Light_Blue").color(),
-            Everything::COLOR_LIGHT_BLUE);
+  EXPECT_EQ(ParseEverything("color: COLOR_LIGHT_BLUE").color(), Everything::COLOR_LIGHT_BLUE);
+  EXPECT_EQ(ParseEverything("color: light_blue").color(), Everything::COLOR_LIGHT_BLUE);
+  EXPECT_EQ(ParseEverything("color: Light_Blue").color(), Everything::COLOR_LIGHT_BLUE);
   EXPECT_EQ(ParseEverything("color: RED").color(), Everything::COLOR_RED);
   EXPECT_EQ(ParseEverything("color: color_red").color(), Everything::COLOR_RED);
   EXPECT_THAT(ParseEverything("colors: [red, COLOR_LIGHT_BLUE]").colors(),
-              testing::ElementsAre(Everything::COLOR_RED,
-                                   Everything::COLOR_LIGHT_BLUE));
+              testing::ElementsAre(Everything::COLOR_RED, Everything::COLOR_LIGHT_BLUE));
 }
 
 TEST(ConfigLoaderTest, RejectsIntegerAndUnknownEnumValues) {
-  EXPECT_EQ(EverythingError("color: 1"),
-            "test.yaml:1: color: unknown value \"1\"");
+  EXPECT_EQ(EverythingError("color: 1"), "test.yaml:1: color: unknown value \"1\"");
   EXPECT_EQ(EverythingError("colors: [red, blue]"),
             "test.yaml:1: colors[1]: unknown value \"blue\"");
 }
@@ -278,10 +267,8 @@ struct DurationCase {
 
 TEST(ConfigLoaderTest, ParsesDurationInEveryUnit) {
   const DurationCase cases[] = {
-      {"10ns", 0, 10},           {"100us", 0, 100'000},
-      {"250ms", 0, 250'000'000}, {"2s", 2, 0},
-      {"1.5m", 90, 0},           {"1h", 3600, 0},
-      {"0.5s", 0, 500'000'000},  {"0s", 0, 0},
+      {"10ns", 0, 10}, {"100us", 0, 100'000}, {"250ms", 0, 250'000'000}, {"2s", 2, 0},
+      {"1.5m", 90, 0}, {"1h", 3600, 0},       {"0.5s", 0, 500'000'000},  {"0s", 0, 0},
   };
   for (const DurationCase& c : cases) {
     SCOPED_TRACE(c.text);
@@ -296,15 +283,13 @@ TEST(ConfigLoaderTest, RejectsBadDurations) {
   EXPECT_EQ(EverythingError("timeout: 2"),
             "test.yaml:1: timeout: duration \"2\" needs a unit "
             "(ns, us, ms, s, m or h)");
-  EXPECT_EQ(EverythingError("timeout: -1s"),
-            "test.yaml:1: timeout: negative duration \"-1s\"");
+  EXPECT_EQ(EverythingError("timeout: -1s"), "test.yaml:1: timeout: negative duration \"-1s\"");
   for (const char* bad : {"abc", "5 s", "1x", "s", "inf", "1.2.3s"}) {
     SCOPED_TRACE(bad);
     EXPECT_THAT(EverythingError(std::string("timeout: ") + bad),
                 HasSubstr("timeout: invalid duration"));
   }
-  EXPECT_THAT(EverythingError("timeout: {seconds: 1}"),
-              HasSubstr("timeout: expected a duration"));
+  EXPECT_THAT(EverythingError("timeout: {seconds: 1}"), HasSubstr("timeout: expected a duration"));
 }
 
 TEST(ConfigLoaderTest, RejectsTwoMembersOfOneOneof) {
@@ -322,13 +307,11 @@ TEST(ConfigLoaderTest, AcceptsOneOneofMemberBesideANullOne) {
 TEST(ConfigLoaderTest, RejectsUnknownFieldNamingItAndItsLine) {
   EXPECT_EQ(EverythingError("text: a\ninner:\n  name: b\n  nmae: c\n"),
             "test.yaml:4: inner.nmae: unknown field");
-  EXPECT_EQ(EverythingError("colour: red"),
-            "test.yaml:1: colour: unknown field");
+  EXPECT_EQ(EverythingError("colour: red"), "test.yaml:1: colour: unknown field");
 }
 
 TEST(ConfigLoaderTest, RejectsDuplicateKeys) {
-  EXPECT_EQ(EverythingError("text: a\ntext: b\n"),
-            "test.yaml:2: text: duplicate field");
+  EXPECT_EQ(EverythingError("text: a\ntext: b\n"), "test.yaml:2: text: duplicate field");
   EXPECT_EQ(EverythingError("small_real: 1\nsmallReal: 2\n"),
             "test.yaml:2: smallReal: duplicate field");
   EXPECT_EQ(EverythingError("counts:\n  a: 1\n  a: 2\n"),
@@ -336,18 +319,13 @@ TEST(ConfigLoaderTest, RejectsDuplicateKeys) {
 }
 
 TEST(ConfigLoaderTest, RejectsWrongTypesNamingFieldAndExpectedType) {
-  EXPECT_EQ(EverythingError("text: {a: 1}"),
-            "test.yaml:1: text: expected string, got a mapping");
-  EXPECT_EQ(EverythingError("i32: abc"),
-            "test.yaml:1: i32: expected int32, got \"abc\"");
-  EXPECT_EQ(EverythingError("real: [1]"),
-            "test.yaml:1: real: expected double, got a sequence");
+  EXPECT_EQ(EverythingError("text: {a: 1}"), "test.yaml:1: text: expected string, got a mapping");
+  EXPECT_EQ(EverythingError("i32: abc"), "test.yaml:1: i32: expected int32, got \"abc\"");
+  EXPECT_EQ(EverythingError("real: [1]"), "test.yaml:1: real: expected double, got a sequence");
   EXPECT_EQ(EverythingError("flag: yes"),
             "test.yaml:1: flag: expected bool (true or false), got \"yes\"");
-  EXPECT_EQ(EverythingError("inner: 5"),
-            "test.yaml:1: inner: expected a mapping, got \"5\"");
-  EXPECT_EQ(EverythingError("numbers: 5"),
-            "test.yaml:1: numbers: expected a sequence, got \"5\"");
+  EXPECT_EQ(EverythingError("inner: 5"), "test.yaml:1: inner: expected a mapping, got \"5\"");
+  EXPECT_EQ(EverythingError("numbers: 5"), "test.yaml:1: numbers: expected a sequence, got \"5\"");
   EXPECT_EQ(EverythingError("counts: [1]"),
             "test.yaml:1: counts: expected a mapping, got a sequence");
   EXPECT_EQ(EverythingError("color: [red]"),
@@ -358,9 +336,8 @@ TEST(ConfigLoaderTest, RejectsWrongTypesNamingFieldAndExpectedType) {
 
 TEST(ConfigLoaderTest, ErrorPathIndexesNestedSequences) {
   RouterConfig config;
-  absl::Status status = ParseConfigText(
-      "models:\n  - name: m\n    capabilities: [chat, {a: b}]\n", "router.yaml",
-      &config);
+  absl::Status status = ParseConfigText("models:\n  - name: m\n    capabilities: [chat, {a: b}]\n",
+                                        "router.yaml", &config);
   EXPECT_EQ(status.message(),
             "router.yaml:3: models[0].capabilities[1]: expected string, "
             "got a mapping");
@@ -369,8 +346,7 @@ TEST(ConfigLoaderTest, ErrorPathIndexesNestedSequences) {
 TEST(ConfigLoaderTest, ErrorPathNamesMapEntry) {
   RouterConfig config;
   absl::Status status =
-      ParseConfigText("routes:\n  - name: r\n    weights: {a: 1, b: -1}\n",
-                      "router.yaml", &config);
+      ParseConfigText("routes:\n  - name: r\n    weights: {a: 1, b: -1}\n", "router.yaml", &config);
   EXPECT_EQ(status.message(),
             "router.yaml:3: routes[0].weights[\"b\"]: -1 is out of range for "
             "uint32");
@@ -383,17 +359,14 @@ TEST(ConfigLoaderTest, ChecksIntegerRanges) {
             "test.yaml:1: i64: 9223372036854775808 is out of range for int64");
   EXPECT_EQ(EverythingError("u32: 4294967296"),
             "test.yaml:1: u32: 4294967296 is out of range for uint32");
-  EXPECT_EQ(EverythingError("u64: -1"),
-            "test.yaml:1: u64: -1 is out of range for uint64");
-  EXPECT_EQ(EverythingError("i32: 1.5"),
-            "test.yaml:1: i32: expected int32, got \"1.5\"");
+  EXPECT_EQ(EverythingError("u64: -1"), "test.yaml:1: u64: -1 is out of range for uint64");
+  EXPECT_EQ(EverythingError("i32: 1.5"), "test.yaml:1: i32: expected int32, got \"1.5\"");
   EXPECT_EQ(EverythingError("small_real: 1e39"),
             "test.yaml:1: small_real: 1e39 is out of range for float");
 }
 
 TEST(ConfigLoaderTest, NullLeavesFieldUnset) {
-  Everything message =
-      ParseEverything("text: ~\ninner: null\ntimeout:\nnumbers: ~\n");
+  Everything message = ParseEverything("text: ~\ninner: null\ntimeout:\nnumbers: ~\n");
   EXPECT_EQ(message.text(), "");
   EXPECT_FALSE(message.has_inner());
   EXPECT_FALSE(message.has_timeout());
@@ -419,43 +392,36 @@ TEST(ConfigLoaderTest, SubstitutesEnvironmentVariablesInStringsAndBytes) {
 
 TEST(ConfigLoaderTest, UnsetEnvironmentVariableIsAnErrorNamingIt) {
   Everything message;
-  absl::Status status =
-      ParseConfigText("text: a\ninner: {name: \"${MISSING}\"}\n", "test.yaml",
-                      &message, FakeEnv({}));
+  absl::Status status = ParseConfigText("text: a\ninner: {name: \"${MISSING}\"}\n", "test.yaml",
+                                        &message, FakeEnv({}));
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(),
-            "test.yaml:2: inner.name: environment variable MISSING is not set");
+  EXPECT_EQ(status.message(), "test.yaml:2: inner.name: environment variable MISSING is not set");
 }
 
 TEST(ConfigLoaderTest, DoubleDollarIsALiteralReference) {
   Everything message;
-  ASSERT_TRUE(ParseConfigText("text: cost $5, $${HOME} and $$x", "test.yaml",
-                              &message, FakeEnv({}))
-                  .ok());
+  ASSERT_TRUE(
+      ParseConfigText("text: cost $5, $${HOME} and $$x", "test.yaml", &message, FakeEnv({})).ok());
   EXPECT_EQ(message.text(), "cost $5, ${HOME} and $$x");
 }
 
 TEST(ConfigLoaderTest, RejectsUnterminatedReference) {
   Everything message;
-  absl::Status status =
-      ParseConfigText("text: ${OPEN", "test.yaml", &message, FakeEnv({}));
+  absl::Status status = ParseConfigText("text: ${OPEN", "test.yaml", &message, FakeEnv({}));
   EXPECT_THAT(status.message(), HasSubstr("test.yaml:1: text: unterminated"));
 }
 
 TEST(ConfigLoaderTest, DoesNotSubstituteInMapKeys) {
   Everything message;
-  ASSERT_TRUE(ParseConfigText("counts: {\"${A}\": 1}", "test.yaml", &message,
-                              FakeEnv({}))
-                  .ok());
+  ASSERT_TRUE(ParseConfigText("counts: {\"${A}\": 1}", "test.yaml", &message, FakeEnv({})).ok());
   EXPECT_EQ(message.counts().at("${A}"), 1);
 }
 
 TEST(ConfigLoaderTest, DefaultLookupReadsProcessEnvironment) {
   ASSERT_EQ(setenv("FLOWORK_CONFIG_LOADER_TEST_VAR", "from-env", 1), 0);
   Everything message;
-  ASSERT_TRUE(ParseConfigText("text: ${FLOWORK_CONFIG_LOADER_TEST_VAR}",
-                              "test.yaml", &message)
-                  .ok());
+  ASSERT_TRUE(
+      ParseConfigText("text: ${FLOWORK_CONFIG_LOADER_TEST_VAR}", "test.yaml", &message).ok());
   EXPECT_EQ(message.text(), "from-env");
   unsetenv("FLOWORK_CONFIG_LOADER_TEST_VAR");
 }
@@ -522,8 +488,7 @@ TEST(ConfigLoaderTest, ClearsMessageFirstAndLeavesItClearedOnError) {
   EXPECT_EQ(message.i32(), 1);
 
   message.set_text("stale");
-  EXPECT_FALSE(
-      ParseConfigText("text: fine\nu32: -5\n", "test.yaml", &message).ok());
+  EXPECT_FALSE(ParseConfigText("text: fine\nu32: -5\n", "test.yaml", &message).ok());
   EXPECT_EQ(message.ByteSizeLong(), 0u);
 }
 
@@ -539,8 +504,7 @@ TEST(ConfigLoaderTest, LoadConfigFileReportsMissingFileAsNotFound) {
 
 TEST(ConfigLoaderTest, LoadConfigFileReportsDirectoryAsNotFound) {
   Everything message;
-  EXPECT_EQ(LoadConfigFile(testing::TempDir(), &message).code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(LoadConfigFile(testing::TempDir(), &message).code(), absl::StatusCode::kNotFound);
 }
 
 TEST(ConfigLoaderTest, LoadConfigFileParsesFileAndLabelsErrorsWithBaseName) {
@@ -560,8 +524,7 @@ TEST(ConfigLoaderTest, LoadConfigFileParsesFileAndLabelsErrorsWithBaseName) {
   }
   absl::Status status = LoadConfigFile(path, &config);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(),
-            "flowork-router-test.yaml:2: listen.htp: unknown field");
+  EXPECT_EQ(status.message(), "flowork-router-test.yaml:2: listen.htp: unknown field");
   std::remove(path.c_str());
 }
 

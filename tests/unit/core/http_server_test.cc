@@ -121,8 +121,7 @@ class RawClient {
     if (!head.has_value()) return std::nullopt;
     ClientResponse response;
     response.head = *head;
-    std::vector<std::string> lines =
-        absl::StrSplit(head->substr(0, head->size() - 4), "\r\n");
+    std::vector<std::string> lines = absl::StrSplit(head->substr(0, head->size() - 4), "\r\n");
     if (!absl::StartsWith(lines[0], "HTTP/1.1 ") ||
         !absl::SimpleAtoi(lines[0].substr(9, 3), &response.status)) {
       return std::nullopt;
@@ -232,8 +231,9 @@ std::string Get(std::string_view target, std::string_view extra_headers = "") {
 
 std::string Post(std::string_view target, std::string_view body,
                  std::string_view extra_headers = "") {
-  return absl::StrCat("POST ", std::string(target), " HTTP/1.1\r\nHost: test\r\nContent-Length: ",
-                      body.size(), "\r\n", std::string(extra_headers), "\r\n", std::string(body));
+  return absl::StrCat("POST ", std::string(target),
+                      " HTTP/1.1\r\nHost: test\r\nContent-Length: ", body.size(), "\r\n",
+                      std::string(extra_headers), "\r\n", std::string(body));
 }
 
 HttpResponse Text(int status, std::string body) {
@@ -563,9 +563,9 @@ TEST(HttpServerTest, ChunkedBodyGrowingOverLimitGets413) {
   auto server = StartServer(handler, options);
   ASSERT_NE(server, nullptr);
   RawClient client(server->port());
-  ASSERT_TRUE(client.Send(
-      "POST /upload HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
-      "a\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n"));
+  ASSERT_TRUE(
+      client.Send("POST /upload HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "a\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n"));
 
   std::optional<ClientResponse> response = client.ReadResponse();
   ASSERT_TRUE(response.has_value());
@@ -634,9 +634,9 @@ TEST(HttpServerTest, ExpectContinueWithBodyOverLimitGets413Instead) {
   auto server = StartServer(handler, options);
   ASSERT_NE(server, nullptr);
   RawClient client(server->port());
-  ASSERT_TRUE(client.Send(
-      "POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n"
-      "Expect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(
+      client.Send("POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n"
+                  "Expect: 100-continue\r\n\r\n"));
 
   std::optional<ClientResponse> response = client.ReadResponse();
   ASSERT_TRUE(response.has_value());
@@ -966,8 +966,8 @@ TEST(HttpServerTest, CountsAnsweredRequestsByStatusCode) {
 
 TEST(HttpServerTest, CreateRejectsBadAddresses) {
   PathEchoHandler handler;
-  for (const char* address : {"nonsense", "127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:http",
-                              "example.com:80"}) {
+  for (const char* address :
+       {"nonsense", "127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:http", "example.com:80"}) {
     HttpServerOptions options = TestOptions();
     options.address = address;
     absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Create(options, handler);
@@ -993,8 +993,7 @@ class PortHolder {
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t length = sizeof(address);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&address), length) == 0 &&
-        ::listen(fd_, 1) == 0 &&
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&address), length) == 0 && ::listen(fd_, 1) == 0 &&
         ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
       port_ = ntohs(address.sin_port);
     }

@@ -45,8 +45,7 @@ class EchoService final : public flowork::test::v1::EchoService::CallbackService
   }
 
   grpc::ServerUnaryReactor* EchoInner(grpc::CallbackServerContext* context,
-                                      const EchoRequest* request,
-                                      EchoResponse* response) override {
+                                      const EchoRequest* request, EchoResponse* response) override {
     *response = Reflect(*request);
     auto* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
@@ -107,7 +106,8 @@ class HttpTranscoderTest : public ::testing::Test {
 
   testing::ClientResponse Call(const std::string& method, const std::string& target,
                                const std::string& body = "") {
-    absl::StatusOr<testing::ClientResponse> response = HttpCall(http_->port(), method, target, body);
+    absl::StatusOr<testing::ClientResponse> response =
+        HttpCall(http_->port(), method, target, body);
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? *response : testing::ClientResponse{};
   }
@@ -184,7 +184,8 @@ TEST_F(HttpTranscoderTest, QueryParametersAreRefusedWhenTheBodyIsEverything) {
 TEST_F(HttpTranscoderTest, UnknownPathIs404AndWrongMethodIs405) {
   auto missing = Call("GET", "/v1/nothing/here");
   EXPECT_EQ(missing.status, 404);
-  EXPECT_EQ(missing.body, R"({"code":5,"message":"no route for GET /v1/nothing/here","details":[]})");
+  EXPECT_EQ(missing.body,
+            R"({"code":5,"message":"no route for GET /v1/nothing/here","details":[]})");
   auto wrong = Call("DELETE", "/v1/echo/x");
   EXPECT_EQ(wrong.status, 405);
 }
@@ -209,8 +210,9 @@ TEST_F(HttpTranscoderTest, StreamFailingAfterMessagesEndsWithAnErrorEvent) {
   auto r = Call("GET", "/v1/echo/s:stream?repeat=1&fail=true");
   EXPECT_EQ(r.status, 200);
   EXPECT_THAT(r.body, ::testing::StartsWith("data: {\"id\":\"s\",\"repeat\":1}\n\n"));
-  EXPECT_THAT(r.body, HasSubstr(
-                          "event: error\ndata: {\"code\":15,\"message\":\"broke late\",\"details\":[]}\n\n"));
+  EXPECT_THAT(
+      r.body,
+      HasSubstr("event: error\ndata: {\"code\":15,\"message\":\"broke late\",\"details\":[]}\n\n"));
 }
 
 TEST_F(HttpTranscoderTest, StreamFailingBeforeAnyMessageIsAPlainError) {

@@ -17,8 +17,8 @@ TEST(LoggingTest, FormatsTimestampLevelMessageAndFields) {
 }
 
 TEST(LoggingTest, QuotesValuesThatWouldBreakKeyValueParsing) {
-  std::string line = FormatLogLine(LogLevel::kError, "bad config",
-                                   {{"error", "a b=\"c\"\n"}, {"empty", ""}});
+  std::string line =
+      FormatLogLine(LogLevel::kError, "bad config", {{"error", "a b=\"c\"\n"}, {"empty", ""}});
   EXPECT_THAT(line, EndsWith(R"(error="a b=\"c\"\n" empty="")"));
 }
 

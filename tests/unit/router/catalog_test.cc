@@ -18,7 +18,8 @@ models:
   - {name: embedder, provider: local, capabilities: [embeddings]}
 routes:
   - {name: chat, candidates: [small], require: {capabilities: [chat]}}
-)yaml", "test.yaml", &config);
+)yaml",
+                                              "test.yaml", &config);
   EXPECT_TRUE(parsed.ok()) << parsed;
   return config;
 }

@@ -34,8 +34,7 @@ absl::Status ParseConfigText(std::string_view text, std::string_view source_name
 
 // Reads `path` and parses it as ParseConfigText does, labelling errors with
 // the file's base name. kNotFound when the file cannot be read.
-absl::Status LoadConfigFile(const std::string& path,
-                            google::protobuf::Message* message,
+absl::Status LoadConfigFile(const std::string& path, google::protobuf::Message* message,
                             const ConfigLoadOptions& options = {});
 
 }  // namespace flowork::core

@@ -78,8 +78,7 @@ class HttpResponseWriter {
 class HttpHandler {
  public:
   virtual ~HttpHandler() = default;
-  virtual void Handle(HttpRequest request,
-                      std::unique_ptr<HttpResponseWriter> writer) = 0;
+  virtual void Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) = 0;
 };
 
 // Routes exact (method, path) pairs to handlers and everything else to a
@@ -125,8 +124,8 @@ class HttpServer {
   // Binds and starts serving on background threads. `handler` is not owned
   // and must outlive the server. kInvalidArgument for a bad address,
   // kUnavailable when the address cannot be bound.
-  static absl::StatusOr<std::unique_ptr<HttpServer>> Create(
-      const HttpServerOptions& options, HttpHandler& handler);
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Create(const HttpServerOptions& options,
+                                                            HttpHandler& handler);
 
   // The port actually bound (useful with port 0).
   virtual int port() const = 0;

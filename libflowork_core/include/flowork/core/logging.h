@@ -40,8 +40,7 @@ absl::StatusOr<LogLevel> ParseLogLevel(std::string_view name);
 // Writes one line to stderr:
 //   2026-11-25T12:00:00.123Z info http server listening addr=127.0.0.1:2402
 // Thread-safe; a line is written with one write(2) so lines never interleave.
-void Log(LogLevel level, std::string_view message,
-         std::initializer_list<LogField> fields = {});
+void Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields = {});
 
 // The line Log() would write, without the trailing newline. For tests.
 std::string FormatLogLine(LogLevel level, std::string_view message,

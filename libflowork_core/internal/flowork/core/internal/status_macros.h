@@ -20,8 +20,7 @@
 
 // `lhs = value of expr`, or returns its status from the enclosing function.
 #define FLOWORK_ASSIGN_OR_RETURN(lhs, expr) \
-  FLOWORK_ASSIGN_OR_RETURN_IMPL_(           \
-      FLOWORK_STATUS_CONCAT_(flowork_statusor_, __LINE__), lhs, expr)
+  FLOWORK_ASSIGN_OR_RETURN_IMPL_(FLOWORK_STATUS_CONCAT_(flowork_statusor_, __LINE__), lhs, expr)
 
 #define FLOWORK_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
   auto statusor = (expr);                                   \

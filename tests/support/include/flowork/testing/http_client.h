@@ -21,10 +21,9 @@ struct ClientResponse {
 
 // Sends one request to 127.0.0.1:`port` on a new connection and reads the
 // whole response, within `timeout_ms`. Not for production use.
-absl::StatusOr<ClientResponse> HttpCall(int port, const std::string& method,
-                                        const std::string& target, const std::string& body = "",
-                                        std::vector<std::pair<std::string, std::string>> headers = {},
-                                        int timeout_ms = 10'000);
+absl::StatusOr<ClientResponse> HttpCall(
+    int port, const std::string& method, const std::string& target, const std::string& body = "",
+    std::vector<std::pair<std::string, std::string>> headers = {}, int timeout_ms = 10'000);
 
 }  // namespace flowork::testing
 

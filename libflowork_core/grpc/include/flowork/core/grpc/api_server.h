@@ -7,8 +7,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "flowork/core/http_server.h"
 #include "flowork/common/v1/common.pb.h"
+#include "flowork/core/http_server.h"
 #include "flowork/core/metrics.h"
 #include "grpcpp/impl/codegen/service_type.h"
 
@@ -67,8 +67,8 @@ class ApiServer {
 // non-loopback address while `allow_non_loopback` is false (a server that
 // cannot authenticate callers must not be reachable from the network).
 absl::StatusOr<ApiServerOptions> ApiServerOptionsFromConfig(
-    const flowork::common::v1::ListenConfig& listen,
-    const flowork::common::v1::HttpLimits& limits, bool allow_non_loopback);
+    const flowork::common::v1::ListenConfig& listen, const flowork::common::v1::HttpLimits& limits,
+    bool allow_non_loopback);
 
 }  // namespace flowork::core
 
