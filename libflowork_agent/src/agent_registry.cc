@@ -14,8 +14,6 @@ bool IsValidName(const std::string& name) {
   return true;
 }
 
-}  // namespace
-
 absl::Status CheckName(const std::string& name, const std::string& field) {
   if (!IsValidName(name)) {
     return absl::InvalidArgumentError(
@@ -23,6 +21,8 @@ absl::Status CheckName(const std::string& name, const std::string& field) {
   }
   return absl::OkStatus();
 }
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<AgentRegistry>> AgentRegistry::Create(
     const std::vector<v1::AgentSpec>& specs) {

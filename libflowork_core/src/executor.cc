@@ -28,8 +28,8 @@ class ThreadPoolExecutor final : public Executor {
   }
 
   void Schedule(absl::AnyInvocable<void() &&> work) override {
+    // Also while the destructor drains: the workers run the queue dry.
     absl::MutexLock lock(&mu_);
-    if (stopping_) return;
     queue_.push_back(std::move(work));
   }
 

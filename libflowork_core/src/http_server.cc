@@ -58,6 +58,9 @@ void HttpRouter::SetFallback(HttpHandler& handler) { fallback_ = &handler; }
 
 void HttpRouter::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) {
   auto it = routes_.find(absl::StrCat(request.method, " ", ToAbsl(request.path())));
+  if (it == routes_.end() && request.method == "HEAD") {
+    it = routes_.find(absl::StrCat("GET ", ToAbsl(request.path())));
+  }
   if (it != routes_.end()) return it->second->Handle(std::move(request), std::move(writer));
   if (fallback_ != nullptr) return fallback_->Handle(std::move(request), std::move(writer));
   HttpResponse response;
@@ -109,6 +112,7 @@ class Worker {
 
  public:
   std::optional<tcp::acceptor> acceptor;
+  std::optional<asio::steady_timer> accept_retry;  // Backs off when out of descriptors.
   std::thread thread;
   // Connections of this loop; touched only on its thread.
   absl::flat_hash_set<std::shared_ptr<Connection>> connections;
@@ -152,6 +156,7 @@ class ServerImpl final : public HttpServer {
   int port_ = 0;
   bool started_ = false;
   std::vector<std::shared_ptr<Worker>> workers_;
+  absl::Mutex shutdown_mu_;
   absl::Mutex mu_;
   int open_connections_ ABSL_GUARDED_BY(mu_) = 0;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
@@ -218,6 +223,8 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     worker_->connections.erase(self);
     if (response_pending && on_cancel_) std::move(on_cancel_)();
     on_cancel_ = nullptr;
+    NotifyWritten(outbox_callbacks_, false);
+    NotifyWritten(writing_callbacks_, false);
   }
 
   // The writer's operations, run on this connection's loop. `seq` names the
@@ -225,10 +232,10 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   void Send(uint64_t seq, HttpResponse response) {
     if (!Current(seq) || response_started_) return;
     response_started_ = true;
-    response_status_ = response.status;
+    server_.CountResponse(response.status);
     outbox_.push_back(
         ResponseHead(response.status, response.headers, keep_alive_, response.body.size()));
-    if (!response.body.empty()) outbox_.push_back(std::move(response.body));
+    if (!response.body.empty() && !head_request_) outbox_.push_back(std::move(response.body));
     response_complete_ = true;
     Flush();
   }
@@ -236,22 +243,29 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   void StartStream(uint64_t seq, int status, const HttpHeaders& headers) {
     if (!Current(seq) || response_started_) return;
     response_started_ = true;
-    response_status_ = status;
+    server_.CountResponse(status);
     outbox_.push_back(ResponseHead(status, headers, keep_alive_, std::nullopt));
     Flush();
   }
 
-  void Write(uint64_t seq, std::string chunk) {
-    if (!Current(seq) || !response_started_ || response_complete_ || chunk.empty()) return;
-    outbox_.push_back(absl::StrCat(absl::Hex(chunk.size()), "\r\n"));
-    chunk.append("\r\n");
-    outbox_.push_back(std::move(chunk));
+  // `on_written` (may be empty) learns whether the chunk reached the socket.
+  void Write(uint64_t seq, std::string chunk, absl::AnyInvocable<void(bool) &&> on_written) {
+    if (!Current(seq) || !response_started_ || response_complete_) {
+      if (on_written) std::move(on_written)(false);
+      return;
+    }
+    if (!chunk.empty() && !head_request_) {
+      outbox_.push_back(absl::StrCat(absl::Hex(chunk.size()), "\r\n"));
+      chunk.append("\r\n");
+      outbox_.push_back(std::move(chunk));
+    }
+    if (on_written) outbox_callbacks_.push_back(std::move(on_written));
     Flush();
   }
 
   void Finish(uint64_t seq) {
     if (!Current(seq) || !response_started_ || response_complete_) return;
-    outbox_.push_back("0\r\n\r\n");
+    if (!head_request_) outbox_.push_back("0\r\n\r\n");
     response_complete_ = true;
     Flush();
   }
@@ -382,18 +396,29 @@ class Connection final : public std::enable_shared_from_this<Connection> {
       read_after_watch_ = false;
       return ReadHeader();
     }
-    if (ec) return Close();  // The client left: fires OnCancel.
+    // EOF or reset: the client left. A client that only half-closed after
+    // sending looks the same; like nginx, treat it as gone (fires OnCancel).
+    if (ec) return Close();
     WatchForDisconnect();
+  }
+
+  static void NotifyWritten(std::vector<absl::AnyInvocable<void(bool) &&>>& callbacks, bool ok) {
+    auto pending = std::move(callbacks);
+    callbacks.clear();
+    for (auto& callback : pending) std::move(callback)(ok);
   }
 
   void Flush() {
     if (state_ == State::kClosed || write_in_flight_) return;
     if (outbox_.empty()) {
-      if (response_complete_) OnResponseDone();
+      NotifyWritten(outbox_callbacks_, true);  // Nothing to send (HEAD).
+      if (response_complete_ && state_ == State::kResponding) OnResponseDone();
       return;
     }
     writing_.clear();
     std::swap(writing_, outbox_);
+    writing_callbacks_ = std::move(outbox_callbacks_);
+    outbox_callbacks_.clear();
     buffers_.clear();
     for (const std::string& piece : writing_) buffers_.push_back(asio::buffer(piece));
     write_in_flight_ = true;
@@ -405,12 +430,13 @@ class Connection final : public std::enable_shared_from_this<Connection> {
       // The write's timeout must not fire on the watch read
       // while the handler takes its time.
       self->stream_.expires_never();
+      NotifyWritten(self->writing_callbacks_, true);
+      if (self->state_ == State::kClosed) return;  // A callback closed it.
       self->Flush();
     });
   }
 
   void OnResponseDone() {
-    server_.CountResponse(response_status_);
     on_cancel_ = nullptr;
     if (keep_alive_ && !worker_->draining) {
       if (!watching_) return ReadHeader();
@@ -435,12 +461,15 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   uint64_t seq_ = 0;
   bool response_started_ = false;
   bool response_complete_ = false;
-  int response_status_ = 0;
   bool write_in_flight_ = false;
   bool watching_ = false;
   bool read_after_watch_ = false;
+  bool head_request_ = false;  // HEAD: heads only, never a body.
   std::deque<std::string> outbox_;
   std::deque<std::string> writing_;
+  // Called once the chunks queued with them are written (or dropped).
+  std::vector<absl::AnyInvocable<void(bool) &&>> outbox_callbacks_;
+  std::vector<absl::AnyInvocable<void(bool) &&>> writing_callbacks_;
   std::vector<asio::const_buffer> buffers_;
   absl::AnyInvocable<void() &&> on_cancel_;
 };
@@ -476,11 +505,27 @@ class ResponseWriterImpl final : public HttpResponseWriter {
         this_closed->store(true, std::memory_order_relaxed);
         return;
       }
-      c->Write(seq, std::move(chunk));
+      c->Write(seq, std::move(chunk), nullptr);
     });
     // Not queued: the server has shut down, so the connection is gone.
     if (!queued) closed_.store(true, std::memory_order_relaxed);
     return !closed_.load(std::memory_order_relaxed);
+  }
+
+  void WriteAndNotify(std::string chunk, absl::AnyInvocable<void(bool) &&> on_written) override {
+    auto shared = std::make_shared<absl::AnyInvocable<void(bool) &&>>(std::move(on_written));
+    const bool queued = connection_->worker().Run([closed = closed_ptr_, c = connection_,
+                                                   seq = seq_, chunk = std::move(chunk),
+                                                   shared]() mutable {
+      c->Write(seq, std::move(chunk), [closed, shared](bool ok) {
+        if (!ok) closed->store(true, std::memory_order_relaxed);
+        std::move (*shared)(ok);
+      });
+    });
+    if (!queued) {
+      closed_.store(true, std::memory_order_relaxed);
+      std::move (*shared)(false);
+    }
   }
 
   void Finish() override {
@@ -512,6 +557,7 @@ void Connection::OnRequest() {
   keep_alive_ = keep_alive_ && message.keep_alive() && !worker_->draining;
   HttpRequest request;
   request.method = std::string(message.method_string());
+  head_request_ = message.method() == http::verb::head;
   request.target = std::string(message.target());
   request.headers.reserve(std::distance(message.begin(), message.end()));
   for (const auto& field : message) {
@@ -538,6 +584,21 @@ absl::Status ServerImpl::Start(const tcp::endpoint& endpoint, int threads) {
   // The first acceptor binds the configured port; the others share the one it
   // got (which differs when the configured port is 0).
   port_ = endpoint.port();
+  if (port_ != 0) {
+    // SO_REUSEPORT would let us share a port another server already holds
+    // (and split its traffic): make sure nobody has it first.
+    asio::io_context probe_context;
+    tcp::acceptor probe(probe_context);
+    beast::error_code ec;
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) probe.bind(endpoint, ec);
+    if (ec) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ",
+                                                 endpoint.address().to_string(), ":", port_, ": ",
+                                                 ec.message()));
+    }
+  }
   for (int i = 0; i < threads; ++i) {
     auto worker = std::make_shared<Worker>(*this);
     beast::error_code ec;
@@ -576,14 +637,23 @@ void ServerImpl::Accept(const std::shared_ptr<Worker>& worker) {
       auto connection = std::make_shared<Connection>(std::move(socket), worker);
       worker->connections.insert(connection);
       connection->Start();
-    } else if (ec == asio::error::no_descriptors) {
-      Log(LogLevel::kWarning, "http accept failed", {{"error", ec.message()}});
+    } else if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+               ec == asio::error::no_memory) {
+      // Out of descriptors: back off instead of spinning on accept.
+      Log(LogLevel::kWarning, "http accept failed; retrying in 100ms", {{"error", ec.message()}});
+      worker->accept_retry.emplace(worker->context(), std::chrono::milliseconds(100));
+      worker->accept_retry->async_wait([this, worker](beast::error_code wait_ec) {
+        if (!wait_ec && worker->acceptor->is_open() && !worker->draining) Accept(worker);
+      });
+      return;
     }
     Accept(worker);
   });
 }
 
 void ServerImpl::Shutdown(absl::Duration grace) {
+  // Held throughout, so a second caller returns only once the server is down.
+  absl::MutexLock shutdown_lock(&shutdown_mu_);
   {
     absl::MutexLock lock(&mu_);
     if (shut_down_) return;
@@ -595,6 +665,7 @@ void ServerImpl::Shutdown(absl::Duration grace) {
       w->draining = true;
       beast::error_code ec;
       w->acceptor->close(ec);
+      if (w->accept_retry) w->accept_retry->cancel();
       auto connections = w->connections;  // Drain may erase.
       for (auto& c : connections) c->Drain();
     });

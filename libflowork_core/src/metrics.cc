@@ -5,6 +5,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "flowork/core/logging.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -45,28 +46,62 @@ class PromHistogram final : public Histogram {
   prometheus::Histogram& histogram_;
 };
 
+// Stands in for a metric prometheus-cpp refused (bad name, or a name reused
+// with another kind), so a mistake costs a log line, not the process.
+class NullMetric final : public Counter, public Gauge, public Histogram {
+ public:
+  void Increment(double) override {}
+  void Set(double) override {}
+  void Add(double) override {}
+  void Observe(double) override {}
+  double Value() const override { return 0; }
+};
+
+NullMetric& Null() {
+  static NullMetric* const null = new NullMetric();
+  return *null;
+}
+
 class PromRegistry final : public MetricsRegistry {
  public:
   Counter& GetCounter(std::string_view name, std::string_view help,
                       const MetricLabels& labels) override {
     absl::MutexLock lock(&mu_);
-    auto& family = Family<prometheus::Counter>(name, help, counters_);
-    return Wrap<PromCounter>(family.Add(labels), counter_wrappers_);
+    auto* family = Family<prometheus::Counter>(name, help, counters_);
+    if (family == nullptr) return Null();
+    try {
+      return Wrap<PromCounter>(family->Add(labels), counter_wrappers_);
+    } catch (const std::exception& e) {
+      Log(LogLevel::kError, "metric refused", {{"name", std::string(name)}, {"error", e.what()}});
+      return Null();
+    }
   }
 
   Gauge& GetGauge(std::string_view name, std::string_view help,
                   const MetricLabels& labels) override {
     absl::MutexLock lock(&mu_);
-    auto& family = Family<prometheus::Gauge>(name, help, gauges_);
-    return Wrap<PromGauge>(family.Add(labels), gauge_wrappers_);
+    auto* family = Family<prometheus::Gauge>(name, help, gauges_);
+    if (family == nullptr) return Null();
+    try {
+      return Wrap<PromGauge>(family->Add(labels), gauge_wrappers_);
+    } catch (const std::exception& e) {
+      Log(LogLevel::kError, "metric refused", {{"name", std::string(name)}, {"error", e.what()}});
+      return Null();
+    }
   }
 
   Histogram& GetHistogram(std::string_view name, std::string_view help,
                           const std::vector<double>& bucket_bounds,
                           const MetricLabels& labels) override {
     absl::MutexLock lock(&mu_);
-    auto& family = Family<prometheus::Histogram>(name, help, histograms_);
-    return Wrap<PromHistogram>(family.Add(labels, bucket_bounds), histogram_wrappers_);
+    auto* family = Family<prometheus::Histogram>(name, help, histograms_);
+    if (family == nullptr) return Null();
+    try {
+      return Wrap<PromHistogram>(family->Add(labels, bucket_bounds), histogram_wrappers_);
+    } catch (const std::exception& e) {
+      Log(LogLevel::kError, "metric refused", {{"name", std::string(name)}, {"error", e.what()}});
+      return Null();
+    }
   }
 
   std::string TextExposition() const override {
@@ -81,17 +116,24 @@ class PromRegistry final : public MetricsRegistry {
   template <typename W>
   using Wrappers = absl::flat_hash_map<const void*, std::unique_ptr<W>>;
 
+  // The family of that name, registered on first use; null (and logged) when
+  // prometheus-cpp refuses it.
   template <typename M>
-  prometheus::Family<M>& Family(std::string_view name, std::string_view help, Families<M>& families)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    auto [it, inserted] = families.try_emplace(std::string(name), nullptr);
-    if (inserted) {
-      it->second = &prometheus::detail::Builder<M>()
-                        .Name(std::string(name))
-                        .Help(std::string(help))
-                        .Register(registry_);
+  prometheus::Family<M>* Family(std::string_view name, std::string_view help,
+                                Families<M>& families) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = families.find(std::string(name));
+    if (it != families.end()) return it->second;
+    try {
+      auto* family = &prometheus::detail::Builder<M>()
+                          .Name(std::string(name))
+                          .Help(std::string(help))
+                          .Register(registry_);
+      families.emplace(std::string(name), family);
+      return family;
+    } catch (const std::exception& e) {
+      Log(LogLevel::kError, "metric refused", {{"name", std::string(name)}, {"error", e.what()}});
+      return nullptr;
     }
-    return *it->second;
   }
 
   // One wrapper per prometheus metric, so repeated Get* calls return the same object.

@@ -23,6 +23,8 @@ sigset_t TerminationSignals() {
 void BlockTerminationSignals() {
   sigset_t set = TerminationSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // A closed stderr (or socket) must not kill the process mid-drain.
+  signal(SIGPIPE, SIG_IGN);
 }
 
 int WaitForTerminationSignal() {

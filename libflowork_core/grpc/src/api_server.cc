@@ -115,6 +115,8 @@ absl::Status ApiServerImpl::Start(const ApiServerOptions& options,
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // Never share a port another server holds (gRPC sets SO_REUSEPORT by default).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(), &grpc_port_);
   for (const ApiService& s : services) builder.RegisterService(s.service);
   grpc_ = builder.BuildAndStart();

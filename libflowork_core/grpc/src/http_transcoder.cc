@@ -47,6 +47,38 @@ HttpResponse JsonError(const absl::Status& status) {
           .body = StatusToJson(status)};
 }
 
+// Proto3 strings must be UTF-8; a path or query value may be anything.
+bool IsValidUtf8(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    size_t length;
+    unsigned char low = 0x80, high = 0xBF;  // Range of the second byte.
+    if (c < 0x80) {
+      length = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      length = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      length = 3;
+      if (c == 0xE0) low = 0xA0;   // Overlong.
+      if (c == 0xED) high = 0x9F;  // Surrogates.
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      length = 4;
+      if (c == 0xF0) low = 0x90;   // Overlong.
+      if (c == 0xF4) high = 0x8F;  // Beyond U+10FFFF.
+    } else {
+      return false;
+    }
+    if (i + length > text.size()) return false;
+    for (size_t k = 1; k < length; ++k) {
+      const unsigned char next = static_cast<unsigned char>(text[i + k]);
+      if (next < (k == 1 ? low : 0x80) || next > (k == 1 ? high : 0xBF)) return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
 absl::Status SetScalarFromString(protobuf::Message& message, const protobuf::FieldDescriptor& field,
                                  absl::string_view value, absl::string_view path) {
   const protobuf::Reflection& r = *message.GetReflection();
@@ -57,6 +89,9 @@ absl::Status SetScalarFromString(protobuf::Message& message, const protobuf::Fie
   };
   switch (field.cpp_type()) {
     case protobuf::FieldDescriptor::CPPTYPE_STRING:
+      if (field.type() == protobuf::FieldDescriptor::TYPE_STRING && !IsValidUtf8(value)) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ": not valid UTF-8"));
+      }
       repeated ? r.AddString(&message, &field, std::string(value))
                : r.SetString(&message, &field, std::string(value));
       return absl::OkStatus();
@@ -342,11 +377,18 @@ class StreamingCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
       writer_->StartStream(200,
                            {{"Content-Type", "text/event-stream"}, {"Cache-Control", "no-cache"}});
     }
-    if (!writer_->Write(SseEvent("", *json))) {
-      context_.TryCancel();  // The client left.
-      return;
-    }
-    StartRead(&response_);
+    // Read the next message only once this one is on the socket, so a slow
+    // client slows the stream down instead of piling it up in memory.
+    // The hold keeps OnDone (which frees this) from running meanwhile.
+    AddHold();
+    writer_->WriteAndNotify(SseEvent("", *json), [this](bool written) {
+      if (written) {
+        StartRead(&response_);
+      } else {
+        context_.TryCancel();  // The client left.
+      }
+      RemoveHold();
+    });
   }
 
   void OnDone(const grpc::Status& status) override {

@@ -316,6 +316,9 @@ class RecordingWriter final : public HttpResponseWriter {
   void Send(HttpResponse response) override { sent_ = std::move(response); }
   void StartStream(int status, HttpHeaders headers) override {}
   bool Write(std::string chunk) override { return true; }
+  void WriteAndNotify(std::string chunk, absl::AnyInvocable<void(bool) &&> on_written) override {
+    std::move(on_written)(true);
+  }
   void Finish() override {}
   void OnCancel(absl::AnyInvocable<void() &&> callback) override {}
 
@@ -1042,6 +1045,79 @@ TEST(HttpServerTest, CreateReportsUnavailableWhenThePortIsTaken) {
   absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Create(options, handler);
   EXPECT_EQ(server.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(server.status().message()), HasSubstr(absl::StrCat(taken.port())));
+}
+
+TEST(HttpServerTest, RefusesAPortAnotherReusePortServerHolds) {
+  PathEchoHandler handler;
+  auto first = StartServer(handler);
+  ASSERT_NE(first, nullptr);
+  HttpServerOptions options = TestOptions();
+  options.address = absl::StrCat("127.0.0.1:", first->port());
+  absl::StatusOr<std::unique_ptr<HttpServer>> second = HttpServer::Create(options, handler);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(HttpServerTest, HeadGetsTheHeadersOfGetWithoutABody) {
+  PathEchoHandler echo;
+  HttpRouter router;
+  router.Add("GET", "/thing", echo);
+  auto server = StartServer(router);
+  ASSERT_NE(server, nullptr);
+  RawClient client(server->port());
+  ASSERT_TRUE(client.Send("HEAD /thing HTTP/1.1\r\nHost: x\r\n\r\n" + Get("/thing")));
+  std::optional<ClientResponse> head = client.ReadHead();
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->Header("Content-Length"), "6");
+  // The next bytes on the connection are the GET's response, not a body.
+  std::optional<ClientResponse> get = client.ReadResponse();
+  ASSERT_TRUE(get.has_value());
+  EXPECT_EQ(get->body, "/thing");
+}
+
+TEST(HttpServerTest, WriteAndNotifyReportsEachChunkOnceWritten) {
+  ParkingHandler handler;
+  auto server = StartServer(handler);
+  ASSERT_NE(server, nullptr);
+  RawClient client(server->port());
+  ASSERT_TRUE(client.Send(Get("/stream")));
+  std::optional<ParkedRequest> parked = handler.Take();
+  ASSERT_TRUE(parked.has_value());
+  parked->writer->StartStream(200, {});
+  absl::Notification written;
+  bool ok = false;
+  parked->writer->WriteAndNotify("one", [&](bool result) {
+    ok = result;
+    written.Notify();
+  });
+  ASSERT_TRUE(written.WaitForNotificationWithTimeout(kWait));
+  EXPECT_TRUE(ok);
+  ASSERT_TRUE(client.ReadHead().has_value());
+  EXPECT_EQ(client.ReadChunk(), "one");
+  parked->writer->Finish();
+}
+
+TEST(HttpServerTest, WriteAndNotifyReportsFalseOnceTheClientIsGone) {
+  ParkingHandler handler;
+  auto server = StartServer(handler);
+  ASSERT_NE(server, nullptr);
+  auto client = std::make_unique<RawClient>(server->port());
+  ASSERT_TRUE(client->Send(Get("/stream")));
+  std::optional<ParkedRequest> parked = handler.Take();
+  ASSERT_TRUE(parked.has_value());
+  absl::Notification cancelled;
+  parked->writer->OnCancel([&] { cancelled.Notify(); });
+  parked->writer->StartStream(200, {});
+  client.reset();
+  ASSERT_TRUE(cancelled.WaitForNotificationWithTimeout(kWait));
+  absl::Notification written;
+  bool ok = true;
+  parked->writer->WriteAndNotify("late", [&](bool result) {
+    ok = result;
+    written.Notify();
+  });
+  ASSERT_TRUE(written.WaitForNotificationWithTimeout(kWait));
+  EXPECT_FALSE(ok);
 }
 
 }  // namespace

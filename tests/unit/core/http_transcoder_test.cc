@@ -176,6 +176,13 @@ TEST_F(HttpTranscoderTest, BadQueryValueAndUnknownQueryParameterAre400) {
   EXPECT_THAT(unknown.body, HasSubstr("query parameter colour"));
 }
 
+TEST_F(HttpTranscoderTest, InvalidUtf8InAPathVariableIs400) {
+  auto r = Call("GET", "/v1/echo/%ff%fe");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, R"({"code":3,"message":"id: not valid UTF-8","details":[]})");
+  EXPECT_EQ(Call("GET", "/v1/echo/caf%C3%A9").status, 200);
+}
+
 TEST_F(HttpTranscoderTest, QueryParametersAreRefusedWhenTheBodyIsEverything) {
   auto r = Call("POST", "/v1/echo/x?text=a", "{}");
   EXPECT_EQ(r.status, 400);

@@ -14,8 +14,8 @@ class Executor {
  public:
   virtual ~Executor() = default;
 
-  // Runs `work` once, later, on one of the executor's threads. Work scheduled
-  // after shutdown began is dropped (destroyed without running).
+  // Runs `work` exactly once, later, on one of the executor's threads. Work
+  // may schedule more work, also while the executor is being destroyed.
   virtual void Schedule(absl::AnyInvocable<void() &&> work) = 0;
 };
 

@@ -63,6 +63,12 @@ class HttpResponseWriter {
   // gone (the chunk is dropped): stop producing.
   virtual bool Write(std::string chunk) = 0;
 
+  // Like Write, then calls `on_written` once, on the connection's thread:
+  // true when the chunk has been handed to the socket, false when it was
+  // dropped because the client is gone. A producer that waits for it before
+  // making the next chunk never lets a slow client pile data up in memory.
+  virtual void WriteAndNotify(std::string chunk, absl::AnyInvocable<void(bool) &&> on_written) = 0;
+
   // Ends a started stream.
   virtual void Finish() = 0;
 
@@ -82,7 +88,8 @@ class HttpHandler {
 };
 
 // Routes exact (method, path) pairs to handlers and everything else to a
-// fallback (404 JSON error when none). Configure before serving; Handle is
+// fallback (404 JSON error when none). HEAD is served by the GET route when
+// it has none of its own (the server sends no body for HEAD). Configure before serving; Handle is
 // then read-only and thread-safe. Handlers are not owned and must outlive it.
 class HttpRouter final : public HttpHandler {
  public:
@@ -115,8 +122,9 @@ struct HttpServerOptions {
 };
 
 // An HTTP/1.1 server on Boost.Beast: keep-alive, TCP_NODELAY, bounded
-// headers/bodies, idle timeouts, chunked streaming, graceful drain.
-// Thread-safe.
+// headers/bodies, idle timeouts, chunked streaming, graceful drain. A client
+// that closes its connection (or, as nginx also reads it, half-closes) while
+// a handler is still working cancels the request (OnCancel). Thread-safe.
 class HttpServer {
  public:
   virtual ~HttpServer() = default;
@@ -132,7 +140,9 @@ class HttpServer {
 
   // Stops accepting, closes idle connections, lets responses in progress
   // finish for up to `grace`, then closes the rest and joins the threads.
-  // Idempotent; the destructor calls it with a zero grace.
+  // Idempotent: a concurrent second call waits for the first. Must not be
+  // called from a handler (an I/O thread). The destructor calls it with a
+  // zero grace.
   virtual void Shutdown(absl::Duration grace) = 0;
 };
 

@@ -38,7 +38,9 @@ class Histogram {
 
 // The metrics of one server, exposed in Prometheus text format on /metrics.
 // Metrics returned by the Get* methods live as long as the registry; asking
-// again for the same name and labels returns the same object. Thread-safe.
+// again for the same name and labels returns the same object. A metric the
+// exposition format refuses (bad name or label, a name reused for another
+// kind) is logged and replaced by one that records nothing. Thread-safe.
 class MetricsRegistry {
  public:
   virtual ~MetricsRegistry() = default;

@@ -6,7 +6,9 @@
 namespace flowork::core {
 
 // Blocks SIGINT and SIGTERM in the calling thread and every thread it starts
-// afterwards, so WaitForTerminationSignal() can take them. Call first in main.
+// afterwards, so WaitForTerminationSignal() can take them, and ignores
+// SIGPIPE (a closed stderr or socket must not kill a server mid-drain).
+// Call first in main.
 void BlockTerminationSignals();
 
 // Waits until SIGINT or SIGTERM arrives; returns the signal number.
