@@ -1,0 +1,78 @@
+#ifndef FLOWORK_ROUTER_ATTEMPT_PLAN_H_
+#define FLOWORK_ROUTER_ATTEMPT_PLAN_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "flowork/router/endpoint_stats.h"
+#include "flowork/router/v1/config.pb.h"
+
+namespace flowork::router {
+
+// One model on one provider, as the plan offers it. Points into the config
+// snapshot the plan holds; valid as long as the plan.
+struct Endpoint {
+  const v1::Model* model = nullptr;
+  const v1::Provider* provider = nullptr;
+  EndpointState* state = nullptr;  // Its live stats; same object across reloads.
+};
+
+// Why a candidate was dropped (kKept if it was not).
+enum class DropReason {
+  kKept,
+  kMissingCapability,     // detail: the capability.
+  kContextTooSmall,       // number: context window, needed: tokens needed.
+  kZoneNotAllowedByRoute,
+  kZoneNotAllowedByKey,
+  kZoneNotAllowedByHeader,
+  kOverCostCeiling,       // number: estimated USD, needed: ceiling USD.
+  kCircuitOpen,           // until.
+  kProbeInFlight,
+  kCoolingDown,           // until.
+};
+
+// The verdict on one candidate, in the route's candidate order.
+struct CandidateDecision {
+  Endpoint endpoint;
+  DropReason reason = DropReason::kKept;
+  std::string detail;   // The capability, or the candidate's zone.
+  std::string subject;  // The key (kZoneNotAllowedByKey) or route (...ByRoute).
+  double number = 0;    // See DropReason.
+  double needed = 0;    // See DropReason.
+  absl::Time until;     // kCircuitOpen, kCoolingDown.
+
+  bool kept() const { return reason == DropReason::kKept; }
+  // "kept", or why not: "zone remote not allowed for key team-a",
+  // "context 8192 < needed 9000", "circuit open until 2026-...".
+  std::string Explain() const;
+};
+
+// The endpoints to try for one request, best first, with the verdict on
+// every candidate. Built by Policy::Plan; a value that keeps the config
+// snapshot it points into alive. Not thread-safe to mutate; const use is.
+struct AttemptPlan {
+  // The route (or model) the request named.
+  std::string target;
+  // How the candidates were ordered ("least_latency", ...).
+  std::string objective;
+  uint64_t seed = 0;
+  // Kept endpoints, best first.
+  std::vector<Endpoint> attempts;
+  // Every candidate, kept or dropped, in configuration order.
+  std::vector<CandidateDecision> decisions;
+  // The route's retry and fallback settings (defaults filled in).
+  v1::RetryPolicy retry;
+  v1::FallbackPolicy fallback;
+  // Keeps the snapshot behind the pointers alive.
+  std::shared_ptr<const void> snapshot;
+
+  // One line per candidate: "llama-3.1-8b@local-vllm: kept", ...
+  std::string Explain() const;
+};
+
+}  // namespace flowork::router
+
+#endif  // FLOWORK_ROUTER_ATTEMPT_PLAN_H_
