@@ -11,6 +11,7 @@
 #include "flowork/core/process.h"
 #include "flowork/router/catalog.h"
 #include "flowork/router/grpc/router_service.h"
+#include "flowork/router/policy.h"
 #include "flowork/router/router_config.h"
 
 ABSL_FLAG(std::string, config, "", "YAML or JSON config file; empty = embedded defaults");
@@ -50,8 +51,10 @@ int main(int argc, char** argv) {
                                                 /*allow_non_loopback=*/false);
   if (!options.ok()) return Fail("invalid configuration", options.status());
 
+  auto policy = flowork::router::PolicyEngine::Create(*config, flowork::core::Clock::Real());
+  if (!policy.ok()) return Fail("invalid configuration", policy.status());
   flowork::router::Catalog catalog(*config);
-  flowork::router::RouterServiceImpl router_service(catalog);
+  flowork::router::RouterServiceImpl router_service(catalog, **policy);
   auto server = flowork::core::ApiServer::Create(
       *options, {{&router_service, "flowork.router.v1.RouterService"}});
   if (!server.ok()) return Fail("cannot start", server.status());

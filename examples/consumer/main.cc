@@ -8,6 +8,7 @@
 #include "flowork/core/grpc/api_server.h"
 #include "flowork/router/catalog.h"
 #include "flowork/router/grpc/router_service.h"
+#include "flowork/router/policy.h"
 
 int main() {
   flowork::router::v1::RouterConfig config;
@@ -20,8 +21,13 @@ models: [{name: small, provider: local, capabilities: [chat]}]
     std::fprintf(stderr, "config: %s\n", std::string(parsed.message()).c_str());
     return 1;
   }
+  auto policy = flowork::router::PolicyEngine::Create(config, flowork::core::Clock::Real());
+  if (!policy.ok()) {
+    std::fprintf(stderr, "policy: %s\n", std::string(policy.status().message()).c_str());
+    return 1;
+  }
   flowork::router::Catalog catalog(config);
-  flowork::router::RouterServiceImpl service(catalog);
+  flowork::router::RouterServiceImpl service(catalog, **policy);
   flowork::core::ApiServerOptions options;
   options.http.address = "127.0.0.1:0";
   options.http.threads = 1;

@@ -80,6 +80,39 @@ TEST(RouterServerTest, ListModelsOverHttpEqualsGrpc) {
   EXPECT_EQ(http->body, ToJson(response));
 }
 
+TEST(RouterServerTest, ExplainsARouteOverHttpWithEveryVerdict) {
+  ServerProcess server = StartServer(FLOWORK_ROUTER_BIN, kRouterConfig);
+  auto http = HttpCall(server.http_port(), "POST", "/v1/router/explain",
+                       R"({"model":"chat","estimatedPromptTokens":100,"seed":"7"})");
+  ASSERT_TRUE(http.ok()) << http.status();
+  EXPECT_EQ(http->status, 200) << http->body;
+  EXPECT_EQ(http->body,
+            R"({"target":"chat","objective":"least_latency","seed":"7",)"
+            R"("attempts":["llama-3.1-8b@local"],)"
+            R"("candidates":[{"model":"llama-3.1-8b","provider":"local","zone":"local",)"
+            R"("kept":true,"reason":"kept"}]})");
+  auto unknown = HttpCall(server.http_port(), "POST", "/v1/router/explain", R"({"model":"gpt-x"})");
+  EXPECT_EQ(unknown->status, 404);
+  EXPECT_EQ(unknown->body,
+            R"({"code":5,"message":"no model or route named \"gpt-x\"","details":[]})");
+}
+
+TEST(RouterServerTest, RefusesAConfigThatFailsValidationNamingEveryProblem) {
+  const std::string dir = testing::MakeTempDir();
+  testing::WriteFile(dir + "/router.yaml", R"yaml(
+listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
+providers: [{name: local, kind: openai, base_url: "http://127.0.0.1:8000/v1"}]
+models: [{name: a, provider: nowhere}]
+routes: [{name: chat, candidates: [a, gpt-x]}]
+)yaml");
+  absl::StatusOr<ServerProcess> server =
+      ServerProcess::Start(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"});
+  ASSERT_FALSE(server.ok());
+  EXPECT_THAT(std::string(server.status().message()),
+              HasSubstr("models[0].provider: unknown provider \\\"nowhere\\\""));
+  EXPECT_THAT(std::string(server.status().message()), HasSubstr("routes[0].candidates[1]"));
+}
+
 TEST(AgentServerTest, GetAgentOverHttpEqualsGrpc) {
   ServerProcess server = StartServer(FLOWORK_AGENT_BIN, kAgentConfig);
   auto http = HttpCall(server.http_port(), "GET", "/v1/agents/writer");

@@ -13,8 +13,9 @@ inline constexpr char kDefaultHttpAddress[] = "127.0.0.1:2402";
 inline constexpr char kDefaultGrpcAddress[] = "127.0.0.1:2403";
 
 // Loads a router configuration from a YAML or JSON file, or the embedded
-// defaults when `path` is empty, and fills unset listeners with the defaults.
-// Errors name the file, line and field. Thread-safe.
+// defaults when `path` is empty, fills unset listeners with the defaults and
+// validates it (ValidateRouterConfig). Errors name the file, line and field,
+// or every problem's path. Thread-safe.
 absl::StatusOr<v1::RouterConfig> LoadRouterConfig(const std::string& path);
 
 }  // namespace flowork::router

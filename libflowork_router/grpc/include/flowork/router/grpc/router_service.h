@@ -4,23 +4,29 @@
 #include <memory>
 
 #include "flowork/router/catalog.h"
+#include "flowork/router/policy.h"
 #include "flowork/router/v1/router.grpc.pb.h"
 
 namespace flowork::router {
 
-// flowork.router.v1.RouterService over one catalog. Mount it in any
-// grpc::ServerBuilder. Thread-safe.
+// flowork.router.v1.RouterService over a catalog and a policy engine. Mount
+// it in any grpc::ServerBuilder. Thread-safe.
 class RouterServiceImpl final : public v1::RouterService::CallbackService {
  public:
-  // `catalog` is not owned and must outlive the service.
-  explicit RouterServiceImpl(const Catalog& catalog) : catalog_(catalog) {}
+  // Neither is owned; both must outlive the service.
+  RouterServiceImpl(const Catalog& catalog, const PolicyEngine& policy)
+      : catalog_(catalog), policy_(policy) {}
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const v1::ListModelsRequest* request,
                                        v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* ExplainRoute(grpc::CallbackServerContext* context,
+                                         const v1::ExplainRouteRequest* request,
+                                         v1::ExplainRouteResponse* response) override;
 
  private:
   const Catalog& catalog_;
+  const PolicyEngine& policy_;
 };
 
 }  // namespace flowork::router
