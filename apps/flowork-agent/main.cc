@@ -1,4 +1,6 @@
 // flowork-agent: flags -> config -> library objects -> serve -> drain.
+#include <signal.h>
+
 #include <cstdio>
 #include <string>
 
@@ -30,7 +32,7 @@ int Fail(std::string_view what, const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  flowork::core::BlockTerminationSignals();
+  flowork::core::BlockServerSignals();
   absl::SetProgramUsageMessage("Flowork Agent: durable agents, tasks and tools.");
   absl::ParseCommandLine(argc, argv);
 
@@ -60,7 +62,10 @@ int main(int argc, char** argv) {
   Log(LogLevel::kInfo, "flowork-agent serving",
       {{"http", (*server)->http_address()}, {"grpc", (*server)->grpc_address()}});
 
-  const int signal = flowork::core::WaitForTerminationSignal();
+  int signal;
+  while ((signal = flowork::core::WaitForServerSignal()) == SIGHUP) {
+    Log(LogLevel::kInfo, "flowork-agent has nothing to reload on SIGHUP");
+  }
   Log(LogLevel::kInfo, "flowork-agent draining", {{"signal", absl::StrCat(signal)}});
   (*server)->Shutdown(absl::Seconds(4));
   Log(LogLevel::kInfo, "flowork-agent stopped");

@@ -1,4 +1,6 @@
 // flowork-router: flags -> config -> library objects -> serve -> drain.
+#include <signal.h>
+
 #include <cstdio>
 #include <string>
 
@@ -9,7 +11,6 @@
 #include "flowork/core/grpc/api_server.h"
 #include "flowork/core/logging.h"
 #include "flowork/core/process.h"
-#include "flowork/router/catalog.h"
 #include "flowork/router/grpc/router_service.h"
 #include "flowork/router/policy.h"
 #include "flowork/router/router_config.h"
@@ -28,10 +29,28 @@ int Fail(std::string_view what, const absl::Status& status) {
   return 2;
 }
 
+// SIGHUP: re-read the config file and swap the routing snapshot in; requests
+// in flight finish on the old one. Listeners stay where they are.
+void Reload(flowork::router::PolicyEngine& policy, const flowork::router::v1::RouterConfig& running) {
+  absl::StatusOr<flowork::router::v1::RouterConfig> config =
+      flowork::router::LoadRouterConfig(absl::GetFlag(FLAGS_config));
+  absl::Status applied = config.ok() ? policy.ApplyConfig(*config) : config.status();
+  if (!applied.ok()) {
+    Log(LogLevel::kError, "reload refused; keeping the running configuration",
+        {{"error", applied.message()}});
+    return;
+  }
+  if (config->listen().http() != running.listen().http() ||
+      config->listen().grpc() != running.listen().grpc()) {
+    Log(LogLevel::kWarning, "listen addresses change only on restart");
+  }
+  Log(LogLevel::kInfo, "configuration reloaded");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  flowork::core::BlockTerminationSignals();
+  flowork::core::BlockServerSignals();
   absl::SetProgramUsageMessage("Flow Router: one OpenAI/Anthropic/gRPC endpoint for your models.");
   absl::ParseCommandLine(argc, argv);
 
@@ -53,15 +72,15 @@ int main(int argc, char** argv) {
 
   auto policy = flowork::router::PolicyEngine::Create(*config, flowork::core::Clock::Real());
   if (!policy.ok()) return Fail("invalid configuration", policy.status());
-  flowork::router::Catalog catalog(*config);
-  flowork::router::RouterServiceImpl router_service(catalog, **policy);
+  flowork::router::RouterServiceImpl router_service(**policy);
   auto server = flowork::core::ApiServer::Create(
       *options, {{&router_service, "flowork.router.v1.RouterService"}});
   if (!server.ok()) return Fail("cannot start", server.status());
   Log(LogLevel::kInfo, "flowork-router serving",
       {{"http", (*server)->http_address()}, {"grpc", (*server)->grpc_address()}});
 
-  const int signal = flowork::core::WaitForTerminationSignal();
+  int signal;
+  while ((signal = flowork::core::WaitForServerSignal()) == SIGHUP) Reload(**policy, *config);
   Log(LogLevel::kInfo, "flowork-router draining", {{"signal", absl::StrCat(signal)}});
   (*server)->Shutdown(absl::Seconds(4));
   Log(LogLevel::kInfo, "flowork-router stopped");

@@ -26,8 +26,7 @@ models: [{name: small, provider: local, capabilities: [chat]}]
     std::fprintf(stderr, "policy: %s\n", std::string(policy.status().message()).c_str());
     return 1;
   }
-  flowork::router::Catalog catalog(config);
-  flowork::router::RouterServiceImpl service(catalog, **policy);
+  flowork::router::RouterServiceImpl service(**policy);
   flowork::core::ApiServerOptions options;
   options.http.address = "127.0.0.1:0";
   options.http.threads = 1;
@@ -38,7 +37,7 @@ models: [{name: small, provider: local, capabilities: [chat]}]
     return 1;
   }
   auto agents = flowork::agent::AgentRegistry::Create({});
-  std::printf("consumer: %d models, %zu agents, http=%s grpc=%s\n", catalog.List({}).models_size(),
+  std::printf("consumer: %d models, %zu agents, http=%s grpc=%s\n", (*policy)->Current()->catalog().List({}).models_size(),
               (*agents)->List({}).size(), (*server)->http_address().c_str(),
               (*server)->grpc_address().c_str());
   (*server)->Shutdown(absl::Seconds(1));

@@ -10,25 +10,26 @@
 namespace flowork::core {
 namespace {
 
-sigset_t TerminationSignals() {
+sigset_t ServerSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 
 }  // namespace
 
-void BlockTerminationSignals() {
-  sigset_t set = TerminationSignals();
+void BlockServerSignals() {
+  sigset_t set = ServerSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // A closed stderr (or socket) must not kill the process mid-drain.
   signal(SIGPIPE, SIG_IGN);
 }
 
-int WaitForTerminationSignal() {
-  sigset_t set = TerminationSignals();
+int WaitForServerSignal() {
+  sigset_t set = ServerSignals();
   int signal = 0;
   while (sigwait(&set, &signal) != 0) {
   }

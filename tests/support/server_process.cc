@@ -102,6 +102,19 @@ absl::StatusOr<int> ServerProcess::Stop(int signal, absl::Duration timeout) {
   return absl::DeadlineExceededError("still running");
 }
 
+void ServerProcess::SendSignal(int signal) {
+  if (pid_ > 0) kill(pid_, signal);
+}
+
+bool ServerProcess::WaitForLog(const std::string& text, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (log_.find(text) == std::string::npos) {
+    if (absl::Now() >= deadline) return false;
+    ReadLog(absl::Milliseconds(50));
+  }
+  return true;
+}
+
 std::string MakeTempDir() {
   std::string pattern = ::testing::TempDir() + "flowork-XXXXXX";
   char* made = mkdtemp(pattern.data());

@@ -5,7 +5,7 @@ namespace flowork::router {
 grpc::ServerUnaryReactor* RouterServiceImpl::ListModels(grpc::CallbackServerContext* context,
                                                         const v1::ListModelsRequest* request,
                                                         v1::ListModelsResponse* response) {
-  *response = catalog_.List(*request);
+  *response = policy_.Current()->catalog().List(*request);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

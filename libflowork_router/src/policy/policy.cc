@@ -120,13 +120,14 @@ std::string FormatUsd(double usd) {
 class PolicyImpl final : public Policy, public std::enable_shared_from_this<PolicyImpl> {
  public:
   PolicyImpl(const v1::RouterConfig& config, EndpointStats& stats)
-      : config_(config), clock_(stats.clock()) {}
+      : config_(config), catalog_(config_), clock_(stats.clock()) {}
 
   void Compile(EndpointStats& stats);
 
   absl::StatusOr<AttemptPlan> Plan(const RequestView& request) const override;
   absl::StatusOr<AttemptPlan> Explain(const RequestView& request) const override;
   const v1::RouterConfig& config() const override { return config_; }
+  const Catalog& catalog() const override { return catalog_; }
 
  private:
   uint64_t CapabilityMask(const std::vector<std::string>& names) const;
@@ -136,6 +137,7 @@ class PolicyImpl final : public Policy, public std::enable_shared_from_this<Poli
              std::vector<Kept>& kept) const;
 
   const v1::RouterConfig config_;
+  const Catalog catalog_;
   const core::Clock& clock_;
   std::vector<CompiledEndpoint> endpoints_;
   absl::flat_hash_map<std::string, CompiledRoute> routes_;  // Routes and models by name.

@@ -5,14 +5,14 @@
 
 namespace flowork::core {
 
-// Blocks SIGINT and SIGTERM in the calling thread and every thread it starts
-// afterwards, so WaitForTerminationSignal() can take them, and ignores
-// SIGPIPE (a closed stderr or socket must not kill a server mid-drain).
-// Call first in main.
-void BlockTerminationSignals();
+// Blocks SIGINT, SIGTERM (stop) and SIGHUP (reload) in the calling thread
+// and every thread it starts afterwards, so WaitForServerSignal() can take
+// them, and ignores SIGPIPE (a closed stderr or socket must not kill a
+// server mid-drain). Call first in main.
+void BlockServerSignals();
 
-// Waits until SIGINT or SIGTERM arrives; returns the signal number.
-int WaitForTerminationSignal();
+// Waits until SIGINT, SIGTERM or SIGHUP arrives; returns the signal number.
+int WaitForServerSignal();
 
 // True when `address` ("host:port") names a loopback host: 127.0.0.0/8,
 // ::1 or localhost.

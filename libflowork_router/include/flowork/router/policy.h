@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "flowork/core/clock.h"
 #include "flowork/router/attempt_plan.h"
+#include "flowork/router/catalog.h"
 #include "flowork/router/endpoint_stats.h"
 #include "flowork/router/request_view.h"
 #include "flowork/router/v1/config.pb.h"
@@ -40,6 +41,9 @@ class Policy {
 
   // The configuration this policy was built from.
   virtual const v1::RouterConfig& config() const = 0;
+
+  // The models and routes clients may ask for in this configuration.
+  virtual const Catalog& catalog() const = 0;
 };
 
 // The router's current policy, replaced whole on reload while requests in

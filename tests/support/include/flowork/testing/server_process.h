@@ -34,6 +34,12 @@ class ServerProcess {
   // it has not exited by then (it is then killed).
   absl::StatusOr<int> Stop(int signal, absl::Duration timeout);
 
+  // Sends `signal` without waiting.
+  void SendSignal(int signal);
+
+  // Reads the process's stderr until `text` appears (true) or `timeout`.
+  bool WaitForLog(const std::string& text, absl::Duration timeout = absl::Seconds(10));
+
   // What the process wrote to stderr so far.
   const std::string& log() const { return log_; }
 

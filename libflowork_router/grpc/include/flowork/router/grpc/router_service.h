@@ -3,19 +3,18 @@
 
 #include <memory>
 
-#include "flowork/router/catalog.h"
 #include "flowork/router/policy.h"
 #include "flowork/router/v1/router.grpc.pb.h"
 
 namespace flowork::router {
 
-// flowork.router.v1.RouterService over a catalog and a policy engine. Mount
-// it in any grpc::ServerBuilder. Thread-safe.
+// flowork.router.v1.RouterService over a policy engine: every call reads the
+// engine's current snapshot, so reloads show at once. Mount it in any
+// grpc::ServerBuilder. Thread-safe.
 class RouterServiceImpl final : public v1::RouterService::CallbackService {
  public:
-  // Neither is owned; both must outlive the service.
-  RouterServiceImpl(const Catalog& catalog, const PolicyEngine& policy)
-      : catalog_(catalog), policy_(policy) {}
+  // `policy` is not owned and must outlive the service.
+  explicit RouterServiceImpl(const PolicyEngine& policy) : policy_(policy) {}
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const v1::ListModelsRequest* request,
@@ -25,7 +24,6 @@ class RouterServiceImpl final : public v1::RouterService::CallbackService {
                                          v1::ExplainRouteResponse* response) override;
 
  private:
-  const Catalog& catalog_;
   const PolicyEngine& policy_;
 };
 
