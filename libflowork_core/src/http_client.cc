@@ -1,0 +1,486 @@
+// HTTP/1.1 client: per-loop keep-alive pools keyed by origin; one exchange
+// is a small state machine on its loop (connect -> write -> head -> body).
+
+#include "flowork/core/http_client.h"
+
+#include <atomic>
+#include <deque>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "boost/asio.hpp"
+#include "boost/asio/ssl.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/http.hpp"
+#include "boost/beast/ssl.hpp"
+#include "flowork/core/internal/strings.h"
+
+namespace flowork::core {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using internal::ToAbsl;
+
+const char* HttpCallFailureName(HttpCallFailure failure) {
+  switch (failure) {
+    case HttpCallFailure::kNone:
+      return "none";
+    case HttpCallFailure::kConnect:
+      return "connect";
+    case HttpCallFailure::kConnectTimeout:
+      return "connect_timeout";
+    case HttpCallFailure::kFirstByteTimeout:
+      return "first_byte_timeout";
+    case HttpCallFailure::kIdleTimeout:
+      return "idle_timeout";
+    case HttpCallFailure::kTotalTimeout:
+      return "total_timeout";
+    case HttpCallFailure::kReset:
+      return "reset";
+    case HttpCallFailure::kProtocol:
+      return "protocol";
+    case HttpCallFailure::kCancelled:
+      return "cancelled";
+  }
+  return "none";
+}
+
+namespace {
+
+struct Url {
+  bool tls = false;
+  std::string host;
+  uint16_t port = 80;
+  std::string target;  // Path and query.
+  std::string origin;  // "https://host:port", the pool key.
+};
+
+absl::StatusOr<Url> ParseUrl(absl::string_view url) {
+  Url out;
+  if (absl::ConsumePrefix(&url, "https://")) {
+    out.tls = true;
+    out.port = 443;
+  } else if (!absl::ConsumePrefix(&url, "http://")) {
+    return absl::InvalidArgumentError(absl::StrCat("url \"", url, "\": not http:// or https://"));
+  }
+  size_t slash = url.find('/');
+  absl::string_view authority = url.substr(0, slash);
+  out.target = slash == absl::string_view::npos ? "/" : std::string(url.substr(slash));
+  absl::string_view port_text;
+  if (absl::ConsumePrefix(&authority, "[")) {  // [IPv6]:port
+    size_t close = authority.find(']');
+    if (close == absl::string_view::npos) return absl::InvalidArgumentError("url: unclosed '['");
+    port_text = authority.substr(close + 1);
+    authority = authority.substr(0, close);
+    if (!port_text.empty() && !absl::ConsumePrefix(&port_text, ":")) {
+      return absl::InvalidArgumentError("url: junk after ']'");
+    }
+  } else if (size_t colon = authority.rfind(':'); colon != absl::string_view::npos) {
+    port_text = authority.substr(colon + 1);
+    authority = authority.substr(0, colon);
+  }
+  if (!port_text.empty()) {
+    int port = 0;
+    if (!absl::SimpleAtoi(port_text, &port) || port <= 0 || port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat("url: bad port \"", port_text, "\""));
+    }
+    out.port = static_cast<uint16_t>(port);
+  }
+  if (authority.empty()) return absl::InvalidArgumentError("url: no host");
+  out.host = std::string(authority);
+  out.origin = absl::StrCat(out.tls ? "https://" : "http://", out.host, ":", out.port);
+  return out;
+}
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// One upstream connection, plain or TLS.
+class Connection {
+ public:
+  Connection(asio::io_context& ctx, ssl::context* tls) {
+    if (tls != nullptr) {
+      tls_.emplace(ctx, *tls);
+    } else {
+      plain_.emplace(ctx);
+    }
+  }
+
+  beast::tcp_stream& tcp() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
+  TlsStream* tls() { return tls_ ? &*tls_ : nullptr; }
+
+  // Runs `f` with the stream to read and write: TLS or plain.
+  template <typename F>
+  void Visit(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(*plain_);
+    }
+  }
+
+  void Close() {
+    beast::error_code ec;
+    tcp().socket().shutdown(tcp::socket::shutdown_both, ec);
+    tcp().close();
+  }
+
+  beast::flat_buffer buffer;
+  absl::Time idle_since;
+
+ private:
+  std::optional<beast::tcp_stream> plain_;
+  std::optional<TlsStream> tls_;
+};
+
+class ClientImpl;
+
+// One event loop with its pools.
+struct Loop {
+  asio::io_context ctx{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::thread thread;
+  // Idle connections by origin, newest last. Touched on this loop only.
+  absl::flat_hash_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
+};
+
+class Exchange final : public HttpCall, public std::enable_shared_from_this<Exchange> {
+ public:
+  Exchange(ClientImpl& client, Loop& loop, HttpClientRequest request,
+           std::shared_ptr<HttpResponseObserver> observer)
+      : client_(client),
+        loop_(loop),
+        request_(std::move(request)),
+        observer_(std::move(observer)),
+        total_timer_(loop.ctx),
+        resolver_(loop.ctx) {}
+
+  void Start();
+  void Cancel() override;
+
+ private:
+  enum class Phase { kConnect, kFirstByte, kBody };
+
+  void Acquire();
+  void Connect();
+  void Send();
+  void ReadHead();
+  void ReadBody();
+  void Fail(HttpCallFailure failure, std::string message);
+  void Finish(HttpCallOutcome outcome);
+  HttpCallFailure Classify(const beast::error_code& ec) const;
+
+  ClientImpl& client_;
+  Loop& loop_;
+  HttpClientRequest request_;
+  std::shared_ptr<HttpResponseObserver> observer_;
+  Url url_;
+  asio::steady_timer total_timer_;
+  tcp::resolver resolver_;
+  std::unique_ptr<Connection> connection_;
+  bool reused_ = false;
+  bool retried_ = false;
+  bool head_seen_ = false;
+  bool done_ = false;
+  Phase phase_ = Phase::kConnect;
+  std::optional<HttpCallFailure> forced_;  // Cancel or total timeout.
+  std::string head_;                       // Serialized request head.
+  std::vector<asio::const_buffer> out_;
+  std::optional<http::response_parser<http::buffer_body>> parser_;
+  char body_buffer_[16 * 1024];
+};
+
+class ClientImpl final : public HttpClient {
+ public:
+  explicit ClientImpl(const HttpClientOptions& options) : options_(options) {}
+  ~ClientImpl() override {
+    for (auto& loop : loops_) {
+      loop->ctx.stop();
+      if (loop->thread.joinable()) loop->thread.join();
+    }
+  }
+
+  absl::Status Init() {
+    tls_.emplace(ssl::context::tls_client);
+    beast::error_code ec;
+    if (options_.verify_certificates) {
+      tls_->set_default_verify_paths(ec);
+      if (!options_.ca_file.empty()) tls_->load_verify_file(options_.ca_file, ec);
+      if (ec) return absl::InvalidArgumentError(absl::StrCat("TLS trust store: ", ec.message()));
+      tls_->set_verify_mode(ssl::verify_peer);
+    } else {
+      tls_->set_verify_mode(ssl::verify_none);
+    }
+    const int threads = std::max(1, options_.threads);
+    for (int i = 0; i < threads; ++i) {
+      auto loop = std::make_unique<Loop>();
+      loop->work.emplace(asio::make_work_guard(loop->ctx));
+      loop->thread = std::thread([l = loop.get()] { l->ctx.run(); });
+      loops_.push_back(std::move(loop));
+    }
+    return absl::OkStatus();
+  }
+
+  std::shared_ptr<HttpCall> Start(HttpClientRequest request,
+                                  std::shared_ptr<HttpResponseObserver> observer) override {
+    Loop& loop = *loops_[next_loop_.fetch_add(1, std::memory_order_relaxed) % loops_.size()];
+    auto exchange = std::make_shared<Exchange>(*this, loop, std::move(request), std::move(observer));
+    asio::post(loop.ctx, [exchange] { exchange->Start(); });
+    return exchange;
+  }
+
+  const HttpClientOptions& options() const { return options_; }
+  ssl::context& tls() { return *tls_; }
+
+  // Pool operations; on the loop's thread.
+  std::unique_ptr<Connection> TakeIdle(Loop& loop, const std::string& origin) {
+    auto it = loop.idle.find(origin);
+    if (it == loop.idle.end()) return nullptr;
+    const absl::Time now = absl::Now();
+    while (!it->second.empty()) {
+      std::unique_ptr<Connection> c = std::move(it->second.back());
+      it->second.pop_back();
+      if (now - c->idle_since < options_.idle_connection_timeout && c->tcp().socket().is_open()) {
+        return c;
+      }
+      c->Close();
+    }
+    return nullptr;
+  }
+
+  void PutIdle(Loop& loop, const std::string& origin, std::unique_ptr<Connection> c) {
+    auto& idle = loop.idle[origin];
+    if (idle.size() >= options_.max_idle_per_origin) return c->Close();
+    c->tcp().expires_never();
+    c->idle_since = absl::Now();
+    idle.push_back(std::move(c));
+  }
+
+ private:
+  const HttpClientOptions options_;
+  std::optional<ssl::context> tls_;
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::atomic<size_t> next_loop_{0};
+};
+
+void Exchange::Start() {
+  absl::StatusOr<Url> url = ParseUrl(request_.url);
+  if (!url.ok()) return Fail(HttpCallFailure::kProtocol, std::string(url.status().message()));
+  url_ = *std::move(url);
+  total_timer_.expires_after(absl::ToChronoNanoseconds(request_.total_timeout));
+  total_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec || self->done_) return;
+    self->forced_ = HttpCallFailure::kTotalTimeout;
+    if (self->connection_) self->connection_->Close();
+    self->resolver_.cancel();
+  });
+  // The request head, written by hand next to the body in one gathered write.
+  head_ = absl::StrCat(request_.method, " ", url_.target, " HTTP/1.1\r\nHost: ", url_.host);
+  if ((url_.tls && url_.port != 443) || (!url_.tls && url_.port != 80)) {
+    absl::StrAppend(&head_, ":", url_.port);
+  }
+  head_.append("\r\n");
+  for (const auto& [name, value] : request_.headers) {
+    if (absl::EqualsIgnoreCase(name, "host") || absl::EqualsIgnoreCase(name, "content-length") ||
+        absl::EqualsIgnoreCase(name, "connection") ||
+        absl::EqualsIgnoreCase(name, "transfer-encoding")) {
+      continue;
+    }
+    absl::StrAppend(&head_, name, ": ", value, "\r\n");
+  }
+  if (!request_.body.empty() || request_.method == "POST" || request_.method == "PUT" ||
+      request_.method == "PATCH") {
+    absl::StrAppend(&head_, "Content-Length: ", request_.body.size(), "\r\n");
+  }
+  head_.append("Connection: keep-alive\r\n\r\n");
+  Acquire();
+}
+
+void Exchange::Acquire() {
+  if (forced_) return Fail(*forced_, HttpCallFailureName(*forced_));
+  connection_ = client_.TakeIdle(loop_, url_.origin);
+  reused_ = connection_ != nullptr;
+  if (reused_) return Send();
+  Connect();
+}
+
+void Exchange::Connect() {
+  phase_ = Phase::kConnect;
+  connection_ = std::make_unique<Connection>(loop_.ctx, url_.tls ? &client_.tls() : nullptr);
+  if (TlsStream* tls = connection_->tls()) {
+    // SNI, and the certificate must name this host.
+    if (!SSL_set_tlsext_host_name(tls->native_handle(), url_.host.c_str())) {
+      return Fail(HttpCallFailure::kConnect, "TLS: cannot set server name");
+    }
+    tls->set_verify_callback(ssl::host_name_verification(url_.host));
+  }
+  connection_->tcp().expires_after(absl::ToChronoNanoseconds(request_.connect_timeout));
+  resolver_.async_resolve(
+      url_.host, std::to_string(url_.port),
+      [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type results) {
+        if (self->forced_) return self->Fail(*self->forced_, HttpCallFailureName(*self->forced_));
+        if (ec) return self->Fail(HttpCallFailure::kConnect, "resolve: " + ec.message());
+        self->connection_->tcp().async_connect(
+            results, [self](beast::error_code ec, const tcp::endpoint&) {
+              if (ec) return self->Fail(self->Classify(ec), "connect: " + ec.message());
+              beast::error_code ignored;
+              self->connection_->tcp().socket().set_option(tcp::no_delay(true), ignored);
+              TlsStream* tls = self->connection_->tls();
+              if (tls == nullptr) return self->Send();
+              tls->async_handshake(ssl::stream_base::client, [self](beast::error_code ec) {
+                if (ec) return self->Fail(self->Classify(ec), "TLS handshake: " + ec.message());
+                self->Send();
+              });
+            });
+      });
+}
+
+void Exchange::Send() {
+  phase_ = Phase::kFirstByte;
+  out_ = {asio::buffer(head_)};
+  if (!request_.body.empty()) out_.push_back(asio::buffer(request_.body));
+  connection_->tcp().expires_after(absl::ToChronoNanoseconds(request_.first_byte_timeout));
+  connection_->Visit([&](auto& stream) {
+    asio::async_write(stream, out_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->Fail(self->Classify(ec), "write: " + ec.message());
+      self->ReadHead();
+    });
+  });
+}
+
+void Exchange::ReadHead() {
+  parser_.emplace();
+  parser_->body_limit(boost::none);
+  if (request_.method == "HEAD") parser_->skip(true);
+  connection_->Visit([&](auto& stream) {
+    http::async_read_header(
+        stream, connection_->buffer, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) {
+          if (ec) return self->Fail(self->Classify(ec), "reading the response head: " + ec.message());
+          self->head_seen_ = true;
+          const auto& head = self->parser_->get();
+          HttpHeaders headers;
+          for (const auto& field : head) {
+            headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+          }
+          self->observer_->OnHead(static_cast<int>(head.result_int()), headers);
+          self->phase_ = Phase::kBody;
+          self->ReadBody();
+        });
+  });
+}
+
+void Exchange::ReadBody() {
+  if (parser_->is_done()) {
+    const bool reusable = parser_->keep_alive() && !forced_;
+    std::unique_ptr<Connection> connection = std::move(connection_);
+    if (reusable) {
+      client_.PutIdle(loop_, url_.origin, std::move(connection));
+    } else {
+      connection->Close();
+    }
+    return Finish({});
+  }
+  auto& body = parser_->get().body();
+  body.data = body_buffer_;
+  body.size = sizeof(body_buffer_);
+  connection_->tcp().expires_after(absl::ToChronoNanoseconds(request_.idle_timeout));
+  connection_->Visit([&](auto& stream) {
+    http::async_read_some(stream, connection_->buffer, *parser_,
+                          [self = shared_from_this()](beast::error_code ec, size_t) {
+                            if (ec == http::error::need_buffer) ec = {};
+                            auto& body = self->parser_->get().body();
+                            const size_t got = sizeof(self->body_buffer_) - body.size;
+                            if (got > 0 && !self->done_) {
+                              self->observer_->OnBody(
+                                  std::string_view(self->body_buffer_, got));
+                            }
+                            if (ec) {
+                              return self->Fail(self->Classify(ec),
+                                                "reading the response body: " + ec.message());
+                            }
+                            self->ReadBody();
+                          });
+  });
+}
+
+HttpCallFailure Exchange::Classify(const beast::error_code& ec) const {
+  if (forced_) return *forced_;
+  if (ec == beast::error::timeout) {
+    switch (phase_) {
+      case Phase::kConnect:
+        return HttpCallFailure::kConnectTimeout;
+      case Phase::kFirstByte:
+        return HttpCallFailure::kFirstByteTimeout;
+      case Phase::kBody:
+        return HttpCallFailure::kIdleTimeout;
+    }
+  }
+  if (phase_ == Phase::kConnect) return HttpCallFailure::kConnect;
+  if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+      ec != http::error::end_of_stream && ec != http::error::partial_message) {
+    return HttpCallFailure::kProtocol;
+  }
+  return HttpCallFailure::kReset;
+}
+
+void Exchange::Fail(HttpCallFailure failure, std::string message) {
+  if (done_) return;
+  if (connection_) {
+    connection_->Close();
+    connection_.reset();
+  }
+  // A pooled connection the server had already closed: try once more on a
+  // fresh one, as nothing of this request can have been processed.
+  if (reused_ && !retried_ && !head_seen_ && !forced_ &&
+      (failure == HttpCallFailure::kReset || failure == HttpCallFailure::kProtocol)) {
+    retried_ = true;
+    reused_ = false;
+    return Connect();
+  }
+  if (forced_) failure = *forced_;
+  Finish({failure, absl::StrCat(HttpCallFailureName(failure), ": ", message)});
+}
+
+void Exchange::Finish(HttpCallOutcome outcome) {
+  if (done_) return;
+  done_ = true;
+  total_timer_.cancel();
+  std::shared_ptr<HttpResponseObserver> observer = std::move(observer_);
+  observer->OnDone(outcome);
+}
+
+void Exchange::Cancel() {
+  asio::post(loop_.ctx, [self = shared_from_this()] {
+    if (self->done_) return;
+    self->forced_ = HttpCallFailure::kCancelled;
+    self->resolver_.cancel();
+    if (self->connection_) {
+      self->connection_->Close();
+    } else {
+      self->Fail(HttpCallFailure::kCancelled, "cancelled");
+    }
+  });
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(const HttpClientOptions& options) {
+  auto client = std::make_unique<ClientImpl>(options);
+  absl::Status ready = client->Init();
+  if (!ready.ok()) return ready;
+  return client;
+}
+
+}  // namespace flowork::core
