@@ -279,7 +279,10 @@ class Connection final : public std::enable_shared_from_this<Connection> {
                  .body = StatusToJson(absl::InternalError("the handler gave no response"))});
       return;
     }
-    Close();  // Cut: a client must never take a partial stream for a whole one.
+    // Cut, after what was already written reaches the client: a client must
+    // never take a partial stream for a whole one.
+    cut_when_flushed_ = true;
+    Flush();
   }
 
   void SetOnCancel(uint64_t seq, absl::AnyInvocable<void() &&> callback) {
@@ -366,6 +369,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   }
 
   void BeginResponse() {
+    cut_when_flushed_ = false;
     state_ = State::kResponding;
     ++seq_;
     response_started_ = false;
@@ -412,6 +416,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     if (state_ == State::kClosed || write_in_flight_) return;
     if (outbox_.empty()) {
       NotifyWritten(outbox_callbacks_, true);  // Nothing to send (HEAD).
+      if (cut_when_flushed_) return Close();
       if (response_complete_ && state_ == State::kResponding) OnResponseDone();
       return;
     }
@@ -464,7 +469,8 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   bool write_in_flight_ = false;
   bool watching_ = false;
   bool read_after_watch_ = false;
-  bool head_request_ = false;  // HEAD: heads only, never a body.
+  bool head_request_ = false;     // HEAD: heads only, never a body.
+  bool cut_when_flushed_ = false;  // The writer left mid-stream.
   std::deque<std::string> outbox_;
   std::deque<std::string> writing_;
   // Called once the chunks queued with them are written (or dropped).
