@@ -1,0 +1,619 @@
+// The OpenAI-compatible front: request view -> plan -> attempts over pooled
+// upstream connections -> the answer, streamed or whole.
+
+#include "flowork/router/gateway.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "boost/json.hpp"
+#include "flowork/core/internal/strings.h"
+#include "flowork/core/logging.h"
+#include "http/openai_request.h"
+
+namespace flowork::router {
+namespace {
+
+using core::HttpCall;
+using core::HttpCallFailure;
+using core::HttpCallOutcome;
+using core::HttpHeaders;
+using core::HttpRequest;
+using core::HttpResponse;
+using core::HttpResponseWriter;
+using core::internal::ToAbsl;
+
+// What each front path asks of the upstream.
+struct Operation {
+  const char* upstream_path;  // Appended to the provider's base_url.
+  const char* capability;
+};
+
+const std::map<std::string, Operation, std::less<>>& Operations() {
+  static const auto* const operations = new std::map<std::string, Operation, std::less<>>{
+      {"/v1/chat/completions", {"/chat/completions", "chat"}},
+      {"/v1/completions", {"/completions", "completion"}},
+      {"/v1/embeddings", {"/embeddings", "embeddings"}},
+  };
+  return *operations;
+}
+
+std::string OpenAiErrorBody(absl::string_view message, absl::string_view type,
+                            absl::string_view code) {
+  boost::json::object error;
+  error["message"] = boost::json::string_view(message.data(), message.size());
+  error["type"] = boost::json::string_view(type.data(), type.size());
+  error["param"] = nullptr;
+  if (code.empty()) {
+    error["code"] = nullptr;
+  } else {
+    error["code"] = boost::json::string_view(code.data(), code.size());
+  }
+  boost::json::object body;
+  body["error"] = std::move(error);
+  return boost::json::serialize(body);
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& d, absl::Duration fallback) {
+  if (d.seconds() == 0 && d.nanos() == 0) return fallback;
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+std::optional<absl::Duration> RetryAfter(const HttpHeaders& headers) {
+  for (const auto& [name, value] : headers) {
+    if (!absl::EqualsIgnoreCase(name, "retry-after")) continue;
+    double seconds;
+    if (absl::SimpleAtod(value, &seconds) && seconds >= 0) return absl::Seconds(seconds);
+  }
+  return std::nullopt;
+}
+
+std::string HeaderValue(const HttpHeaders& headers, std::string_view name) {
+  for (const auto& [key, value] : headers) {
+    if (absl::EqualsIgnoreCase(key, ToAbsl(name))) return value;
+  }
+  return "";
+}
+
+// The upstream API key: from the environment variable or the file named.
+std::string ProviderKey(const v1::Provider& provider) {
+  if (!provider.api_key_env().empty()) {
+    const char* value = std::getenv(provider.api_key_env().c_str());
+    return value == nullptr ? "" : value;
+  }
+  if (!provider.api_key_file().empty()) {
+    std::ifstream in(provider.api_key_file());
+    std::string key;
+    std::getline(in, key);
+    return std::string(absl::StripAsciiWhitespace(key));
+  }
+  return "";
+}
+
+// Runs callbacks after a delay, on one thread: retry backoff.
+class DelayScheduler {
+ public:
+  DelayScheduler() : thread_([this] { Run(); }) {}
+  ~DelayScheduler() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    thread_.join();
+  }
+
+  void After(absl::Duration delay, absl::AnyInvocable<void() &&> work) {
+    absl::MutexLock lock(&mu_);
+    queue_.emplace(absl::Now() + delay, std::move(work));
+    woken_ = true;  // The runner may be waiting for a later deadline.
+  }
+
+ private:
+  void Run() {
+    absl::MutexLock lock(&mu_);
+    while (!stopping_) {
+      const absl::Time next = queue_.empty() ? absl::InfiniteFuture() : queue_.begin()->first;
+      mu_.AwaitWithDeadline(absl::Condition(this, &DelayScheduler::Woken), next);
+      woken_ = false;
+      while (!queue_.empty() && queue_.begin()->first <= absl::Now() && !stopping_) {
+        absl::AnyInvocable<void() &&> work = std::move(queue_.begin()->second);
+        queue_.erase(queue_.begin());
+        mu_.Unlock();
+        std::move(work)();
+        mu_.Lock();
+      }
+    }
+  }
+  bool Woken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || woken_; }
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool woken_ ABSL_GUARDED_BY(mu_) = false;
+  std::multimap<absl::Time, absl::AnyInvocable<void() &&>> queue_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+class GatewayImpl;
+
+// One client request through its attempts. The HTTP client's observer.
+class ProxyCall final : public core::HttpResponseObserver,
+                        public std::enable_shared_from_this<ProxyCall> {
+ public:
+  ProxyCall(GatewayImpl& gateway, HttpRequest request, std::unique_ptr<HttpResponseWriter> writer,
+            OpenAiRequestFacts facts, const Operation& operation, AttemptPlan plan,
+            std::string request_id, absl::Time started)
+      : gateway_(gateway),
+        request_(std::move(request)),
+        writer_(std::move(writer)),
+        facts_(std::move(facts)),
+        operation_(operation),
+        plan_(std::move(plan)),
+        request_id_(std::move(request_id)),
+        started_(started) {}
+
+  void Start();
+
+  void OnHead(int status, const HttpHeaders& headers) override;
+  void OnBody(std::string_view piece) override;
+  void OnDone(const HttpCallOutcome& outcome) override;
+
+ private:
+  void NextAttempt();
+  void Send();
+  // The endpoint failed in a way worth retrying (or moving on from).
+  void Transient(core::HttpCallOutcome outcome, FailureKind kind,
+                 std::optional<absl::Duration> retry_after);
+  void MoveOn();
+  void Respond(int status, HttpHeaders headers, std::string body);
+  void RespondFailure();
+  HttpHeaders ResponseHeaders(bool with_endpoint);
+  int64_t OverheadMicros();
+  std::string EndpointName() const {
+    return absl::StrCat(current_.model->name(), "@", current_.provider->name());
+  }
+
+  GatewayImpl& gateway_;
+  const HttpRequest request_;
+  std::unique_ptr<HttpResponseWriter> writer_;
+  const OpenAiRequestFacts facts_;
+  const Operation& operation_;
+  const AttemptPlan plan_;
+  const std::string request_id_;
+  const absl::Time started_;
+
+  // Attempt state, touched by one attempt's callbacks at a time.
+  size_t candidate_ = 0;
+  int attempts_ = 0;
+  uint32_t same_endpoint_retries_ = 0;
+  Endpoint current_;
+  absl::Time attempt_started_;
+  absl::Duration upstream_time_;
+  int status_ = 0;
+  HttpHeaders upstream_headers_;
+  std::string buffered_;
+  bool streaming_ = false;  // Content reached the caller: no switching now.
+  std::optional<absl::Duration> ttft_;
+  std::vector<std::string> failures_;
+  int rate_limited_ = 0;
+  int timed_out_ = 0;
+  std::optional<absl::Duration> min_retry_after_;
+  bool finished_ = false;
+
+  absl::Mutex call_mu_;
+  std::shared_ptr<HttpCall> call_ ABSL_GUARDED_BY(call_mu_);
+  bool cancelled_ ABSL_GUARDED_BY(call_mu_) = false;
+};
+
+class GatewayImpl final : public Gateway {
+ public:
+  GatewayImpl(PolicyEngine& policy, core::HttpClient& client) : policy_(policy), client_(client) {}
+
+  void Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) override;
+
+  core::HttpClient& client() { return client_; }
+  DelayScheduler& delays() { return delays_; }
+  double Jitter() {
+    absl::MutexLock lock(&rng_mu_);
+    return std::uniform_real_distribution<double>(0, 0.5)(rng_);
+  }
+
+ private:
+  void ListModels(const std::string& request_id, std::unique_ptr<HttpResponseWriter> writer);
+  std::string RequestId(const HttpRequest& request);
+
+  PolicyEngine& policy_;
+  core::HttpClient& client_;
+  DelayScheduler delays_;
+  std::atomic<uint64_t> counter_{0};
+  const uint64_t process_salt_ = std::random_device{}();
+  absl::Mutex rng_mu_;
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(rng_mu_){std::random_device{}()};
+};
+
+void Reply(HttpResponseWriter& writer, int status, absl::string_view message,
+           absl::string_view type, absl::string_view code, HttpHeaders headers) {
+  headers.emplace_back("Content-Type", "application/json");
+  writer.Send({.status = status,
+               .headers = std::move(headers),
+               .body = OpenAiErrorBody(message, type, code)});
+}
+
+std::string GatewayImpl::RequestId(const HttpRequest& request) {
+  if (const std::string* id = request.FindHeader("x-request-id");
+      id != nullptr && !id->empty() && id->size() <= 128) {
+    bool clean = true;
+    for (char c : *id) clean = clean && (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.');
+    if (clean) return *id;
+  }
+  return absl::StrCat("req_", absl::Hex(process_salt_ ^ (counter_.fetch_add(1) * 0x9E3779B97F4A7C15ULL),
+                                        absl::kZeroPad16));
+}
+
+void GatewayImpl::ListModels(const std::string& request_id,
+                             std::unique_ptr<HttpResponseWriter> writer) {
+  boost::json::array data;
+  const v1::ListModelsResponse models = policy_.Current()->catalog().List({});
+  for (const v1::ModelEntry& entry : models.models()) {
+    boost::json::object model;
+    model["id"] = entry.id();
+    model["object"] = "model";
+    model["created"] = 0;
+    model["owned_by"] = "flowork";
+    data.push_back(std::move(model));
+  }
+  boost::json::object body;
+  body["object"] = "list";
+  body["data"] = std::move(data);
+  writer->Send({.status = 200,
+                .headers = {{"Content-Type", "application/json"},
+                            {"x-request-id", request_id},
+                            {"x-flowork-overhead-us", "0"}},
+                .body = boost::json::serialize(body)});
+}
+
+void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) {
+  const absl::Time started = absl::Now();
+  const std::string request_id = RequestId(request);
+  const HttpHeaders id_header = {{"x-request-id", request_id}};
+  const std::string path(request.path());
+  if (request.method == "GET" && path == "/v1/models") return ListModels(request_id, std::move(writer));
+  auto operation = Operations().find(path);
+  if (operation == Operations().end() || request.method != "POST") {
+    return Reply(*writer, 404, absl::StrCat("no route for ", request.method, " ", path),
+                 "invalid_request_error", "unknown_url", id_header);
+  }
+  absl::StatusOr<OpenAiRequestFacts> facts = ReadOpenAiRequest(request.body);
+  if (!facts.ok()) {
+    return Reply(*writer, 400, facts.status().message(), "invalid_request_error",
+                 "invalid_request", id_header);
+  }
+  RequestView view;
+  view.model = facts->model;
+  view.stream = facts->stream;
+  view.max_tokens = facts->max_tokens;
+  view.estimated_prompt_tokens = static_cast<uint32_t>(request.body.size() / 4);
+  view.required_capabilities.push_back(operation->second.capability);
+  if (facts->has_tools) view.required_capabilities.push_back("tools");
+  if (facts->wants_json) view.required_capabilities.push_back("json");
+  if (facts->has_images) view.required_capabilities.push_back("vision");
+  if (const std::string* zones = request.FindHeader("x-flowork-zone")) {
+    for (absl::string_view zone : absl::StrSplit(*zones, ',', absl::SkipWhitespace())) {
+      view.header_zones.emplace_back(absl::StripAsciiWhitespace(zone));
+    }
+  }
+  if (const std::string* session = request.FindHeader("x-flowork-session")) {
+    view.affinity_key = *session;
+  }
+  absl::StatusOr<AttemptPlan> plan = policy_.Plan(std::move(view));
+  if (!plan.ok()) {
+    if (plan.status().code() == absl::StatusCode::kNotFound) {
+      return Reply(*writer, 404, absl::StrCat("The model `", facts->model, "` does not exist"),
+                   "invalid_request_error", "model_not_found", id_header);
+    }
+    return Reply(*writer, 503, plan.status().message(), "service_unavailable",
+                 "no_healthy_candidate", id_header);
+  }
+  auto call = std::make_shared<ProxyCall>(*this, std::move(request), std::move(writer),
+                                          *std::move(facts), operation->second, *std::move(plan),
+                                          request_id, started);
+  call->Start();
+}
+
+void ProxyCall::Start() {
+  writer_->OnCancel([weak = weak_from_this()] {
+    auto self = weak.lock();
+    if (!self) return;
+    std::shared_ptr<HttpCall> call;
+    {
+      absl::MutexLock lock(&self->call_mu_);
+      self->cancelled_ = true;
+      call = self->call_;
+    }
+    if (call) call->Cancel();
+  });
+  NextAttempt();
+}
+
+void ProxyCall::NextAttempt() {
+  const int max_attempts = static_cast<int>(plan_.fallback.max_attempts());
+  while (candidate_ < plan_.attempts.size() && attempts_ < max_attempts) {
+    current_ = plan_.attempts[candidate_];
+    const v1::Provider::Kind kind = current_.provider->kind();
+    if (kind != v1::Provider::KIND_OPENAI && kind != v1::Provider::KIND_MOCK) {
+      failures_.push_back(absl::StrCat(EndpointName(), ": provider kind ",
+                                       v1::Provider::Kind_Name(kind),
+                                       " is not served by the gateway yet"));
+      ++candidate_;
+      continue;
+    }
+    if (!current_.state->BeginAttempt()) {
+      failures_.push_back(absl::StrCat(EndpointName(), ": circuit open"));
+      ++candidate_;
+      continue;
+    }
+    ++attempts_;
+    return Send();
+  }
+  RespondFailure();
+}
+
+void ProxyCall::Send() {
+  const v1::Provider& provider = *current_.provider;
+  const v1::Model& model = *current_.model;
+  core::HttpClientRequest upstream;
+  upstream.method = "POST";
+  upstream.url = absl::StrCat(absl::StripSuffix(provider.base_url(), "/"), operation_.upstream_path);
+  upstream.body = SpliceModel(request_.body, facts_,
+                              model.upstream_model().empty() ? model.name() : model.upstream_model());
+  upstream.headers = {{"Content-Type", "application/json"},
+                      {"Accept", facts_.stream ? "text/event-stream" : "application/json"},
+                      {"User-Agent", "flowork-router"},
+                      {"x-request-id", request_id_}};
+  if (const std::string key = ProviderKey(provider); !key.empty()) {
+    upstream.headers.emplace_back("Authorization", absl::StrCat("Bearer ", key));
+  }
+  if (const std::string* trace = request_.FindHeader("traceparent")) {
+    upstream.headers.emplace_back("traceparent", *trace);
+  }
+  for (const auto& [name, value] : request_.headers) {
+    // Test and mock knobs pass through; nothing else of the caller's does.
+    if (absl::StartsWithIgnoreCase(name, "x-mock-")) upstream.headers.emplace_back(name, value);
+  }
+  const v1::Timeouts& timeouts = provider.timeouts();
+  upstream.connect_timeout = FromProto(timeouts.connect(), absl::Seconds(2));
+  upstream.first_byte_timeout = FromProto(timeouts.first_byte(), absl::Seconds(30));
+  upstream.idle_timeout = FromProto(timeouts.idle(), absl::Seconds(60));
+  upstream.total_timeout = FromProto(timeouts.total(), absl::Seconds(600));
+
+  status_ = 0;
+  upstream_headers_.clear();
+  buffered_.clear();
+  ttft_.reset();
+  attempt_started_ = absl::Now();
+  absl::MutexLock lock(&call_mu_);
+  if (cancelled_) {
+    current_.state->OnAbandoned();
+    finished_ = true;
+    return;
+  }
+  call_ = gateway_.client().Start(std::move(upstream), shared_from_this());
+}
+
+void ProxyCall::OnHead(int status, const HttpHeaders& headers) {
+  status_ = status;
+  upstream_headers_ = headers;
+  if (status >= 200 && status < 300 && facts_.stream) {
+    // From here on the caller has content: no silent switching.
+    streaming_ = true;
+    HttpHeaders out = ResponseHeaders(/*with_endpoint=*/true);
+    std::string type = HeaderValue(headers, "content-type");
+    out.emplace_back("Content-Type", type.empty() ? "text/event-stream" : type);
+    out.emplace_back("Cache-Control", "no-cache");
+    writer_->StartStream(200, std::move(out));
+  }
+}
+
+void ProxyCall::OnBody(std::string_view piece) {
+  if (!streaming_) {
+    buffered_.append(piece);
+    return;
+  }
+  if (!ttft_) ttft_ = absl::Now() - attempt_started_;
+  if (!writer_->Write(std::string(piece))) {
+    absl::MutexLock lock(&call_mu_);
+    if (call_) call_->Cancel();
+  }
+}
+
+void ProxyCall::OnDone(const HttpCallOutcome& outcome) {
+  const absl::Duration elapsed = absl::Now() - attempt_started_;
+  upstream_time_ += elapsed;
+  {
+    absl::MutexLock lock(&call_mu_);
+    call_.reset();
+  }
+  if (outcome.failure == HttpCallFailure::kCancelled) {
+    current_.state->OnAbandoned();  // The caller left; the endpoint is not to blame.
+    finished_ = true;
+    return;
+  }
+  if (streaming_) {
+    if (outcome.ok()) {
+      current_.state->OnSuccess(elapsed, ttft_);
+    } else {
+      current_.state->OnFailure(outcome.failure == HttpCallFailure::kIdleTimeout ||
+                                        outcome.failure == HttpCallFailure::kTotalTimeout
+                                    ? FailureKind::kTimeout
+                                    : FailureKind::kServerError);
+      // Never a truncated answer dressed as success.
+      writer_->Write(absl::StrCat(
+          "data: ",
+          OpenAiErrorBody(absl::StrCat("the upstream stream from ", EndpointName(),
+                                       " broke: ", outcome.message),
+                          "upstream_error", HttpCallFailureName(outcome.failure)),
+          "\n\n"));
+    }
+    writer_->Finish();
+    finished_ = true;
+    return;
+  }
+  switch (outcome.failure) {
+    case HttpCallFailure::kNone:
+      break;
+    case HttpCallFailure::kConnectTimeout:
+    case HttpCallFailure::kFirstByteTimeout:
+    case HttpCallFailure::kIdleTimeout:
+    case HttpCallFailure::kTotalTimeout:
+      // Silence is not retried on the same endpoint: it only multiplies the wait.
+      ++timed_out_;
+      current_.state->OnFailure(FailureKind::kTimeout);
+      failures_.push_back(absl::StrCat(EndpointName(), ": ", outcome.message));
+      return MoveOn();
+    case HttpCallFailure::kConnect:
+      return Transient(outcome, FailureKind::kConnect, std::nullopt);
+    default:
+      return Transient(outcome, FailureKind::kServerError, std::nullopt);
+  }
+  if (status_ >= 200 && status_ < 300) {
+    current_.state->OnSuccess(elapsed);
+    HttpHeaders headers = ResponseHeaders(/*with_endpoint=*/true);
+    std::string type = HeaderValue(upstream_headers_, "content-type");
+    headers.emplace_back("Content-Type", type.empty() ? "application/json" : type);
+    return Respond(status_, std::move(headers), std::move(buffered_));
+  }
+  const std::optional<absl::Duration> retry_after = RetryAfter(upstream_headers_);
+  if (status_ == 429) {
+    ++rate_limited_;
+    return Transient({HttpCallFailure::kNone, absl::StrCat("429 ", buffered_.substr(0, 200))},
+                     FailureKind::kRateLimited, retry_after);
+  }
+  if (status_ >= 500) {
+    return Transient({HttpCallFailure::kNone, absl::StrCat(status_, " ", buffered_.substr(0, 200))},
+                     FailureKind::kServerError, retry_after);
+  }
+  if (status_ == 401 || status_ == 403 || status_ == 404) {
+    // The endpoint is misconfigured (our key, its model name): not the caller's fault.
+    current_.state->OnFailure(FailureKind::kServerError);
+    failures_.push_back(absl::StrCat(EndpointName(), ": ", status_, " ", buffered_.substr(0, 200)));
+    return MoveOn();
+  }
+  // The caller's own fault: back as it is, except a context-length error,
+  // which may go to a candidate with a larger window.
+  current_.state->OnSuccess(elapsed);
+  if (absl::StrContains(buffered_, "context_length_exceeded")) {
+    const uint32_t window = current_.model->context_window();
+    for (size_t next = candidate_ + 1; next < plan_.attempts.size(); ++next) {
+      if (plan_.attempts[next].model->context_window() > window) {
+        failures_.push_back(absl::StrCat(EndpointName(), ": context length exceeded"));
+        candidate_ = next;
+        same_endpoint_retries_ = 0;
+        return NextAttempt();
+      }
+    }
+  }
+  HttpHeaders headers = ResponseHeaders(/*with_endpoint=*/true);
+  std::string type = HeaderValue(upstream_headers_, "content-type");
+  headers.emplace_back("Content-Type", type.empty() ? "application/json" : type);
+  Respond(status_, std::move(headers), std::move(buffered_));
+}
+
+void ProxyCall::Transient(core::HttpCallOutcome outcome, FailureKind kind,
+                          std::optional<absl::Duration> retry_after) {
+  failures_.push_back(absl::StrCat(EndpointName(), ": ", outcome.message));
+  const absl::Duration max_wait = FromProto(plan_.retry.max_wait(), absl::Seconds(5));
+  if (retry_after && (!min_retry_after_ || *retry_after < *min_retry_after_)) {
+    min_retry_after_ = retry_after;
+  }
+  current_.state->OnFailure(kind, retry_after);
+  const bool can_retry = same_endpoint_retries_ < plan_.retry.same_endpoint() &&
+                         attempts_ < static_cast<int>(plan_.fallback.max_attempts()) &&
+                         (!retry_after || *retry_after <= max_wait);
+  if (!can_retry) return MoveOn();
+  // Exponential backoff with jitter, or the Retry-After the endpoint asked for.
+  const absl::Duration backoff = FromProto(plan_.retry.backoff(), absl::Milliseconds(250));
+  absl::Duration delay = retry_after.value_or(backoff * std::pow(2.0, same_endpoint_retries_) *
+                                              (1.0 + gateway_.Jitter()));
+  ++same_endpoint_retries_;
+  gateway_.delays().After(delay, [self = shared_from_this()] {
+    if (!self->current_.state->BeginAttempt()) return self->MoveOn();
+    ++self->attempts_;
+    self->Send();
+  });
+}
+
+void ProxyCall::MoveOn() {
+  ++candidate_;
+  same_endpoint_retries_ = 0;
+  NextAttempt();
+}
+
+int64_t ProxyCall::OverheadMicros() {
+  return std::max<int64_t>(0, absl::ToInt64Microseconds(absl::Now() - started_ - upstream_time_));
+}
+
+HttpHeaders ProxyCall::ResponseHeaders(bool with_endpoint) {
+  HttpHeaders headers = {{"x-request-id", request_id_},
+                         {"x-flowork-overhead-us", absl::StrCat(OverheadMicros())}};
+  if (with_endpoint) headers.emplace_back("x-flowork-endpoint", EndpointName());
+  return headers;
+}
+
+void ProxyCall::Respond(int status, HttpHeaders headers, std::string body) {
+  finished_ = true;
+  writer_->Send({.status = status, .headers = std::move(headers), .body = std::move(body)});
+}
+
+void ProxyCall::RespondFailure() {
+  finished_ = true;
+  HttpHeaders headers = ResponseHeaders(/*with_endpoint=*/false);
+  const std::string tried =
+      failures_.empty() ? "no candidate could be tried" : absl::StrJoin(failures_, "; ");
+  if (attempts_ == 0) {
+    return Reply(*writer_, 503, absl::StrCat("no healthy candidate for `", plan_.target, "`: ", tried),
+                 "service_unavailable", "no_healthy_candidate", std::move(headers));
+  }
+  if (rate_limited_ == attempts_) {
+    if (min_retry_after_) {
+      headers.emplace_back("Retry-After",
+                           absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(*min_retry_after_))));
+    }
+    return Reply(*writer_, 429, absl::StrCat("every candidate is rate limited: ", tried),
+                 "rate_limit_exceeded", "upstream_rate_limited", std::move(headers));
+  }
+  if (timed_out_ == attempts_) {
+    return Reply(*writer_, 504, absl::StrCat("every attempt timed out: ", tried), "upstream_error",
+                 "upstream_timeout", std::move(headers));
+  }
+  Reply(*writer_, 502, absl::StrCat("every attempt failed: ", tried), "upstream_error",
+        "upstream_failed", std::move(headers));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(PolicyEngine& policy,
+                                                         core::HttpClient& client) {
+  return std::make_unique<GatewayImpl>(policy, client);
+}
+
+std::vector<std::string> Gateway::Routes() {
+  std::vector<std::string> routes = {"GET /v1/models"};
+  for (const auto& [path, operation] : Operations()) routes.push_back(absl::StrCat("POST ", path));
+  return routes;
+}
+
+}  // namespace flowork::router

@@ -1,0 +1,227 @@
+#include "openai_request.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "boost/json.hpp"
+#include "boost/json/basic_parser_impl.hpp"
+
+namespace flowork::router {
+namespace {
+
+namespace json = boost::json;
+
+// SAX handler: tracks depth and the key under which each value sits.
+struct FactsHandler {
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  OpenAiRequestFacts facts;
+  const char* input = nullptr;
+  int depth = 0;            // Objects and arrays open.
+  std::string key;          // The key being read or just read.
+  std::string top_key;      // The top-level key whose value we are in.
+  std::string string_value; // A top-level string being read.
+  bool model_seen = false;
+  bool model_is_string = false;
+  int tools_depth = -1;     // Depth of the top-level tools array, while in it.
+  bool in_stream_options = false;
+  bool in_response_format = false;
+
+  bool AtTop() const { return depth == 1; }
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_array_begin(json::error_code&) {
+    if (AtTop()) top_key = key;
+    if (AtTop() && key == "tools") tools_depth = depth + 1;
+    ++depth;
+    return true;
+  }
+  bool on_array_end(std::size_t n, json::error_code&) {
+    --depth;
+    if (AtTop() && top_key == "tools" && n > 0) facts.has_tools = true;
+    return true;
+  }
+  bool on_object_begin(json::error_code&) {
+    if (AtTop()) {
+      top_key = key;
+      in_stream_options = key == "stream_options";
+      in_response_format = key == "response_format";
+      if (in_response_format) facts.wants_json = true;  // Unless {"type":"text"}.
+    }
+    ++depth;
+    return true;
+  }
+  bool on_object_end(std::size_t, json::error_code&) {
+    --depth;
+    if (AtTop()) {
+      in_stream_options = false;
+      in_response_format = false;
+    }
+    return true;
+  }
+  bool on_string_part(json::string_view s, std::size_t, json::error_code&) {
+    string_value.append(s.data(), s.size());
+    return true;
+  }
+  bool on_string(json::string_view s, std::size_t, json::error_code&) {
+    string_value.append(s.data(), s.size());
+    if (AtTop() && key == "model") {
+      model_seen = true;
+      model_is_string = true;
+      facts.model = string_value;
+    }
+    if (depth == 2 && in_response_format && key == "type" && string_value == "text") {
+      facts.wants_json = false;
+    }
+    if (key == "type" && string_value == "image_url") facts.has_images = true;
+    string_value.clear();
+    return true;
+  }
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    if (pending_key_reset) key.clear();
+    pending_key_reset = false;
+    key.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code&) {
+    if (pending_key_reset) key.clear();
+    key.append(s.data(), s.size());
+    pending_key_reset = true;
+    if (key == "image_url" && depth >= 3) facts.has_images = true;
+    return true;
+  }
+  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_int64(int64_t i, json::string_view, json::error_code&) { return OnNumber(i); }
+  bool on_uint64(uint64_t u, json::string_view, json::error_code&) {
+    return OnNumber(static_cast<int64_t>(std::min<uint64_t>(u, INT64_MAX)));
+  }
+  bool on_double(double, json::string_view, json::error_code&) {
+    if (AtTop() && key == "model") model_seen = true;
+    return true;
+  }
+  bool on_bool(bool b, json::error_code&) {
+    if (AtTop() && key == "stream") facts.stream = b;
+    if (depth == 2 && in_stream_options && key == "include_usage") facts.asks_usage = b;
+    if (AtTop() && key == "model") model_seen = true;
+    return true;
+  }
+  bool on_null(json::error_code&) {
+    if (AtTop() && key == "model") model_seen = true;
+    return true;
+  }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+  bool OnNumber(int64_t value) {
+    if (AtTop() && (key == "max_tokens" || key == "max_completion_tokens") && value > 0) {
+      facts.max_tokens = static_cast<uint32_t>(std::min<int64_t>(value, UINT32_MAX));
+    }
+    if (AtTop() && key == "model") model_seen = true;
+    return true;
+  }
+
+  bool pending_key_reset = true;
+};
+
+// Finds the top-level "model" value's span in a body already validated.
+void LocateModel(std::string_view body, OpenAiRequestFacts& facts) {
+  int depth = 0;
+  bool expect_key = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (c == '"') {
+      size_t end = i + 1;
+      bool escaped = false;
+      while (end < body.size() && body[end] != '"') {
+        if (body[end] == '\\') {
+          escaped = true;
+          ++end;
+        }
+        ++end;
+      }
+      if (depth == 1 && expect_key && !escaped && body.substr(i + 1, end - i - 1) == "model") {
+        size_t colon = body.find(':', end + 1);
+        size_t value = body.find_first_not_of(" \t\r\n", colon + 1);
+        if (value != std::string_view::npos && body[value] == '"') {
+          size_t close = value + 1;
+          while (close < body.size() && body[close] != '"') close += body[close] == '\\' ? 2 : 1;
+          facts.model_begin = value;
+          facts.model_end = close + 1;
+        }
+        return;
+      }
+      i = end;
+      expect_key = false;
+      continue;
+    }
+    if (c == '{' || c == '[') {
+      ++depth;
+      expect_key = c == '{';
+    } else if (c == '}' || c == ']') {
+      --depth;
+    } else if (c == ',') {
+      expect_key = true;  // Inside an array this is ignored below by depth.
+    } else if (c == ':') {
+      expect_key = false;
+    }
+  }
+}
+
+std::string JsonString(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppend(&out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<OpenAiRequestFacts> ReadOpenAiRequest(std::string_view body) {
+  size_t first = body.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || body[first] != '{') {
+    return absl::InvalidArgumentError("the request body must be a JSON object");
+  }
+  json::basic_parser<FactsHandler> parser(json::parse_options{});
+  parser.handler().input = body.data();
+  json::error_code ec;
+  parser.write_some(false, body.data(), body.size(), ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request body is not valid JSON: ", ec.message()));
+  }
+  FactsHandler& h = parser.handler();
+  if (!h.model_seen) return absl::InvalidArgumentError("the request body has no \"model\"");
+  if (!h.model_is_string) return absl::InvalidArgumentError("\"model\" must be a string");
+  LocateModel(body, h.facts);
+  return std::move(h.facts);
+}
+
+std::string SpliceModel(std::string_view body, const OpenAiRequestFacts& facts,
+                        std::string_view model) {
+  if (facts.model_begin == std::string_view::npos) {
+    // The key itself was written with escapes: rare enough to rebuild.
+    json::value tree = json::parse(json::string_view(body.data(), body.size()));
+    tree.as_object()["model"] = json::string_view(model.data(), model.size());
+    return json::serialize(tree);
+  }
+  std::string out;
+  out.reserve(body.size() + model.size());
+  out.append(body.substr(0, facts.model_begin));
+  out.append(JsonString(model));
+  out.append(body.substr(facts.model_end));
+  return out;
+}
+
+}  // namespace flowork::router

@@ -1,0 +1,377 @@
+// The gateway in one process: HttpServer + Gateway + HttpClient in front of
+// flowork-mockllm servers (and a capturing upstream where the exact bytes
+// matter).
+#include "flowork/router/gateway.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "flowork/core/config_loader.h"
+#include "flowork/mockllm/mock_llm_server.h"
+#include "flowork/testing/http_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace flowork::router {
+namespace {
+
+using ::flowork::mockllm::MockKnobs;
+using ::flowork::mockllm::MockLlmServer;
+using ::flowork::testing::ClientResponse;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+constexpr char kChat[] = R"({"model":"chat","messages":[{"role":"user","content":"hi"}]})";
+constexpr char kChatStream[] =
+    R"({"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]})";
+
+std::unique_ptr<MockLlmServer> StartMock(MockKnobs knobs = {}) {
+  mockllm::MockLlmOptions options;
+  options.knobs = std::move(knobs);
+  auto server = MockLlmServer::Create(options);
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+// An upstream that records the request it got and answers a canned body.
+class CapturingUpstream final : public core::HttpHandler {
+ public:
+  void Handle(core::HttpRequest request, std::unique_ptr<core::HttpResponseWriter> writer) override {
+    {
+      absl::MutexLock lock(&mu_);
+      last_ = request;
+    }
+    writer->Send({.status = 200,
+                  .headers = {{"Content-Type", "application/json"}},
+                  .body = R"({"id":"x","object":"chat.completion","model":"upstream-name"})"});
+  }
+  core::HttpRequest last() {
+    absl::MutexLock lock(&mu_);
+    return last_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  core::HttpRequest last_;
+};
+
+// The router under test over upstreams on the given ports: "primary" then
+// "backup", each a model of its own provider, and route "chat" over both.
+class GatewayTest : public ::testing::Test {
+ protected:
+  void Start(int primary_port, int backup_port, const std::string& extra_route_yaml = "",
+             const std::string& primary_timeouts = "{first_byte: 5s}",
+             uint32_t primary_context = 8192) {
+    const std::string yaml = absl::StrCat(R"yaml(
+providers:
+  - {name: p1, kind: mock, base_url: "http://127.0.0.1:)yaml", primary_port,
+                                          R"yaml(/v1", zone: local, timeouts: )yaml",
+                                          primary_timeouts, R"yaml(}
+  - {name: p2, kind: openai, base_url: "http://127.0.0.1:)yaml", backup_port,
+                                          R"yaml(/v1", zone: local}
+models:
+  - {name: primary, provider: p1, upstream_model: upstream-primary, context_window: )yaml",
+                                          primary_context, R"yaml(, capabilities: [chat, tools, embeddings]}
+  - {name: backup, provider: p2, context_window: 128000, capabilities: [chat, tools, embeddings]}
+routes:
+  - {name: chat, candidates: [primary, backup], retry: {same_endpoint: 1, backoff: 10ms, max_wait: 2s}}
+)yaml",
+                                          extra_route_yaml);
+    v1::RouterConfig config;
+    absl::Status parsed = core::ParseConfigText(yaml, "router.yaml", &config);
+    ASSERT_TRUE(parsed.ok()) << parsed;
+    auto policy = PolicyEngine::Create(config, core::Clock::Real());
+    ASSERT_TRUE(policy.ok()) << policy.status();
+    policy_ = *std::move(policy);
+    auto client = core::HttpClient::Create({});
+    ASSERT_TRUE(client.ok());
+    client_ = *std::move(client);
+    auto gateway = Gateway::Create(*policy_, *client_);
+    ASSERT_TRUE(gateway.ok());
+    gateway_ = *std::move(gateway);
+    auto server = core::HttpServer::Create({.address = "127.0.0.1:0", .threads = 1}, *gateway_);
+    ASSERT_TRUE(server.ok());
+    server_ = *std::move(server);
+  }
+
+  void TearDown() override {
+    if (server_) server_->Shutdown(absl::Seconds(2));
+  }
+
+  ClientResponse Post(const std::string& path, const std::string& body,
+                      std::vector<std::pair<std::string, std::string>> headers = {}) {
+    auto response = testing::HttpCall(server_->port(), "POST", path, body, std::move(headers));
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? *response : ClientResponse{};
+  }
+
+  EndpointReading Reading(const std::string& id) {
+    return policy_->stats().Find(id)->Read(absl::Now());
+  }
+
+  std::unique_ptr<PolicyEngine> policy_;
+  std::unique_ptr<core::HttpClient> client_;
+  std::unique_ptr<Gateway> gateway_;
+  std::unique_ptr<core::HttpServer> server_;
+};
+
+// A port nothing listens on.
+int ClosedPort() {
+  CapturingUpstream nobody;
+  auto server = core::HttpServer::Create({.address = "127.0.0.1:0", .threads = 1}, nobody);
+  const int port = (*server)->port();
+  (*server)->Shutdown(absl::ZeroDuration());
+  return port;
+}
+
+TEST_F(GatewayTest, PassesTheBodyThroughRewritingOnlyTheModel) {
+  CapturingUpstream capture;
+  auto upstream = core::HttpServer::Create({.address = "127.0.0.1:0", .threads = 1}, capture);
+  ASSERT_TRUE(upstream.ok());
+  Start((*upstream)->port(), (*upstream)->port());
+  const std::string body =
+      R"({"temperature": 0, "model" : "chat", "messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],)"
+      R"("tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"x_vendor":{"a":[1,2.50,null]},"n":0})";
+  ClientResponse r = Post("/v1/chat/completions", body, {{"x-request-id", "req-42"}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  core::HttpRequest seen = capture.last();
+  EXPECT_EQ(seen.path(), "/v1/chat/completions");
+  EXPECT_EQ(seen.body,
+            R"({"temperature": 0, "model" : "upstream-primary", "messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],)"
+            R"("tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"x_vendor":{"a":[1,2.50,null]},"n":0})");
+  EXPECT_EQ(*seen.FindHeader("x-request-id"), "req-42");
+  EXPECT_EQ(r.Header("x-request-id"), "req-42");
+  EXPECT_EQ(r.Header("x-flowork-endpoint"), "primary@p1");
+  EXPECT_FALSE(r.Header("x-flowork-overhead-us").empty());
+  // The answer names the model that answered, as the upstream named it.
+  EXPECT_THAT(r.body, HasSubstr(R"("model":"upstream-name")"));
+  (*upstream)->Shutdown(absl::ZeroDuration());
+}
+
+TEST_F(GatewayTest, AnswersChatThroughTheMock) {
+  auto primary = StartMock();
+  auto backup = StartMock();
+  Start(primary->port(), backup->port());
+  ClientResponse r = Post("/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("Mock answer to: hi."));
+  EXPECT_THAT(r.Header("x-request-id"), StartsWith("req_"));
+  EXPECT_EQ(backup->calls(), 0);
+}
+
+TEST_F(GatewayTest, StreamsChunksAsTheyArrive) {
+  MockKnobs knobs;
+  knobs.chunk_interval = absl::Milliseconds(150);
+  auto primary = StartMock(knobs);
+  auto backup = StartMock();
+  Start(primary->port(), backup->port());
+
+  // Read with the streaming client: the first chunk must come well before the last.
+  class Timestamps final : public core::HttpResponseObserver {
+   public:
+    void OnHead(int status, const core::HttpHeaders&) override { status_ = status; }
+    void OnBody(std::string_view piece) override {
+      absl::MutexLock lock(&mu_);
+      if (!absl::StrContains(body_, "Mock")) first_content_ = absl::Now();
+      body_.append(piece);
+    }
+    void OnDone(const core::HttpCallOutcome& outcome) override {
+      absl::MutexLock lock(&mu_);
+      ok_ = outcome.ok();
+      done_at_ = absl::Now();
+      done_.Notify();
+    }
+    absl::Mutex mu_;
+    int status_ = 0;
+    std::string body_;
+    absl::Time first_content_ = absl::InfiniteFuture();
+    absl::Time done_at_;
+    bool ok_ = false;
+    absl::Notification done_;
+  };
+  auto observer = std::make_shared<Timestamps>();
+  client_->Start({.method = "POST",
+                  .url = absl::StrCat("http://127.0.0.1:", server_->port(), "/v1/chat/completions"),
+                  .body = kChatStream},
+                 observer);
+  ASSERT_TRUE(observer->done_.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  absl::MutexLock lock(&observer->mu_);
+  EXPECT_TRUE(observer->ok_);
+  EXPECT_EQ(observer->status_, 200);
+  EXPECT_THAT(observer->body_, HasSubstr("data: [DONE]"));
+  // 4 deltas 150 ms apart: the first arrived at least ~300 ms before the end.
+  EXPECT_GE(observer->done_at_ - observer->first_content_, absl::Milliseconds(300));
+}
+
+TEST_F(GatewayTest, UnknownModelIs404AndBadJsonIs400InOpenAiShape) {
+  auto primary = StartMock();
+  Start(primary->port(), primary->port());
+  ClientResponse unknown = Post("/v1/chat/completions", R"({"model":"gpt-x","messages":[]})");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_THAT(unknown.body, HasSubstr(R"("code":"model_not_found")"));
+  ClientResponse bad = Post("/v1/chat/completions", R"({"model":"chat",)");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_THAT(bad.body, HasSubstr(R"({"error":{"message":"the request body is not valid JSON)"));
+  ClientResponse no_model = Post("/v1/chat/completions", R"({"messages":[]})");
+  EXPECT_EQ(no_model.status, 400);
+  EXPECT_THAT(no_model.body, HasSubstr("no \\\"model\\\""));
+}
+
+TEST_F(GatewayTest, ListsModelsAndRoutesInOpenAiShape) {
+  auto primary = StartMock();
+  Start(primary->port(), primary->port());
+  auto r = testing::HttpCall(server_->port(), "GET", "/v1/models");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_THAT(r->body, HasSubstr(R"("object":"list")"));
+  EXPECT_THAT(r->body, HasSubstr(R"({"id":"chat","object":"model")"));
+  EXPECT_THAT(r->body, HasSubstr(R"({"id":"backup","object":"model")"));
+}
+
+TEST_F(GatewayTest, ServerErrorsAreRetriedOnceThenTheBackupAnswers) {
+  MockKnobs failing;
+  failing.status = 503;
+  auto primary = StartMock(failing);
+  auto backup = StartMock();
+  Start(primary->port(), backup->port());
+  ClientResponse r = Post("/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-flowork-endpoint"), "backup@p2");
+  EXPECT_EQ(primary->calls("/v1/chat/completions"), 2);  // The attempt and one retry.
+  EXPECT_EQ(backup->calls("/v1/chat/completions"), 1);
+}
+
+TEST_F(GatewayTest, ATransientFailureRecoversOnTheSameEndpoint) {
+  MockKnobs flaky;
+  flaky.fail_first = 1;
+  auto primary = StartMock(flaky);
+  auto backup = StartMock();
+  Start(primary->port(), backup->port());
+  ClientResponse r = Post("/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-flowork-endpoint"), "primary@p1");
+  EXPECT_EQ(primary->calls("/v1/chat/completions"), 2);
+  EXPECT_EQ(backup->calls(), 0);
+}
+
+TEST_F(GatewayTest, ClientErrorIsReturnedWithoutTryingTheNextEndpoint) {
+  MockKnobs refusing;
+  refusing.status = 400;
+  auto primary = StartMock(refusing);
+  auto backup = StartMock();
+  Start(primary->port(), backup->port());
+  ClientResponse r = Post("/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr(R"("error")"));
+  EXPECT_EQ(primary->calls("/v1/chat/completions"), 1);
+  EXPECT_EQ(backup->calls(), 0);
+}
+
+TEST_F(GatewayTest, ContextLengthErrorMovesOnlyToALargerWindow) {
+  MockKnobs too_long;
+  too_long.status = 400;
+  too_long.error_code = "context_length_exceeded";
+  auto primary = StartMock(too_long);
+  auto backup = StartMock();
+  Start(primary->port(), backup->port());
+  ClientResponse r = Post("/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-flowork-endpoint"), "backup@p2");
+  EXPECT_EQ(primary->calls("/v1/chat/completions"), 1);
+}
+
+TEST_F(GatewayTest, ContextLengthErrorIsReturnedWhenNoLargerWindowExists) {
+  MockKnobs too_long;
+  too_long.status = 400;
+  too_long.error_code = "context_length_exceeded";
+  auto primary = StartMock(too_long);
+  auto backup = StartMock();
+  Start(primary->port(), backup->port(), "", "{first_byte: 5s}", /*primary_context=*/200000);
+  ClientResponse r = Post("/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("context_length_exceeded"));
+  EXPECT_EQ(backup->calls(), 0);
+}
+
+TEST_F(GatewayTest, LongRetryAfterCoolsTheEndpointDownAndMovesOn) {
+  MockKnobs limited;
+  limited.status = 429;
+  limited.retry_after_seconds = 60;  // Longer than max_wait (2s).
+  auto primary = StartMock(limited);
+  auto backup = StartMock();
+  Start(primary->port(), backup->port());
+  const absl::Time start = absl::Now();
+  ClientResponse r = Post("/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));  // Not waited out.
+  EXPECT_EQ(primary->calls("/v1/chat/completions"), 1);
+  EXPECT_GT(Reading("primary@p1").cooldown_until, absl::Now() + absl::Seconds(50));
+  // The next request goes straight to the backup.
+  Post("/v1/chat/completions", kChat);
+  EXPECT_EQ(primary->calls("/v1/chat/completions"), 1);
+}
+
+TEST_F(GatewayTest, SilentPrimaryIsAbandonedAtFirstByteTimeoutWithoutARetry) {
+  MockKnobs silent;
+  silent.hang = true;
+  auto primary = StartMock(silent);
+  auto backup = StartMock();
+  Start(primary->port(), backup->port(), "", "{first_byte: 300ms}");
+  const absl::Time start = absl::Now();
+  ClientResponse r = Post("/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-flowork-endpoint"), "backup@p2");
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(300) + absl::Seconds(1));
+  EXPECT_EQ(primary->calls("/v1/chat/completions"), 1);
+}
+
+TEST_F(GatewayTest, RefusedConnectionsFailOverToTheBackup) {
+  auto backup = StartMock();
+  Start(ClosedPort(), backup->port());
+  ClientResponse r = Post("/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-flowork-endpoint"), "backup@p2");
+}
+
+TEST_F(GatewayTest, EveryCandidateFailingIsA502NamingEachAttempt) {
+  MockKnobs failing;
+  failing.status = 500;
+  auto primary = StartMock(failing);
+  auto backup = StartMock(failing);
+  Start(primary->port(), backup->port());
+  ClientResponse r = Post("/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 502);
+  EXPECT_THAT(r.body, HasSubstr("every attempt failed: primary@p1: 500"));
+  EXPECT_THAT(r.body, HasSubstr("backup@p2: 500"));
+  // max_attempts 3 in all: primary, its retry, backup.
+  EXPECT_EQ(primary->calls() + backup->calls(), 3);
+}
+
+TEST_F(GatewayTest, AStreamCutAfterContentEndsWithAnErrorEventNotASilentSwitch) {
+  MockKnobs cutting;
+  cutting.cut_after = 2;
+  auto primary = StartMock(cutting);
+  auto backup = StartMock();
+  Start(primary->port(), backup->port());
+  ClientResponse r = Post("/v1/chat/completions", kChatStream);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(r.body, HasSubstr("Mock answer"));
+  EXPECT_THAT(r.body, HasSubstr(R"("type":"upstream_error")"));
+  EXPECT_THAT(r.body, Not(HasSubstr("[DONE]")));
+  EXPECT_EQ(backup->calls(), 0);
+}
+
+TEST_F(GatewayTest, EmbeddingsGoToTheEmbeddingsEndpoint) {
+  auto primary = StartMock();
+  Start(primary->port(), primary->port());
+  ClientResponse r = Post("/v1/embeddings", R"({"model":"primary","input":"hello"})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr(R"("object":"embedding")"));
+  EXPECT_EQ(primary->calls("/v1/embeddings"), 1);
+}
+
+}  // namespace
+}  // namespace flowork::router
