@@ -9,8 +9,10 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "flowork/core/grpc/api_server.h"
+#include "flowork/core/http_client.h"
 #include "flowork/core/logging.h"
 #include "flowork/core/process.h"
+#include "flowork/router/gateway.h"
 #include "flowork/router/grpc/router_service.h"
 #include "flowork/router/policy.h"
 #include "flowork/router/router_config.h"
@@ -72,6 +74,13 @@ int main(int argc, char** argv) {
 
   auto policy = flowork::router::PolicyEngine::Create(*config, flowork::core::Clock::Real());
   if (!policy.ok()) return Fail("invalid configuration", policy.status());
+  auto upstreams = flowork::core::HttpClient::Create({});
+  if (!upstreams.ok()) return Fail("cannot start", upstreams.status());
+  auto gateway = flowork::router::Gateway::Create(**policy, **upstreams);
+  if (!gateway.ok()) return Fail("cannot start", gateway.status());
+  for (const std::string& route : flowork::router::Gateway::Routes()) {
+    options->extra_routes.emplace_back(route, gateway->get());
+  }
   flowork::router::RouterServiceImpl router_service(**policy);
   auto server = flowork::core::ApiServer::Create(
       *options, {{&router_service, "flowork.router.v1.RouterService"}});

@@ -37,14 +37,15 @@ absl::StatusOr<ServerProcess> ServerProcess::Start(const std::string& binary,
   ServerProcess process;
   process.pid_ = pid;
   process.stderr_fd_ = pipe_fds[0];
-  const std::regex serving("serving http=[^ ]*:([0-9]+) grpc=[^ ]*:([0-9]+)");
+  // gRPC is optional: flowork-mockllm serves HTTP only.
+  const std::regex serving("serving http=[^ ]*:([0-9]+)( grpc=[^ ]*:([0-9]+))?");
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     process.ReadLog(absl::Milliseconds(100));
     std::smatch m;
     if (std::regex_search(process.log_, m, serving)) {
       process.http_port_ = std::stoi(m[1]);
-      process.grpc_port_ = std::stoi(m[2]);
+      process.grpc_port_ = m[3].matched ? std::stoi(m[3]) : 0;
       return process;
     }
     int status;

@@ -12,8 +12,8 @@
 namespace flowork::testing {
 
 // A Flowork server binary run as a child process for integration tests.
-// Start waits for its "serving http=... grpc=..." log line and learns the
-// ports from it, so servers can listen on port 0.
+// Start waits for its "serving http=HOST:PORT [grpc=HOST:PORT]" log line
+// and learns the ports from it, so servers can listen on port 0.
 class ServerProcess {
  public:
   // Runs `binary` with `args`; everything it logs is kept for diagnostics.
