@@ -8,6 +8,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "flowork/core/event_loops.h"
 #include "flowork/core/grpc/api_server.h"
 #include "flowork/core/http_client.h"
 #include "flowork/core/logging.h"
@@ -74,7 +75,12 @@ int main(int argc, char** argv) {
 
   auto policy = flowork::router::PolicyEngine::Create(*config, flowork::core::Clock::Real());
   if (!policy.ok()) return Fail("invalid configuration", policy.status());
-  auto upstreams = flowork::core::HttpClient::Create({});
+  // One set of event loops for the listener and the upstream pools: a request
+  // stays on the thread that accepted it.
+  auto loops = flowork::core::EventLoops::Create(static_cast<int>(config->http_limits().threads()));
+  if (!loops.ok()) return Fail("invalid configuration", loops.status());
+  options->http.loops = loops->get();
+  auto upstreams = flowork::core::HttpClient::Create({.loops = loops->get()});
   if (!upstreams.ok()) return Fail("cannot start", upstreams.status());
   auto gateway = flowork::router::Gateway::Create(**policy, **upstreams);
   if (!gateway.ok()) return Fail("cannot start", gateway.status());

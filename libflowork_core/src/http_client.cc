@@ -22,6 +22,8 @@
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "boost/beast/ssl.hpp"
+#include "absl/synchronization/notification.h"
+#include "flowork/core/internal/event_loops.h"
 #include "flowork/core/internal/strings.h"
 
 namespace flowork::core {
@@ -146,11 +148,10 @@ class Connection {
 
 class ClientImpl;
 
-// One event loop with its pools.
+// One event loop and its pool.
 struct Loop {
-  asio::io_context ctx{1};
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
-  std::thread thread;
+  explicit Loop(asio::io_context& context) : ctx(context) {}
+  asio::io_context& ctx;
   // Idle connections by origin, newest last. Touched on this loop only.
   absl::flat_hash_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
 };
@@ -205,10 +206,18 @@ class ClientImpl final : public HttpClient {
  public:
   explicit ClientImpl(const HttpClientOptions& options) : options_(options) {}
   ~ClientImpl() override {
+    // Close the pooled connections on their own loops, then stop our loops.
+    std::vector<std::shared_ptr<absl::Notification>> cleared;
     for (auto& loop : loops_) {
-      loop->ctx.stop();
-      if (loop->thread.joinable()) loop->thread.join();
+      auto done = std::make_shared<absl::Notification>();
+      cleared.push_back(done);
+      asio::post(loop->ctx, [l = loop.get(), done] {
+        l->idle.clear();
+        done->Notify();
+      });
     }
+    for (auto& done : cleared) done->WaitForNotification();
+    if (own_loops_) own_loops_->internal().Drain();
   }
 
   absl::Status Init() {
@@ -222,21 +231,35 @@ class ClientImpl final : public HttpClient {
     } else {
       tls_->set_verify_mode(ssl::verify_none);
     }
-    const int threads = std::max(1, options_.threads);
-    for (int i = 0; i < threads; ++i) {
-      auto loop = std::make_unique<Loop>();
-      loop->work.emplace(asio::make_work_guard(loop->ctx));
-      loop->thread = std::thread([l = loop.get()] { l->ctx.run(); });
-      loops_.push_back(std::move(loop));
+    event_loops_ = options_.loops;
+    if (event_loops_ == nullptr) {
+      absl::StatusOr<std::unique_ptr<EventLoops>> made =
+          EventLoops::Create(std::max(1, options_.threads));
+      if (!made.ok()) return made.status();
+      own_loops_ = *std::move(made);
+      event_loops_ = own_loops_.get();
+    }
+    for (int i = 0; i < event_loops_->size(); ++i) {
+      loops_.push_back(std::make_unique<Loop>(event_loops_->internal().context(i)));
     }
     return absl::OkStatus();
   }
 
   std::shared_ptr<HttpCall> Start(HttpClientRequest request,
                                   std::shared_ptr<HttpResponseObserver> observer) override {
-    Loop& loop = *loops_[next_loop_.fetch_add(1, std::memory_order_relaxed) % loops_.size()];
+    // On one of our loops already (a server handler sharing them): stay on
+    // it, no hop to another thread.
+    const int current = event_loops_->CurrentIndex();
+    const size_t index = current >= 0 ? static_cast<size_t>(current)
+                                      : next_loop_.fetch_add(1, std::memory_order_relaxed) %
+                                            loops_.size();
+    Loop& loop = *loops_[index];
     auto exchange = std::make_shared<Exchange>(*this, loop, std::move(request), std::move(observer));
-    asio::post(loop.ctx, [exchange] { exchange->Start(); });
+    if (current >= 0) {
+      exchange->Start();
+    } else {
+      asio::post(loop.ctx, [exchange] { exchange->Start(); });
+    }
     return exchange;
   }
 
@@ -270,6 +293,8 @@ class ClientImpl final : public HttpClient {
  private:
   const HttpClientOptions options_;
   std::optional<ssl::context> tls_;
+  std::unique_ptr<EventLoops> own_loops_;  // When the options gave none.
+  EventLoops* event_loops_ = nullptr;
   std::vector<std::unique_ptr<Loop>> loops_;
   std::atomic<size_t> next_loop_{0};
 };

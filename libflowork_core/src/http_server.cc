@@ -20,6 +20,8 @@
 #include "boost/asio.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "absl/synchronization/notification.h"
+#include "flowork/core/internal/event_loops.h"
 #include "flowork/core/internal/strings.h"
 #include "flowork/core/logging.h"
 #include "flowork/core/status_http.h"
@@ -79,13 +81,16 @@ class Connection;
 // One event loop, its thread and its acceptor.
 class Worker {
  public:
-  explicit Worker(ServerImpl& server) : server_(server), work_(asio::make_work_guard(ctx_)) {}
+  // `keepalive` holds loops the server made itself, so the io_context lives
+  // as long as any connection of this worker.
+  Worker(ServerImpl& server, asio::io_context& ctx, std::shared_ptr<EventLoops> keepalive)
+      : keepalive_(std::move(keepalive)), ctx_(ctx), server_(server) {}
 
   asio::io_context& context() { return ctx_; }
   ServerImpl& server() { return server_; }
 
   // Runs `fn` on this loop: inline when already on it, else posted. Dropped,
-  // returning false, once the loop has been stopped.
+  // returning false, once the server has shut down.
   template <typename F>
   bool Run(F&& fn) {
     if (ctx_.get_executor().running_in_this_thread()) {
@@ -98,22 +103,19 @@ class Worker {
     return true;
   }
 
-  // Refuses further posts and lets the loop end once its work is done.
+  // Refuses further posts.
   void Stop() {
     absl::MutexLock lock(&mu_);
     stopped_ = true;
-    work_.reset();
   }
 
  private:
-  // Declared before the acceptor so it is destroyed after it: an I/O object
-  // must not outlive its io_context (it does when Start fails to bind).
-  asio::io_context ctx_{1};
+  const std::shared_ptr<EventLoops> keepalive_;
+  asio::io_context& ctx_;
 
  public:
   std::optional<tcp::acceptor> acceptor;
   std::optional<asio::steady_timer> accept_retry;  // Backs off when out of descriptors.
-  std::thread thread;
   // Connections of this loop; touched only on its thread.
   absl::flat_hash_set<std::shared_ptr<Connection>> connections;
   bool draining = false;  // On this loop's thread only.
@@ -122,7 +124,6 @@ class Worker {
   ServerImpl& server_;
   absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  asio::executor_work_guard<asio::io_context::executor_type> work_;
 };
 
 class ServerImpl final : public HttpServer {
@@ -131,7 +132,7 @@ class ServerImpl final : public HttpServer {
       : options_(options), handler_(handler) {}
   ~ServerImpl() override { Shutdown(absl::ZeroDuration()); }
 
-  absl::Status Start(const tcp::endpoint& endpoint, int threads);
+  absl::Status Start(const tcp::endpoint& endpoint, EventLoops* loops);
   int port() const override { return port_; }
   void Shutdown(absl::Duration grace) override;
 
@@ -155,6 +156,7 @@ class ServerImpl final : public HttpServer {
   HttpHandler& handler_;
   int port_ = 0;
   bool started_ = false;
+  std::shared_ptr<EventLoops> own_loops_;  // When the options gave none.
   std::vector<std::shared_ptr<Worker>> workers_;
   absl::Mutex shutdown_mu_;
   absl::Mutex mu_;
@@ -586,7 +588,7 @@ void ServerImpl::CountResponse(int status) {
       .Increment();
 }
 
-absl::Status ServerImpl::Start(const tcp::endpoint& endpoint, int threads) {
+absl::Status ServerImpl::Start(const tcp::endpoint& endpoint, EventLoops* loops) {
   // The first acceptor binds the configured port; the others share the one it
   // got (which differs when the configured port is 0).
   port_ = endpoint.port();
@@ -605,8 +607,14 @@ absl::Status ServerImpl::Start(const tcp::endpoint& endpoint, int threads) {
                                                  ec.message()));
     }
   }
-  for (int i = 0; i < threads; ++i) {
-    auto worker = std::make_shared<Worker>(*this);
+  if (loops == nullptr) {
+    absl::StatusOr<std::unique_ptr<EventLoops>> made = EventLoops::Create(options_.threads);
+    if (!made.ok()) return made.status();
+    own_loops_ = *std::move(made);
+    loops = own_loops_.get();
+  }
+  for (int i = 0; i < loops->size(); ++i) {
+    auto worker = std::make_shared<Worker>(*this, loops->internal().context(i), own_loops_);
     beast::error_code ec;
     tcp::endpoint bind_to(endpoint.address(), static_cast<uint16_t>(port_));
     auto& acceptor = worker->acceptor.emplace(worker->context());
@@ -630,8 +638,7 @@ absl::Status ServerImpl::Start(const tcp::endpoint& endpoint, int threads) {
   }
   started_ = true;
   for (auto& worker : workers_) {
-    Accept(worker);
-    worker->thread = std::thread([w = worker.get()] { w->context().run(); });
+    asio::post(worker->context(), [this, worker] { Accept(worker); });
   }
   return absl::OkStatus();
 }
@@ -682,16 +689,25 @@ void ServerImpl::Shutdown(absl::Duration grace) {
                              +[](int* open) { return *open == 0; }, &open_connections_),
                          grace);
   }
+  // Close what is left, on each loop, and wait until every loop has done so:
+  // after that nothing of this server runs there any more.
+  std::vector<std::shared_ptr<absl::Notification>> closed;
   for (auto& worker : workers_) {
-    worker->Run([w = worker] {
-      auto connections = w->connections;
-      for (auto& c : connections) c->Close();
-    });
+    auto done = std::make_shared<absl::Notification>();
+    closed.push_back(done);
+    if (!worker->Run([w = worker, done] {
+          auto connections = w->connections;
+          for (auto& c : connections) c->Close();
+          w->acceptor.reset();
+          w->accept_retry.reset();
+          done->Notify();
+        })) {
+      done->Notify();
+    }
     worker->Stop();
   }
-  for (auto& worker : workers_) {
-    if (worker->thread.joinable()) worker->thread.join();
-  }
+  for (auto& done : closed) done->WaitForNotification();
+  if (own_loops_) own_loops_->internal().Drain();
 }
 
 absl::StatusOr<tcp::endpoint> ParseEndpoint(std::string_view address) {
@@ -727,10 +743,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(const HttpServerO
   if (options.threads < 0) {
     return absl::InvalidArgumentError(absl::StrCat("threads: must be >= 0, got ", options.threads));
   }
-  int threads = options.threads;
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   auto server = std::make_unique<ServerImpl>(options, handler);
-  absl::Status started = server->Start(*endpoint, threads);
+  absl::Status started = server->Start(*endpoint, options.loops);
   if (!started.ok()) return started;
   return server;
 }

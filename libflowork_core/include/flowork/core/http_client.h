@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "flowork/core/event_loops.h"
 #include "flowork/core/http_server.h"
 
 namespace flowork::core {
@@ -75,8 +76,12 @@ class HttpCall {
 
 // Options of an HttpClient. Every field documents its default.
 struct HttpClientOptions {
-  // I/O threads. Default 1.
+  // I/O threads. Default 1. Ignored when `loops` is given.
   int threads = 1;
+  // Event loops to run on, typically the HttpServer's: a request started on
+  // one of them runs entirely on it, with that loop's connection pool. Not
+  // owned; must outlive the client. Null: the client runs its own.
+  EventLoops* loops = nullptr;
   // Idle keep-alive connections kept per origin. Default 64.
   std::size_t max_idle_per_origin = 64;
   // An idle pooled connection older than this is closed. Default 30 s.
@@ -94,7 +99,7 @@ struct HttpClientOptions {
 // bodies. A request that fails on a reused connection before any byte of a
 // response arrived is retried once on a fresh one (the server had closed the
 // idle connection). Thread-safe. Destroy it only once every exchange has
-// finished: exchanges still in flight are dropped without OnDone.
+// finished, and not on one of its loops.
 class HttpClient {
  public:
   virtual ~HttpClient() = default;

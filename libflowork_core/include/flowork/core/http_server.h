@@ -12,6 +12,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "flowork/core/event_loops.h"
 #include "flowork/core/metrics.h"
 
 namespace flowork::core {
@@ -107,8 +108,12 @@ struct HttpServerOptions {
   // "host:port" to listen on; port 0 picks a free port. Default loopback.
   std::string address = "127.0.0.1:0";
   // I/O threads, each with its own event loop and SO_REUSEPORT acceptor.
-  // 0 = the number of cores.
+  // 0 = the number of cores. Ignored when `loops` is given.
   int threads = 0;
+  // Event loops to run on, one acceptor each, shared with an HttpClient so
+  // proxied requests stay on one thread. Not owned: must outlive the server
+  // and every writer it handed out. Null: the server runs its own loops.
+  EventLoops* loops = nullptr;
   // Largest header block accepted (431 beyond). Default 16 KiB.
   std::size_t max_header_bytes = 16 * 1024;
   // Largest body accepted (413 beyond). Default 8 MiB.

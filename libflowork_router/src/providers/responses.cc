@@ -1,0 +1,238 @@
+// Whole (non-streamed) response bodies: Anthropic -> OpenAI, OpenAI ->
+// Anthropic, Ollama -> OpenAI.
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "flowork/core/internal/status_macros.h"
+#include "flowork/core/internal/strings.h"
+#include "providers/json_wire.h"
+#include "providers/translation.h"
+
+namespace flowork::router {
+namespace {
+
+namespace json = boost::json;
+using core::internal::ToAbsl;
+using wire::FindArray;
+using wire::FindObject;
+using wire::FindString;
+using wire::J;
+using wire::StringOr;
+using wire::View;
+
+absl::Status Invalid(std::string_view path, std::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(ToAbsl(path), ": ", ToAbsl(problem)));
+}
+
+json::object OpenAiCompletion(std::string_view id, int64_t created, std::string_view model,
+                              json::object message, std::string_view finish_reason,
+                              const TokenUsage& usage) {
+  return {{"id", J(id)},
+          {"object", "chat.completion"},
+          {"created", created},
+          {"model", J(model)},
+          {"choices", json::array{json::object{{"index", 0},
+                                               {"message", std::move(message)},
+                                               {"finish_reason", J(finish_reason)}}}},
+          {"usage", wire::OpenAiUsageJson(usage)}};
+}
+
+json::object OpenAiAssistantMessage(const std::string& text, json::array tool_calls) {
+  json::object message{{"role", "assistant"}};
+  if (tool_calls.empty()) {
+    message["content"] = text;
+  } else {
+    message["content"] = text.empty() ? json::value(nullptr) : json::value(text);
+    message["tool_calls"] = std::move(tool_calls);
+  }
+  return message;
+}
+
+absl::StatusOr<std::string> AnthropicToOpenAi(std::string_view body, std::string_view model) {
+  FLOWORK_ASSIGN_OR_RETURN(json::object response, wire::ParseBodyObject(body));
+  const json::array* content = FindArray(response, "content");
+  if (content == nullptr) return Invalid("content", "expected an array");
+  std::string text;
+  json::array tool_calls;
+  for (size_t j = 0; j < content->size(); ++j) {
+    const std::string path = absl::StrCat("content[", j, "]");
+    const json::object* block = (*content)[j].if_object();
+    if (block == nullptr) return Invalid(path, "expected an object");
+    const std::string_view type = StringOr(*block, "type");
+    if (type == "text") {
+      const json::string* piece = FindString(*block, "text");
+      if (piece == nullptr) return Invalid(absl::StrCat(path, ".text"), "expected a string");
+      text += View(*piece);
+    } else if (type == "tool_use") {
+      const json::string* id = FindString(*block, "id");
+      if (id == nullptr) return Invalid(absl::StrCat(path, ".id"), "expected a string");
+      const json::string* name = FindString(*block, "name");
+      if (name == nullptr) return Invalid(absl::StrCat(path, ".name"), "expected a string");
+      const json::value* input = block->if_contains("input");
+      if (input != nullptr && !input->is_object()) {
+        return Invalid(absl::StrCat(path, ".input"), "expected an object");
+      }
+      tool_calls.push_back(json::object{
+          {"id", *id},
+          {"type", "function"},
+          {"function",
+           {{"name", *name},
+            {"arguments", input != nullptr ? wire::Serialize(*input) : std::string("{}")}}}});
+    }
+    // Thinking and server-tool blocks have no OpenAI counterpart.
+  }
+  wire::AnthropicUsageCounts usage;
+  if (const json::object* reported = FindObject(response, "usage")) usage.Update(*reported);
+  const std::string_view finish_reason =
+      wire::FinishReasonFromStopReason(StringOr(response, "stop_reason", "end_turn"));
+  return wire::Serialize(OpenAiCompletion(
+      StringOr(response, "id", "chatcmpl-flowork"), 0, model,
+      OpenAiAssistantMessage(text, std::move(tool_calls)), finish_reason, usage.ToTokenUsage()));
+}
+
+absl::StatusOr<std::string> OpenAiToAnthropic(std::string_view body, std::string_view model) {
+  FLOWORK_ASSIGN_OR_RETURN(json::object response, wire::ParseBodyObject(body));
+  const json::array* choices = FindArray(response, "choices");
+  if (choices == nullptr || choices->empty()) {
+    return Invalid("choices", "expected a non-empty array");
+  }
+  const json::object* choice = choices->front().if_object();
+  if (choice == nullptr) return Invalid("choices[0]", "expected an object");
+  const json::object* message = FindObject(*choice, "message");
+  if (message == nullptr) return Invalid("choices[0].message", "expected an object");
+
+  json::array blocks;
+  std::string text;
+  if (const json::value* content = message->if_contains("content")) {
+    FLOWORK_ASSIGN_OR_RETURN(
+        text, wire::OpenAiContentText(*content, "choices[0].message.content", ""));
+  }
+  if (text.empty()) text = StringOr(*message, "refusal");
+  if (!text.empty()) blocks.push_back(json::object{{"type", "text"}, {"text", text}});
+  bool has_tool_calls = false;
+  if (const json::value* calls_value = message->if_contains("tool_calls");
+      calls_value != nullptr && !calls_value->is_null()) {
+    const json::array* calls = calls_value->if_array();
+    if (calls == nullptr) return Invalid("choices[0].message.tool_calls", "expected an array");
+    for (size_t j = 0; j < calls->size(); ++j) {
+      const std::string path = absl::StrCat("choices[0].message.tool_calls[", j, "]");
+      const json::object* call = (*calls)[j].if_object();
+      if (call == nullptr) return Invalid(path, "expected an object");
+      const json::string* id = FindString(*call, "id");
+      if (id == nullptr) return Invalid(absl::StrCat(path, ".id"), "expected a string");
+      const json::object* function = FindObject(*call, "function");
+      if (function == nullptr) return Invalid(absl::StrCat(path, ".function"), "expected an object");
+      const json::string* name = FindString(*function, "name");
+      if (name == nullptr) {
+        return Invalid(absl::StrCat(path, ".function.name"), "expected a string");
+      }
+      FLOWORK_ASSIGN_OR_RETURN(
+          json::object input,
+          wire::ParseToolArguments(function->if_contains("arguments"),
+                                   absl::StrCat(path, ".function.arguments")));
+      blocks.push_back(json::object{
+          {"type", "tool_use"}, {"id", *id}, {"name", *name}, {"input", std::move(input)}});
+      has_tool_calls = true;
+    }
+  }
+  const json::string* finish_reason = FindString(*choice, "finish_reason");
+  const std::string_view stop_reason =
+      finish_reason != nullptr ? wire::StopReasonFromFinishReason(View(*finish_reason))
+      : has_tool_calls         ? "tool_use"
+                               : "end_turn";
+  TokenUsage usage;
+  if (const json::object* reported = FindObject(response, "usage")) {
+    usage = wire::ReadOpenAiUsage(*reported);
+  }
+  return wire::Serialize(json::object{{"id", J(StringOr(response, "id", "msg_flowork"))},
+                                      {"type", "message"},
+                                      {"role", "assistant"},
+                                      {"model", J(model)},
+                                      {"content", std::move(blocks)},
+                                      {"stop_reason", J(stop_reason)},
+                                      {"stop_sequence", nullptr},
+                                      {"usage", wire::AnthropicUsageJson(usage)}});
+}
+
+absl::StatusOr<std::string> OllamaToOpenAi(std::string_view body, std::string_view model) {
+  FLOWORK_ASSIGN_OR_RETURN(json::object response, wire::ParseBodyObject(body));
+  const json::object* message = FindObject(response, "message");
+  if (message == nullptr) return Invalid("message", "expected an object");
+  const std::string text(StringOr(*message, "content"));
+  json::array tool_calls;
+  if (const json::value* calls_value = message->if_contains("tool_calls");
+      calls_value != nullptr && !calls_value->is_null()) {
+    const json::array* calls = calls_value->if_array();
+    if (calls == nullptr) return Invalid("message.tool_calls", "expected an array");
+    for (size_t j = 0; j < calls->size(); ++j) {
+      const std::string path = absl::StrCat("message.tool_calls[", j, "]");
+      const json::object* call = (*calls)[j].if_object();
+      const json::object* function = call != nullptr ? FindObject(*call, "function") : nullptr;
+      if (function == nullptr) return Invalid(absl::StrCat(path, ".function"), "expected an object");
+      const json::string* name = FindString(*function, "name");
+      if (name == nullptr) {
+        return Invalid(absl::StrCat(path, ".function.name"), "expected a string");
+      }
+      const json::value* arguments = function->if_contains("arguments");
+      std::string serialized = "{}";
+      if (arguments != nullptr && arguments->is_string()) {
+        serialized = View(arguments->get_string());
+      } else if (arguments != nullptr && !arguments->is_null()) {
+        serialized = wire::Serialize(*arguments);
+      }
+      const json::string* upstream_id = FindString(*call, "id");
+      const std::string id =
+          upstream_id != nullptr ? std::string(View(*upstream_id)) : absl::StrCat("call_", j);
+      tool_calls.push_back(json::object{
+          {"id", id},
+          {"type", "function"},
+          {"function", {{"name", *name}, {"arguments", serialized}}}});
+    }
+  }
+  const std::string_view finish_reason = !tool_calls.empty() ? "tool_calls"
+                                         : StringOr(response, "done_reason") == "length"
+                                             ? "length"
+                                             : "stop";
+  TokenUsage usage;
+  std::optional<uint64_t> prompt = wire::FindCount(response, "prompt_eval_count");
+  std::optional<uint64_t> completion = wire::FindCount(response, "eval_count");
+  usage.reported = prompt.has_value() || completion.has_value();
+  usage.prompt_tokens = prompt.value_or(0);
+  usage.completion_tokens = completion.value_or(0);
+  int64_t created = 0;
+  absl::Time time;
+  std::string error;
+  if (absl::ParseTime(absl::RFC3339_full, ToAbsl(StringOr(response, "created_at")), &time,
+                      &error)) {
+    created = absl::ToUnixSeconds(time);
+  }
+  return wire::Serialize(OpenAiCompletion("chatcmpl-flowork", created, model,
+                                          OpenAiAssistantMessage(text, std::move(tool_calls)),
+                                          finish_reason, usage));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> AnthropicResponseToOpenAiChat(std::string_view body,
+                                                          std::string_view model) {
+  return wire::NoThrow("translating an Anthropic response to OpenAI",
+                       [&] { return AnthropicToOpenAi(body, model); });
+}
+
+absl::StatusOr<std::string> OpenAiChatResponseToAnthropic(std::string_view body,
+                                                          std::string_view model) {
+  return wire::NoThrow("translating an OpenAI response to Anthropic",
+                       [&] { return OpenAiToAnthropic(body, model); });
+}
+
+absl::StatusOr<std::string> OllamaResponseToOpenAiChat(std::string_view body,
+                                                       std::string_view model) {
+  return wire::NoThrow("translating an Ollama response to OpenAI",
+                       [&] { return OllamaToOpenAi(body, model); });
+}
+
+}  // namespace flowork::router
