@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <random>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -25,6 +27,7 @@
 #include "flowork/core/internal/strings.h"
 #include "flowork/core/logging.h"
 #include "http/openai_request.h"
+#include "providers/translation.h"
 
 namespace flowork::router {
 namespace {
@@ -38,19 +41,56 @@ using core::HttpResponse;
 using core::HttpResponseWriter;
 using core::internal::ToAbsl;
 
+// The API shape a caller speaks.
+enum class Front { kOpenAi, kAnthropic };
+
 // What each front path asks of the upstream.
 struct Operation {
-  const char* upstream_path;  // Appended to the provider's base_url.
+  const char* upstream_path;  // On OpenAI-compatible upstreams, after base_url.
   const char* capability;
+  Front front;
+  bool chat;  // A conversation: translatable to Anthropic and Ollama upstreams.
 };
 
 const std::map<std::string, Operation, std::less<>>& Operations() {
   static const auto* const operations = new std::map<std::string, Operation, std::less<>>{
-      {"/v1/chat/completions", {"/chat/completions", "chat"}},
-      {"/v1/completions", {"/completions", "completion"}},
-      {"/v1/embeddings", {"/embeddings", "embeddings"}},
+      {"/v1/chat/completions", {"/chat/completions", "chat", Front::kOpenAi, true}},
+      {"/v1/completions", {"/completions", "completion", Front::kOpenAi, false}},
+      {"/v1/embeddings", {"/embeddings", "embeddings", Front::kOpenAi, false}},
+      {"/v1/messages", {"/chat/completions", "chat", Front::kAnthropic, true}},
   };
   return *operations;
+}
+
+std::string AnthropicErrorBody(absl::string_view message, absl::string_view type) {
+  boost::json::object error;
+  error["type"] = boost::json::string_view(type.data(), type.size());
+  error["message"] = boost::json::string_view(message.data(), message.size());
+  boost::json::object body;
+  body["type"] = "error";
+  body["error"] = std::move(error);
+  return boost::json::serialize(body);
+}
+
+// Anthropic's error type for an HTTP status.
+const char* AnthropicErrorType(int status) {
+  switch (status) {
+    case 400:
+      return "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+    case 529:
+      return "overloaded_error";
+    default:
+      return "api_error";
+  }
 }
 
 std::string OpenAiErrorBody(absl::string_view message, absl::string_view type,
@@ -83,13 +123,6 @@ std::optional<absl::Duration> RetryAfter(const HttpHeaders& headers) {
   return std::nullopt;
 }
 
-std::string HeaderValue(const HttpHeaders& headers, std::string_view name) {
-  for (const auto& [key, value] : headers) {
-    if (absl::EqualsIgnoreCase(key, ToAbsl(name))) return value;
-  }
-  return "";
-}
-
 // The upstream API key: from the environment variable or the file named.
 std::string ProviderKey(const v1::Provider& provider) {
   if (!provider.api_key_env().empty()) {
@@ -105,7 +138,8 @@ std::string ProviderKey(const v1::Provider& provider) {
   return "";
 }
 
-// Runs callbacks after a delay, on one thread: retry backoff.
+// Runs callbacks after a delay, on one thread: retry backoff and first-token
+// deadlines. Thread-safe.
 class DelayScheduler {
  public:
   DelayScheduler() : thread_([this] { Run(); }) {}
@@ -117,13 +151,31 @@ class DelayScheduler {
     thread_.join();
   }
 
-  void After(absl::Duration delay, absl::AnyInvocable<void() &&> work) {
+  // Returns an id for Cancel.
+  uint64_t After(absl::Duration delay, absl::AnyInvocable<void() &&> work) {
     absl::MutexLock lock(&mu_);
-    queue_.emplace(absl::Now() + delay, std::move(work));
+    const uint64_t id = ++last_id_;
+    by_id_[id] = queue_.emplace(absl::Now() + delay, Entry{id, std::move(work)});
     woken_ = true;  // The runner may be waiting for a later deadline.
+    return id;
+  }
+
+  // Drops work not yet run. Harmless for work that ran or was dropped.
+  void Cancel(uint64_t id) {
+    absl::MutexLock lock(&mu_);
+    auto it = by_id_.find(id);
+    if (it == by_id_.end()) return;
+    queue_.erase(it->second);
+    by_id_.erase(it);
   }
 
  private:
+  struct Entry {
+    uint64_t id;
+    absl::AnyInvocable<void() &&> work;
+  };
+  using Queue = std::multimap<absl::Time, Entry>;
+
   void Run() {
     absl::MutexLock lock(&mu_);
     while (!stopping_) {
@@ -131,7 +183,8 @@ class DelayScheduler {
       mu_.AwaitWithDeadline(absl::Condition(this, &DelayScheduler::Woken), next);
       woken_ = false;
       while (!queue_.empty() && queue_.begin()->first <= absl::Now() && !stopping_) {
-        absl::AnyInvocable<void() &&> work = std::move(queue_.begin()->second);
+        absl::AnyInvocable<void() &&> work = std::move(queue_.begin()->second.work);
+        by_id_.erase(queue_.begin()->second.id);
         queue_.erase(queue_.begin());
         mu_.Unlock();
         std::move(work)();
@@ -144,22 +197,39 @@ class DelayScheduler {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool woken_ ABSL_GUARDED_BY(mu_) = false;
-  std::multimap<absl::Time, absl::AnyInvocable<void() &&>> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_id_ ABSL_GUARDED_BY(mu_) = 0;
+  Queue queue_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Queue::iterator> by_id_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 
 class GatewayImpl;
+
+// How one attempt talks to its upstream, and turns the answer back into the
+// caller's shape.
+struct AttemptFormat {
+  std::string url;
+  std::string body;
+  HttpHeaders headers;
+  // Whole 2xx answers: upstream body -> the caller's body.
+  std::function<absl::StatusOr<std::string>(absl::string_view)> convert;
+  // Streams: upstream bytes -> the caller's bytes (a chain of translators).
+  std::vector<std::unique_ptr<StreamTranslator>> stream;
+  // Whether error bodies pass as they are (same wire format both sides).
+  bool native_errors = false;
+};
 
 // One client request through its attempts. The HTTP client's observer.
 class ProxyCall final : public core::HttpResponseObserver,
                         public std::enable_shared_from_this<ProxyCall> {
  public:
   ProxyCall(GatewayImpl& gateway, HttpRequest request, std::unique_ptr<HttpResponseWriter> writer,
-            OpenAiRequestFacts facts, const Operation& operation, AttemptPlan plan,
-            std::string request_id, absl::Time started)
+            std::string openai_body, OpenAiRequestFacts facts, const Operation& operation,
+            AttemptPlan plan, std::string request_id, absl::Time started)
       : gateway_(gateway),
         request_(std::move(request)),
         writer_(std::move(writer)),
+        openai_body_(std::move(openai_body)),
         facts_(std::move(facts)),
         operation_(operation),
         plan_(std::move(plan)),
@@ -175,12 +245,19 @@ class ProxyCall final : public core::HttpResponseObserver,
  private:
   void NextAttempt();
   void Send();
+  absl::StatusOr<AttemptFormat> Prepare() const;
+  // Runs `bytes` through the attempt's translators.
+  std::string Translate(std::string_view bytes);
+  std::string FinishTranslation();
+  void StartClientStream();
   // The endpoint failed in a way worth retrying (or moving on from).
   void Transient(core::HttpCallOutcome outcome, FailureKind kind,
                  std::optional<absl::Duration> retry_after);
   void MoveOn();
   void Respond(int status, HttpHeaders headers, std::string body);
+  void RespondError(int status, absl::string_view body);
   void RespondFailure();
+  void EndStreamWithError(absl::string_view message, absl::string_view code);
   HttpHeaders ResponseHeaders(bool with_endpoint);
   int64_t OverheadMicros();
   std::string EndpointName() const {
@@ -190,6 +267,7 @@ class ProxyCall final : public core::HttpResponseObserver,
   GatewayImpl& gateway_;
   const HttpRequest request_;
   std::unique_ptr<HttpResponseWriter> writer_;
+  const std::string openai_body_;  // The request in OpenAI shape.
   const OpenAiRequestFacts facts_;
   const Operation& operation_;
   const AttemptPlan plan_;
@@ -201,18 +279,26 @@ class ProxyCall final : public core::HttpResponseObserver,
   int attempts_ = 0;
   uint32_t same_endpoint_retries_ = 0;
   Endpoint current_;
+  AttemptFormat format_;
   absl::Time attempt_started_;
   absl::Duration upstream_time_;
   int status_ = 0;
   HttpHeaders upstream_headers_;
   std::string buffered_;
-  bool streaming_ = false;  // Content reached the caller: no switching now.
+  bool stream_ok_ = false;        // A 2xx stream is coming in.
+  bool streaming_ = false;        // Content reached the caller: no switching now.
+  std::string held_;              // Stream bytes held until the first content.
   std::optional<absl::Duration> ttft_;
   std::vector<std::string> failures_;
   int rate_limited_ = 0;
   int timed_out_ = 0;
   std::optional<absl::Duration> min_retry_after_;
-  bool finished_ = false;
+
+  // Set by the first-token timer (another thread) for attempt `attempt_id_`.
+  std::atomic<uint64_t> attempt_id_{0};
+  std::atomic<bool> content_seen_{false};
+  std::atomic<uint64_t> first_token_expired_{0};
+  uint64_t first_token_timer_ = 0;  // DelayScheduler id; 0 = none.
 
   absl::Mutex call_mu_;
   std::shared_ptr<HttpCall> call_ ABSL_GUARDED_BY(call_mu_);
@@ -245,12 +331,14 @@ class GatewayImpl final : public Gateway {
   std::mt19937_64 rng_ ABSL_GUARDED_BY(rng_mu_){std::random_device{}()};
 };
 
-void Reply(HttpResponseWriter& writer, int status, absl::string_view message,
+void Reply(HttpResponseWriter& writer, Front front, int status, absl::string_view message,
            absl::string_view type, absl::string_view code, HttpHeaders headers) {
   headers.emplace_back("Content-Type", "application/json");
   writer.Send({.status = status,
                .headers = std::move(headers),
-               .body = OpenAiErrorBody(message, type, code)});
+               .body = front == Front::kAnthropic
+                           ? AnthropicErrorBody(message, AnthropicErrorType(status))
+                           : OpenAiErrorBody(message, type, code)});
 }
 
 std::string GatewayImpl::RequestId(const HttpRequest& request) {
@@ -293,13 +381,24 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   const std::string path(request.path());
   if (request.method == "GET" && path == "/v1/models") return ListModels(request_id, std::move(writer));
   auto operation = Operations().find(path);
+  const Front front = operation == Operations().end() ? Front::kOpenAi : operation->second.front;
   if (operation == Operations().end() || request.method != "POST") {
-    return Reply(*writer, 404, absl::StrCat("no route for ", request.method, " ", path),
+    return Reply(*writer, front, 404, absl::StrCat("no route for ", request.method, " ", path),
                  "invalid_request_error", "unknown_url", id_header);
   }
   absl::StatusOr<OpenAiRequestFacts> facts = ReadOpenAiRequest(request.body);
+  std::string openai_body;
+  if (facts.ok() && front == Front::kAnthropic) {
+    // One internal shape: Anthropic requests are routed as OpenAI chats and
+    // the answer is turned back into Anthropic's.
+    absl::StatusOr<std::string> converted = AnthropicRequestToOpenAiChat(request.body, facts->model);
+    facts = converted.ok() ? ReadOpenAiRequest(*converted) : converted.status();
+    if (converted.ok()) openai_body = *std::move(converted);
+  } else if (facts.ok()) {
+    openai_body = request.body;
+  }
   if (!facts.ok()) {
-    return Reply(*writer, 400, facts.status().message(), "invalid_request_error",
+    return Reply(*writer, front, 400, facts.status().message(), "invalid_request_error",
                  "invalid_request", id_header);
   }
   RequestView view;
@@ -322,15 +421,15 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   absl::StatusOr<AttemptPlan> plan = policy_.Plan(std::move(view));
   if (!plan.ok()) {
     if (plan.status().code() == absl::StatusCode::kNotFound) {
-      return Reply(*writer, 404, absl::StrCat("The model `", facts->model, "` does not exist"),
+      return Reply(*writer, front, 404, absl::StrCat("The model `", facts->model, "` does not exist"),
                    "invalid_request_error", "model_not_found", id_header);
     }
-    return Reply(*writer, 503, plan.status().message(), "service_unavailable",
+    return Reply(*writer, front, 503, plan.status().message(), "service_unavailable",
                  "no_healthy_candidate", id_header);
   }
   auto call = std::make_shared<ProxyCall>(*this, std::move(request), std::move(writer),
-                                          *std::move(facts), operation->second, *std::move(plan),
-                                          request_id, started);
+                                          std::move(openai_body), *std::move(facts),
+                                          operation->second, *std::move(plan), request_id, started);
   call->Start();
 }
 
@@ -354,10 +453,11 @@ void ProxyCall::NextAttempt() {
   while (candidate_ < plan_.attempts.size() && attempts_ < max_attempts) {
     current_ = plan_.attempts[candidate_];
     const v1::Provider::Kind kind = current_.provider->kind();
-    if (kind != v1::Provider::KIND_OPENAI && kind != v1::Provider::KIND_MOCK) {
+    const bool openai_wire = kind == v1::Provider::KIND_OPENAI || kind == v1::Provider::KIND_MOCK;
+    if (!openai_wire && !operation_.chat) {
       failures_.push_back(absl::StrCat(EndpointName(), ": provider kind ",
-                                       v1::Provider::Kind_Name(kind),
-                                       " is not served by the gateway yet"));
+                                       v1::Provider::Kind_Name(kind), " does not serve ",
+                                       operation_.capability));
       ++candidate_;
       continue;
     }
@@ -372,29 +472,98 @@ void ProxyCall::NextAttempt() {
   RespondFailure();
 }
 
-void ProxyCall::Send() {
+absl::StatusOr<AttemptFormat> ProxyCall::Prepare() const {
   const v1::Provider& provider = *current_.provider;
   const v1::Model& model = *current_.model;
-  core::HttpClientRequest upstream;
-  upstream.method = "POST";
-  upstream.url = absl::StrCat(absl::StripSuffix(provider.base_url(), "/"), operation_.upstream_path);
-  upstream.body = SpliceModel(request_.body, facts_,
-                              model.upstream_model().empty() ? model.name() : model.upstream_model());
-  upstream.headers = {{"Content-Type", "application/json"},
-                      {"Accept", facts_.stream ? "text/event-stream" : "application/json"},
-                      {"User-Agent", "flowork-router"},
-                      {"x-request-id", request_id_}};
-  if (const std::string key = ProviderKey(provider); !key.empty()) {
-    upstream.headers.emplace_back("Authorization", absl::StrCat("Bearer ", key));
+  const std::string upstream_model =
+      model.upstream_model().empty() ? model.name() : model.upstream_model();
+  const std::string base(absl::StripSuffix(provider.base_url(), "/"));
+  const std::string key = ProviderKey(provider);
+  const bool to_anthropic = operation_.front == Front::kAnthropic;
+  AttemptFormat format;
+  format.headers = {{"Content-Type", "application/json"},
+                    {"Accept", facts_.stream ? "text/event-stream" : "application/json"},
+                    {"User-Agent", "flowork-router"},
+                    {"x-request-id", request_id_}};
+  switch (provider.kind()) {
+    case v1::Provider::KIND_ANTHROPIC: {
+      format.url = base + "/messages";
+      absl::StatusOr<std::string> body = OpenAiChatRequestToAnthropic(openai_body_, upstream_model);
+      if (!body.ok()) return body.status();
+      format.body = *std::move(body);
+      if (!key.empty()) format.headers.emplace_back("x-api-key", key);
+      format.headers.emplace_back("anthropic-version", "2023-06-01");
+      const std::string name = upstream_model;
+      format.convert = [name](absl::string_view b) {
+        return AnthropicResponseToOpenAiChat(core::internal::ToStd(b), name);
+      };
+      format.stream.push_back(NewAnthropicToOpenAiStream(name, facts_.asks_usage || to_anthropic));
+      break;
+    }
+    case v1::Provider::KIND_OLLAMA: {
+      format.url = base + "/api/chat";
+      absl::StatusOr<std::string> body = OpenAiChatRequestToOllama(openai_body_, upstream_model);
+      if (!body.ok()) return body.status();
+      format.body = *std::move(body);
+      if (!key.empty()) format.headers.emplace_back("Authorization", absl::StrCat("Bearer ", key));
+      const std::string name = upstream_model;
+      format.convert = [name](absl::string_view b) {
+        return OllamaResponseToOpenAiChat(core::internal::ToStd(b), name);
+      };
+      format.stream.push_back(NewOllamaToOpenAiStream(name, facts_.asks_usage || to_anthropic));
+      break;
+    }
+    default: {  // OpenAI wire: the body passes through, only "model" changes.
+      format.url = base + operation_.upstream_path;
+      format.body = SpliceModel(openai_body_, facts_, upstream_model);
+      // Usage on streams, always (for accounting); the caller sees it only
+      // if it asked.
+      if (facts_.stream && !facts_.has_stream_options) format.body = AddIncludeUsage(format.body);
+      if (!key.empty()) format.headers.emplace_back("Authorization", absl::StrCat("Bearer ", key));
+      format.convert = [](absl::string_view b) -> absl::StatusOr<std::string> {
+        return std::string(b);
+      };
+      format.native_errors = !to_anthropic;
+      format.stream.push_back(NewOpenAiStreamInspector(facts_.asks_usage || to_anthropic));
+      break;
+    }
+  }
+  if (to_anthropic) {
+    // And back into the caller's shape.
+    auto inner = std::move(format.convert);
+    const std::string front_model = facts_.model;
+    format.convert = [inner = std::move(inner), front_model](absl::string_view b)
+        -> absl::StatusOr<std::string> {
+      absl::StatusOr<std::string> openai = inner(b);
+      if (!openai.ok()) return openai.status();
+      return OpenAiChatResponseToAnthropic(*openai, front_model);
+    };
+    format.stream.push_back(NewOpenAiToAnthropicStream(facts_.model));
   }
   if (const std::string* trace = request_.FindHeader("traceparent")) {
-    upstream.headers.emplace_back("traceparent", *trace);
+    format.headers.emplace_back("traceparent", *trace);
   }
   for (const auto& [name, value] : request_.headers) {
     // Test and mock knobs pass through; nothing else of the caller's does.
-    if (absl::StartsWithIgnoreCase(name, "x-mock-")) upstream.headers.emplace_back(name, value);
+    if (absl::StartsWithIgnoreCase(name, "x-mock-")) format.headers.emplace_back(name, value);
   }
-  const v1::Timeouts& timeouts = provider.timeouts();
+  return format;
+}
+
+void ProxyCall::Send() {
+  absl::StatusOr<AttemptFormat> format = Prepare();
+  if (!format.ok()) {
+    // The caller's request cannot be said in this upstream's terms.
+    current_.state->OnAbandoned();
+    return RespondError(400, format.status().message());
+  }
+  format_ = *std::move(format);
+  const v1::Timeouts& timeouts = current_.provider->timeouts();
+  core::HttpClientRequest upstream;
+  upstream.method = "POST";
+  upstream.url = format_.url;
+  upstream.body = std::move(format_.body);
+  upstream.headers = std::move(format_.headers);
   upstream.connect_timeout = FromProto(timeouts.connect(), absl::Seconds(2));
   upstream.first_byte_timeout = FromProto(timeouts.first_byte(), absl::Seconds(30));
   upstream.idle_timeout = FromProto(timeouts.idle(), absl::Seconds(60));
@@ -403,73 +572,134 @@ void ProxyCall::Send() {
   status_ = 0;
   upstream_headers_.clear();
   buffered_.clear();
+  held_.clear();
+  stream_ok_ = false;
   ttft_.reset();
+  content_seen_.store(false);
+  const uint64_t attempt = attempt_id_.fetch_add(1) + 1;
   attempt_started_ = absl::Now();
-  absl::MutexLock lock(&call_mu_);
-  if (cancelled_) {
-    current_.state->OnAbandoned();
-    finished_ = true;
-    return;
+  std::shared_ptr<HttpCall> call;
+  {
+    absl::MutexLock lock(&call_mu_);
+    if (cancelled_) {
+      current_.state->OnAbandoned();
+      return;
+    }
+    call_ = gateway_.client().Start(std::move(upstream), shared_from_this());
+    call = call_;
   }
-  call_ = gateway_.client().Start(std::move(upstream), shared_from_this());
+  if (facts_.stream) {
+    // Rule: a stream whose first content is late is abandoned once
+    // first_token passes, if nothing reached the caller yet.
+    const absl::Duration first_token = FromProto(timeouts.first_token(), absl::Seconds(30));
+    first_token_timer_ = gateway_.delays().After(
+        first_token, [weak = weak_from_this(), attempt, weak_call = std::weak_ptr<HttpCall>(call)] {
+          auto self = weak.lock();
+          auto call = weak_call.lock();
+          if (!self || !call || self->attempt_id_.load() != attempt || self->content_seen_.load()) {
+            return;
+          }
+          self->first_token_expired_.store(attempt);
+          call->Cancel();
+        });
+  }
+}
+
+std::string ProxyCall::Translate(std::string_view bytes) {
+  std::string out(bytes);
+  for (auto& translator : format_.stream) out = translator->Feed(out);
+  return out;
+}
+
+std::string ProxyCall::FinishTranslation() {
+  std::string out;
+  for (auto& translator : format_.stream) out = translator->Feed(out) + translator->Finish();
+  return out;
+}
+
+void ProxyCall::StartClientStream() {
+  streaming_ = true;
+  HttpHeaders out = ResponseHeaders(/*with_endpoint=*/true);
+  out.emplace_back("Content-Type", "text/event-stream");
+  out.emplace_back("Cache-Control", "no-cache");
+  writer_->StartStream(200, std::move(out));
 }
 
 void ProxyCall::OnHead(int status, const HttpHeaders& headers) {
   status_ = status;
   upstream_headers_ = headers;
-  if (status >= 200 && status < 300 && facts_.stream) {
-    // From here on the caller has content: no silent switching.
-    streaming_ = true;
-    HttpHeaders out = ResponseHeaders(/*with_endpoint=*/true);
-    std::string type = HeaderValue(headers, "content-type");
-    out.emplace_back("Content-Type", type.empty() ? "text/event-stream" : type);
-    out.emplace_back("Cache-Control", "no-cache");
-    writer_->StartStream(200, std::move(out));
-  }
+  stream_ok_ = status >= 200 && status < 300 && facts_.stream;
 }
 
 void ProxyCall::OnBody(std::string_view piece) {
-  if (!streaming_) {
+  if (!stream_ok_) {
     buffered_.append(piece);
     return;
   }
-  if (!ttft_) ttft_ = absl::Now() - attempt_started_;
-  if (!writer_->Write(std::string(piece))) {
+  std::string out = Translate(piece);
+  if (!streaming_) {
+    // Nothing goes to the caller before the first content: until then the
+    // attempt may still be abandoned for another.
+    held_.append(out);
+    if (!format_.stream.front()->saw_content()) return;
+    content_seen_.store(true);
+    gateway_.delays().Cancel(first_token_timer_);
+    ttft_ = absl::Now() - attempt_started_;
+    StartClientStream();
+    out = std::move(held_);
+    held_.clear();
+  }
+  if (!out.empty() && !writer_->Write(std::move(out))) {
     absl::MutexLock lock(&call_mu_);
     if (call_) call_->Cancel();
   }
 }
 
-void ProxyCall::OnDone(const HttpCallOutcome& outcome) {
+void ProxyCall::EndStreamWithError(absl::string_view message, absl::string_view code) {
+  const std::string body =
+      operation_.front == Front::kAnthropic
+          ? absl::StrCat("event: error\ndata: ", AnthropicErrorBody(message, "api_error"), "\n\n")
+          : absl::StrCat("data: ", OpenAiErrorBody(message, "upstream_error", code), "\n\n");
+  writer_->Write(body);
+  writer_->Finish();
+}
+
+void ProxyCall::OnDone(const HttpCallOutcome& raw_outcome) {
   const absl::Duration elapsed = absl::Now() - attempt_started_;
   upstream_time_ += elapsed;
   {
     absl::MutexLock lock(&call_mu_);
     call_.reset();
   }
-  if (outcome.failure == HttpCallFailure::kCancelled) {
+  if (first_token_timer_ != 0) gateway_.delays().Cancel(first_token_timer_);
+  HttpCallOutcome outcome = raw_outcome;
+  const bool first_token_late = first_token_expired_.load() == attempt_id_.load() &&
+                                outcome.failure == HttpCallFailure::kCancelled;
+  if (first_token_late) {
+    outcome = {HttpCallFailure::kFirstByteTimeout, "first token timeout: no content in time"};
+  } else if (outcome.failure == HttpCallFailure::kCancelled) {
     current_.state->OnAbandoned();  // The caller left; the endpoint is not to blame.
-    finished_ = true;
     return;
   }
   if (streaming_) {
-    if (outcome.ok()) {
+    StreamTranslator& upstream = *format_.stream.front();
+    if (outcome.ok() && upstream.saw_finish()) {
       current_.state->OnSuccess(elapsed, ttft_);
-    } else {
-      current_.state->OnFailure(outcome.failure == HttpCallFailure::kIdleTimeout ||
-                                        outcome.failure == HttpCallFailure::kTotalTimeout
-                                    ? FailureKind::kTimeout
-                                    : FailureKind::kServerError);
-      // Never a truncated answer dressed as success.
-      writer_->Write(absl::StrCat(
-          "data: ",
-          OpenAiErrorBody(absl::StrCat("the upstream stream from ", EndpointName(),
-                                       " broke: ", outcome.message),
-                          "upstream_error", HttpCallFailureName(outcome.failure)),
-          "\n\n"));
+      std::string tail = FinishTranslation();
+      if (!tail.empty()) writer_->Write(std::move(tail));
+      writer_->Finish();
+      return;
     }
-    writer_->Finish();
-    finished_ = true;
+    // Cut or stalled after content reached the caller: never a truncated
+    // answer dressed as success.
+    current_.state->OnFailure(outcome.failure == HttpCallFailure::kIdleTimeout ||
+                                      outcome.failure == HttpCallFailure::kTotalTimeout
+                                  ? FailureKind::kTimeout
+                                  : FailureKind::kServerError);
+    const std::string why = outcome.ok() ? "the upstream closed the stream before the answer ended"
+                                         : outcome.message;
+    EndStreamWithError(absl::StrCat("the upstream stream from ", EndpointName(), " broke: ", why),
+                       outcome.ok() ? "upstream_cut" : HttpCallFailureName(outcome.failure));
     return;
   }
   switch (outcome.failure) {
@@ -489,12 +719,27 @@ void ProxyCall::OnDone(const HttpCallOutcome& outcome) {
     default:
       return Transient(outcome, FailureKind::kServerError, std::nullopt);
   }
+  if (stream_ok_) {
+    // A 2xx stream that ended before any content: pass on what there was.
+    current_.state->OnSuccess(elapsed, ttft_);
+    StartClientStream();
+    std::string tail = held_ + FinishTranslation();
+    if (!tail.empty()) writer_->Write(std::move(tail));
+    writer_->Finish();
+    return;
+  }
   if (status_ >= 200 && status_ < 300) {
+    absl::StatusOr<std::string> body = format_.convert(buffered_);
+    if (!body.ok()) {
+      current_.state->OnFailure(FailureKind::kServerError);
+      return Transient({HttpCallFailure::kProtocol,
+                        absl::StrCat("unreadable answer: ", body.status().message())},
+                       FailureKind::kServerError, std::nullopt);
+    }
     current_.state->OnSuccess(elapsed);
     HttpHeaders headers = ResponseHeaders(/*with_endpoint=*/true);
-    std::string type = HeaderValue(upstream_headers_, "content-type");
-    headers.emplace_back("Content-Type", type.empty() ? "application/json" : type);
-    return Respond(status_, std::move(headers), std::move(buffered_));
+    headers.emplace_back("Content-Type", "application/json");
+    return Respond(status_, std::move(headers), *std::move(body));
   }
   const std::optional<absl::Duration> retry_after = RetryAfter(upstream_headers_);
   if (status_ == 429) {
@@ -515,7 +760,8 @@ void ProxyCall::OnDone(const HttpCallOutcome& outcome) {
   // The caller's own fault: back as it is, except a context-length error,
   // which may go to a candidate with a larger window.
   current_.state->OnSuccess(elapsed);
-  if (absl::StrContains(buffered_, "context_length_exceeded")) {
+  if (absl::StrContains(buffered_, "context_length_exceeded") ||
+      absl::StrContains(buffered_, "prompt is too long")) {
     const uint32_t window = current_.model->context_window();
     for (size_t next = candidate_ + 1; next < plan_.attempts.size(); ++next) {
       if (plan_.attempts[next].model->context_window() > window) {
@@ -526,10 +772,21 @@ void ProxyCall::OnDone(const HttpCallOutcome& outcome) {
       }
     }
   }
+  RespondError(status_, buffered_);
+}
+
+void ProxyCall::RespondError(int status, absl::string_view body) {
   HttpHeaders headers = ResponseHeaders(/*with_endpoint=*/true);
-  std::string type = HeaderValue(upstream_headers_, "content-type");
-  headers.emplace_back("Content-Type", type.empty() ? "application/json" : type);
-  Respond(status_, std::move(headers), std::move(buffered_));
+  headers.emplace_back("Content-Type", "application/json");
+  std::string out;
+  if (format_.native_errors) {
+    out = std::string(body);
+  } else if (operation_.front == Front::kAnthropic) {
+    out = ErrorToAnthropic(status, core::internal::ToStd(body));
+  } else {
+    out = ErrorToOpenAi(status, core::internal::ToStd(body));
+  }
+  Respond(status, std::move(headers), std::move(out));
 }
 
 void ProxyCall::Transient(core::HttpCallOutcome outcome, FailureKind kind,
@@ -574,17 +831,17 @@ HttpHeaders ProxyCall::ResponseHeaders(bool with_endpoint) {
 }
 
 void ProxyCall::Respond(int status, HttpHeaders headers, std::string body) {
-  finished_ = true;
   writer_->Send({.status = status, .headers = std::move(headers), .body = std::move(body)});
 }
 
 void ProxyCall::RespondFailure() {
-  finished_ = true;
+  const Front front = operation_.front;
   HttpHeaders headers = ResponseHeaders(/*with_endpoint=*/false);
   const std::string tried =
       failures_.empty() ? "no candidate could be tried" : absl::StrJoin(failures_, "; ");
   if (attempts_ == 0) {
-    return Reply(*writer_, 503, absl::StrCat("no healthy candidate for `", plan_.target, "`: ", tried),
+    return Reply(*writer_, front, 503,
+                 absl::StrCat("no healthy candidate for `", plan_.target, "`: ", tried),
                  "service_unavailable", "no_healthy_candidate", std::move(headers));
   }
   if (rate_limited_ == attempts_) {
@@ -592,14 +849,14 @@ void ProxyCall::RespondFailure() {
       headers.emplace_back("Retry-After",
                            absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(*min_retry_after_))));
     }
-    return Reply(*writer_, 429, absl::StrCat("every candidate is rate limited: ", tried),
+    return Reply(*writer_, front, 429, absl::StrCat("every candidate is rate limited: ", tried),
                  "rate_limit_exceeded", "upstream_rate_limited", std::move(headers));
   }
   if (timed_out_ == attempts_) {
-    return Reply(*writer_, 504, absl::StrCat("every attempt timed out: ", tried), "upstream_error",
-                 "upstream_timeout", std::move(headers));
+    return Reply(*writer_, front, 504, absl::StrCat("every attempt timed out: ", tried),
+                 "upstream_error", "upstream_timeout", std::move(headers));
   }
-  Reply(*writer_, 502, absl::StrCat("every attempt failed: ", tried), "upstream_error",
+  Reply(*writer_, front, 502, absl::StrCat("every attempt failed: ", tried), "upstream_error",
         "upstream_failed", std::move(headers));
 }
 

@@ -48,6 +48,7 @@ struct FactsHandler {
     if (AtTop()) {
       top_key = key;
       in_stream_options = key == "stream_options";
+      if (in_stream_options) facts.has_stream_options = true;
       in_response_format = key == "response_format";
       if (in_response_format) facts.wants_json = true;  // Unless {"type":"text"}.
     }
@@ -221,6 +222,18 @@ std::string SpliceModel(std::string_view body, const OpenAiRequestFacts& facts,
   out.append(body.substr(0, facts.model_begin));
   out.append(JsonString(model));
   out.append(body.substr(facts.model_end));
+  return out;
+}
+
+std::string AddIncludeUsage(std::string_view body) {
+  const size_t close = body.rfind('}');
+  if (close == std::string_view::npos) return std::string(body);
+  const size_t last = body.find_last_not_of(" \t\r\n", close == 0 ? 0 : close - 1);
+  const bool empty = last != std::string_view::npos && body[last] == '{';
+  std::string out(body.substr(0, close));
+  out.append(empty ? "\"stream_options\":{\"include_usage\":true}"
+                   : ",\"stream_options\":{\"include_usage\":true}");
+  out.append(body.substr(close));
   return out;
 }
 

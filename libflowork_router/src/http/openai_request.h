@@ -21,6 +21,7 @@ struct OpenAiRequestFacts {
   bool wants_json = false;  // "response_format" present and not {"type":"text"}.
   bool has_images = false;  // An "image_url" content part anywhere.
   bool asks_usage = false;  // stream_options.include_usage is true.
+  bool has_stream_options = false;
   // Where the model's string value sits in the body, quotes included, for
   // splicing. npos when the model string had escapes (splice rebuilds it).
   std::size_t model_begin = std::string_view::npos;
@@ -36,6 +37,10 @@ absl::StatusOr<OpenAiRequestFacts> ReadOpenAiRequest(std::string_view body);
 // else byte for byte.
 std::string SpliceModel(std::string_view body, const OpenAiRequestFacts& facts,
                         std::string_view model);
+
+// `body` (a JSON object without "stream_options") asking for usage on its
+// stream: ,"stream_options":{"include_usage":true} before the closing brace.
+std::string AddIncludeUsage(std::string_view body);
 
 }  // namespace flowork::router
 

@@ -57,7 +57,12 @@ UpstreamError ReadError(int status, std::string_view body) {
   }
   if (error.message.empty() && object == nullptr) {
     error.message = ToStd(absl::StripAsciiWhitespace(ToAbsl(body)));
-    if (error.message.size() > kMaxTextMessage) error.message.resize(kMaxTextMessage);
+    if (error.message.size() > kMaxTextMessage) {
+      size_t cut = kMaxTextMessage;
+      // Not inside a UTF-8 sequence.
+      while (cut > 0 && (static_cast<unsigned char>(error.message[cut]) & 0xC0) == 0x80) --cut;
+      error.message.resize(cut);
+    }
   }
   if (error.message.empty()) error.message = absl::StrCat("upstream answered HTTP ", status);
   return error;

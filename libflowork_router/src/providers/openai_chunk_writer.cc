@@ -61,12 +61,6 @@ std::string OpenAiChunkWriter::Usage(const TokenUsage& usage) const {
                             {"usage", OpenAiUsageJson(usage)}});
 }
 
-std::string OpenAiChunkWriter::Error(std::string_view type, std::string_view message) const {
-  return Event(json::object{
-      {"error",
-       {{"message", J(message)}, {"type", J(type)}, {"param", nullptr}, {"code", nullptr}}}});
-}
-
 std::string OpenAiChunkWriter::Done() { return "data: [DONE]\n\n"; }
 
 }  // namespace flowork::router::wire

@@ -32,8 +32,6 @@ class OpenAiChunkWriter {
   std::string FinishReason(std::string_view finish_reason) const;
   // The usage-only chunk: "choices": [] and "usage".
   std::string Usage(const TokenUsage& usage) const;
-  // An OpenAI-shaped error event, as OpenAI sends mid-stream.
-  std::string Error(std::string_view type, std::string_view message) const;
   // "data: [DONE]\n\n".
   static std::string Done();
 

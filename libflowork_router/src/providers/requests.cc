@@ -290,7 +290,17 @@ absl::StatusOr<std::string> ToAnthropicRequest(std::string_view body, std::strin
     }
     if (role == "user") {
       FLOWORK_ASSIGN_OR_RETURN(json::value converted, AnthropicContent(content, content_path));
-      messages.push_back(json::object{{"role", "user"}, {"content", std::move(converted)}});
+      if (last_holds_tool_results) {
+        // What the user adds after tool results joins their turn, after them.
+        json::array& blocks = messages.back().get_object()["content"].get_array();
+        if (const json::string* text = converted.if_string()) {
+          if (!text->empty()) blocks.push_back(json::object{{"type", "text"}, {"text", *text}});
+        } else {
+          for (json::value& block : converted.get_array()) blocks.push_back(std::move(block));
+        }
+      } else {
+        messages.push_back(json::object{{"role", "user"}, {"content", std::move(converted)}});
+      }
       last_holds_tool_results = false;
     } else if (role == "assistant") {
       FLOWORK_ASSIGN_OR_RETURN(json::object converted, AnthropicAssistantMessage(*message, path));
@@ -361,16 +371,18 @@ absl::StatusOr<std::string> AnthropicSystemText(const json::value& system) {
   if (system.is_string()) return std::string(View(system.get_string()));
   const json::array* blocks = system.if_array();
   if (blocks == nullptr) return Invalid("system", "expected a string or an array of text blocks");
-  std::vector<std::string_view> texts;
+  std::string joined;
   for (size_t i = 0; i < blocks->size(); ++i) {
     const json::object* block = (*blocks)[i].if_object();
     const json::string* text = block != nullptr ? FindString(*block, "text") : nullptr;
     if (text == nullptr || StringOr(*block, "type") != "text") {
       return Invalid(absl::StrCat("system[", i, "]"), "expected a text block");
     }
-    if (!text->empty()) texts.push_back(View(*text));
+    if (text->empty()) continue;
+    if (!joined.empty()) joined += "\n\n";
+    joined += View(*text);
   }
-  return absl::StrJoin(texts, "\n\n");
+  return joined;
 }
 
 absl::StatusOr<json::object> OpenAiImagePart(const json::object& block, const std::string& path) {

@@ -4,6 +4,7 @@
 #include "flowork/router/gateway.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -83,6 +84,41 @@ routes:
     v1::RouterConfig config;
     absl::Status parsed = core::ParseConfigText(yaml, "router.yaml", &config);
     ASSERT_TRUE(parsed.ok()) << parsed;
+    auto policy = PolicyEngine::Create(config, core::Clock::Real());
+    ASSERT_TRUE(policy.ok()) << policy.status();
+    policy_ = *std::move(policy);
+    auto client = core::HttpClient::Create({});
+    ASSERT_TRUE(client.ok());
+    client_ = *std::move(client);
+    auto gateway = Gateway::Create(*policy_, *client_);
+    ASSERT_TRUE(gateway.ok());
+    gateway_ = *std::move(gateway);
+    auto server = core::HttpServer::Create({.address = "127.0.0.1:0", .threads = 1}, *gateway_);
+    ASSERT_TRUE(server.ok());
+    server_ = *std::move(server);
+  }
+
+  // One provider of `kind` at `base_url` serving model "m" (route "chat"),
+  // and a healthy OpenAI backup behind it when `backup_port` is set.
+  void StartKind(const std::string& kind, const std::string& base_url,
+                 const std::string& timeouts = "{first_byte: 5s}", int backup_port = 0) {
+    std::string yaml = absl::StrCat(
+        "providers:\n  - {name: up, kind: ", kind, ", base_url: \"", base_url,
+        "\", zone: local, timeouts: ", timeouts, "}\n");
+    if (backup_port) {
+      absl::StrAppend(&yaml, "  - {name: p2, kind: openai, base_url: \"http://127.0.0.1:",
+                      backup_port, "/v1\", zone: local}\n");
+    }
+    absl::StrAppend(&yaml, "models:\n  - {name: m, provider: up, upstream_model: mock-1, ",
+                    "capabilities: [chat, tools]}\n");
+    if (backup_port) {
+      absl::StrAppend(&yaml, "  - {name: backup, provider: p2, capabilities: [chat, tools]}\n");
+    }
+    absl::StrAppend(&yaml, "routes:\n  - {name: chat, candidates: [m", backup_port ? ", backup" : "",
+                    "]}\n");
+    v1::RouterConfig config;
+    absl::Status parsed = core::ParseConfigText(yaml, "router.yaml", &config);
+    ASSERT_TRUE(parsed.ok()) << parsed << yaml;
     auto policy = PolicyEngine::Create(config, core::Clock::Real());
     ASSERT_TRUE(policy.ok()) << policy.status();
     policy_ = *std::move(policy);
@@ -371,6 +407,126 @@ TEST_F(GatewayTest, EmbeddingsGoToTheEmbeddingsEndpoint) {
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_THAT(r.body, HasSubstr(R"("object":"embedding")"));
   EXPECT_EQ(primary->calls("/v1/embeddings"), 1);
+}
+
+constexpr char kShort[] = "4";  // x-mock-tokens: "Mock answer to: hi." exactly.
+
+TEST_F(GatewayTest, AnthropicCallersGetAnthropicAnswersFromAnOpenAiUpstream) {
+  auto mock = StartMock();
+  StartKind("openai", absl::StrCat("http://127.0.0.1:", mock->port(), "/v1"));
+  ClientResponse r = Post("/v1/messages",
+                          R"({"model":"chat","max_tokens":64,"system":"Be brief.",)"
+                          R"("messages":[{"role":"user","content":"hi"}]})",
+                          {{"x-mock-tokens", kShort}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr(R"("type":"message")"));
+  EXPECT_THAT(r.body, HasSubstr(R"({"type":"text","text":"Mock answer to: hi."})"));
+  EXPECT_THAT(r.body, HasSubstr(R"("stop_reason":"end_turn")"));
+  EXPECT_EQ(mock->calls("/v1/chat/completions"), 1);
+
+  ClientResponse stream = Post("/v1/messages",
+                               R"({"model":"chat","max_tokens":64,"stream":true,)"
+                               R"("messages":[{"role":"user","content":"hi"}]})",
+                               {{"x-mock-tokens", kShort}});
+  EXPECT_EQ(stream.status, 200);
+  EXPECT_THAT(stream.body, HasSubstr("event: message_start"));
+  EXPECT_THAT(stream.body, HasSubstr("event: content_block_delta"));
+  EXPECT_THAT(stream.body, HasSubstr("event: message_stop"));
+  EXPECT_THAT(stream.body, Not(HasSubstr("[DONE]")));
+}
+
+TEST_F(GatewayTest, OpenAiCallersGetOpenAiAnswersFromAnAnthropicUpstream) {
+  auto mock = StartMock();
+  StartKind("anthropic", absl::StrCat("http://127.0.0.1:", mock->port(), "/v1"));
+  ClientResponse r = Post("/v1/chat/completions", kChat, {{"x-mock-tokens", kShort}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr(R"("object":"chat.completion")"));
+  EXPECT_THAT(r.body, HasSubstr(R"("content":"Mock answer to: hi.")"));
+  EXPECT_EQ(mock->calls("/v1/messages"), 1);
+
+  ClientResponse stream = Post("/v1/chat/completions", kChatStream, {{"x-mock-tokens", kShort}});
+  EXPECT_EQ(stream.status, 200);
+  EXPECT_THAT(stream.body, HasSubstr("chat.completion.chunk"));
+  EXPECT_THAT(stream.body, HasSubstr("data: [DONE]"));
+}
+
+TEST_F(GatewayTest, ToolCallsCrossFromAnthropicUpstreamsToOpenAiCallers) {
+  auto mock = StartMock();
+  StartKind("anthropic", absl::StrCat("http://127.0.0.1:", mock->port(), "/v1"));
+  const std::string body =
+      R"({"model":"chat","messages":[{"role":"user","content":"call:search cheap flights"}],)"
+      R"("tools":[{"type":"function","function":{"name":"search","parameters":{"type":"object"}}}]})";
+  ClientResponse r = Post("/v1/chat/completions", body);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr(R"("finish_reason":"tool_calls")"));
+  EXPECT_THAT(r.body, HasSubstr(R"("name":"search")"));
+  ClientResponse stream = Post("/v1/chat/completions",
+                               absl::StrCat(body.substr(0, body.size() - 1), R"(,"stream":true})"));
+  EXPECT_THAT(stream.body, HasSubstr(R"("tool_calls")"));
+  EXPECT_THAT(stream.body, HasSubstr("data: [DONE]"));
+}
+
+TEST_F(GatewayTest, ToolCallsCrossFromOpenAiUpstreamsToAnthropicCallers) {
+  auto mock = StartMock();
+  StartKind("openai", absl::StrCat("http://127.0.0.1:", mock->port(), "/v1"));
+  ClientResponse r = Post("/v1/messages",
+                          R"({"model":"chat","max_tokens":64,)"
+                          R"("messages":[{"role":"user","content":"call:search cheap flights"}],)"
+                          R"("tools":[{"name":"search","input_schema":{"type":"object"}}]})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, HasSubstr(R"("type":"tool_use")"));
+  EXPECT_THAT(r.body, HasSubstr(R"("stop_reason":"tool_use")"));
+}
+
+TEST_F(GatewayTest, OllamaNdjsonBecomesServerSentEvents) {
+  auto mock = StartMock();
+  StartKind("ollama", absl::StrCat("http://127.0.0.1:", mock->port()));
+  ClientResponse stream = Post("/v1/chat/completions", kChatStream, {{"x-mock-tokens", kShort}});
+  EXPECT_EQ(stream.status, 200) << stream.body;
+  EXPECT_EQ(stream.Header("Content-Type"), "text/event-stream");
+  EXPECT_THAT(stream.body, HasSubstr("data: {"));
+  EXPECT_THAT(stream.body, HasSubstr("data: [DONE]"));
+  EXPECT_EQ(mock->calls("/api/chat"), 1);
+  ClientResponse whole = Post("/v1/chat/completions", kChat, {{"x-mock-tokens", kShort}});
+  EXPECT_THAT(whole.body, HasSubstr(R"("content":"Mock answer to: hi.")"));
+}
+
+TEST_F(GatewayTest, UsageReachesStreamCallersOnlyWhenTheyAskForIt) {
+  auto mock = StartMock();
+  StartKind("openai", absl::StrCat("http://127.0.0.1:", mock->port(), "/v1"));
+  ClientResponse plain = Post("/v1/chat/completions", kChatStream);
+  EXPECT_THAT(plain.body, Not(HasSubstr(R"("usage")")));
+  ClientResponse asked = Post(
+      "/v1/chat/completions",
+      R"({"model":"chat","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_THAT(asked.body, HasSubstr(R"("usage")"));
+}
+
+TEST_F(GatewayTest, MalformedStreamEventsAreDroppedNotForwarded) {
+  auto mock = StartMock();
+  StartKind("openai", absl::StrCat("http://127.0.0.1:", mock->port(), "/v1"));
+  ClientResponse r = Post("/v1/chat/completions", kChatStream, {{"x-mock-malformed-chunk", "2"}});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(r.body, HasSubstr("data: [DONE]"));
+  for (absl::string_view line : absl::StrSplit(r.body, '\n')) {
+    if (!absl::StartsWith(line, "data: {")) continue;
+    EXPECT_TRUE(absl::EndsWith(line, "}")) << line;
+  }
+}
+
+TEST_F(GatewayTest, ALateFirstTokenMovesToTheNextCandidateBeforeAnythingReachedTheCaller) {
+  MockKnobs slow;
+  slow.ttft = absl::Seconds(3);
+  auto primary = StartMock(slow);
+  auto backup = StartMock();
+  StartKind("openai", absl::StrCat("http://127.0.0.1:", primary->port(), "/v1"),
+            "{first_byte: 5s, first_token: 300ms}", backup->port());
+  const absl::Time start = absl::Now();
+  ClientResponse r = Post("/v1/chat/completions", kChatStream);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-flowork-endpoint"), "backup@p2");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_THAT(r.body, HasSubstr("data: [DONE]"));
 }
 
 }  // namespace
