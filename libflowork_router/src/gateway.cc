@@ -245,7 +245,10 @@ class ProxyCall final : public core::HttpResponseObserver,
  private:
   void NextAttempt();
   void Send();
-  absl::StatusOr<AttemptFormat> Prepare() const;
+  absl::StatusOr<AttemptFormat> Prepare(const std::string& openai_body,
+                                        const OpenAiRequestFacts& facts) const;
+  // After a cut: asks a prefill-capable candidate to continue the answer.
+  bool TryContinue(std::string cut_reason);
   // Runs `bytes` through the attempt's translators.
   std::string Translate(std::string_view bytes);
   std::string FinishTranslation();
@@ -293,6 +296,11 @@ class ProxyCall final : public core::HttpResponseObserver,
   int rate_limited_ = 0;
   int timed_out_ = 0;
   std::optional<absl::Duration> min_retry_after_;
+  // Continuing a cut answer on another candidate (route continue_on_cut).
+  bool continuing_ = false;
+  std::string cut_reason_;
+  std::string continuation_body_;
+  OpenAiRequestFacts continuation_facts_;
 
   // Set by the first-token timer (another thread) for attempt `attempt_id_`.
   std::atomic<uint64_t> attempt_id_{0};
@@ -472,7 +480,8 @@ void ProxyCall::NextAttempt() {
   RespondFailure();
 }
 
-absl::StatusOr<AttemptFormat> ProxyCall::Prepare() const {
+absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const std::string& openai_body,
+                                                 const OpenAiRequestFacts& facts) const {
   const v1::Provider& provider = *current_.provider;
   const v1::Model& model = *current_.model;
   const std::string upstream_model =
@@ -488,7 +497,7 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare() const {
   switch (provider.kind()) {
     case v1::Provider::KIND_ANTHROPIC: {
       format.url = base + "/messages";
-      absl::StatusOr<std::string> body = OpenAiChatRequestToAnthropic(openai_body_, upstream_model);
+      absl::StatusOr<std::string> body = OpenAiChatRequestToAnthropic(openai_body, upstream_model);
       if (!body.ok()) return body.status();
       format.body = *std::move(body);
       if (!key.empty()) format.headers.emplace_back("x-api-key", key);
@@ -502,7 +511,7 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare() const {
     }
     case v1::Provider::KIND_OLLAMA: {
       format.url = base + "/api/chat";
-      absl::StatusOr<std::string> body = OpenAiChatRequestToOllama(openai_body_, upstream_model);
+      absl::StatusOr<std::string> body = OpenAiChatRequestToOllama(openai_body, upstream_model);
       if (!body.ok()) return body.status();
       format.body = *std::move(body);
       if (!key.empty()) format.headers.emplace_back("Authorization", absl::StrCat("Bearer ", key));
@@ -515,10 +524,10 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare() const {
     }
     default: {  // OpenAI wire: the body passes through, only "model" changes.
       format.url = base + operation_.upstream_path;
-      format.body = SpliceModel(openai_body_, facts_, upstream_model);
+      format.body = SpliceModel(openai_body, facts, upstream_model);
       // Usage on streams, always (for accounting); the caller sees it only
       // if it asked.
-      if (facts_.stream && !facts_.has_stream_options) format.body = AddIncludeUsage(format.body);
+      if (facts.stream && !facts.has_stream_options) format.body = AddIncludeUsage(format.body);
       if (!key.empty()) format.headers.emplace_back("Authorization", absl::StrCat("Bearer ", key));
       format.convert = [](absl::string_view b) -> absl::StatusOr<std::string> {
         return std::string(b);
@@ -551,11 +560,21 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare() const {
 }
 
 void ProxyCall::Send() {
-  absl::StatusOr<AttemptFormat> format = Prepare();
+  absl::StatusOr<AttemptFormat> format =
+      continuing_ ? Prepare(continuation_body_, continuation_facts_) : Prepare(openai_body_, facts_);
   if (!format.ok()) {
-    // The caller's request cannot be said in this upstream's terms.
     current_.state->OnAbandoned();
+    if (continuing_) {
+      return EndStreamWithError(absl::StrCat(cut_reason_, "; cannot continue on ", EndpointName(),
+                                             ": ", format.status().message()),
+                                "upstream_cut");
+    }
+    // The caller's request cannot be said in this upstream's terms.
     return RespondError(400, format.status().message());
+  }
+  if (continuing_ && operation_.front == Front::kAnthropic) {
+    // The caller's Anthropic stream goes on: keep its translator and state.
+    format->stream.back() = std::move(format_.stream.back());
   }
   format_ = *std::move(format);
   const v1::Timeouts& timeouts = current_.provider->timeouts();
@@ -637,14 +656,16 @@ void ProxyCall::OnBody(std::string_view piece) {
     return;
   }
   std::string out = Translate(piece);
+  if (!content_seen_.load() && format_.stream.front()->saw_content()) {
+    content_seen_.store(true);
+    gateway_.delays().Cancel(first_token_timer_);
+    ttft_ = absl::Now() - attempt_started_;
+  }
   if (!streaming_) {
     // Nothing goes to the caller before the first content: until then the
     // attempt may still be abandoned for another.
     held_.append(out);
-    if (!format_.stream.front()->saw_content()) return;
-    content_seen_.store(true);
-    gateway_.delays().Cancel(first_token_timer_);
-    ttft_ = absl::Now() - attempt_started_;
+    if (!content_seen_.load()) return;
     StartClientStream();
     out = std::move(held_);
     held_.clear();
@@ -696,10 +717,19 @@ void ProxyCall::OnDone(const HttpCallOutcome& raw_outcome) {
                                       outcome.failure == HttpCallFailure::kTotalTimeout
                                   ? FailureKind::kTimeout
                                   : FailureKind::kServerError);
-    const std::string why = outcome.ok() ? "the upstream closed the stream before the answer ended"
-                                         : outcome.message;
-    EndStreamWithError(absl::StrCat("the upstream stream from ", EndpointName(), " broke: ", why),
-                       outcome.ok() ? "upstream_cut" : HttpCallFailureName(outcome.failure));
+    std::string why = stream_ok_ || !outcome.ok()
+                          ? (outcome.ok() ? "the stream closed before the answer ended"
+                                          : outcome.message)
+                          : absl::StrCat("answered ", status_, " ", buffered_.substr(0, 200));
+    if (continuing_) {
+      // Never let the continuation's failure hide the real one.
+      return EndStreamWithError(
+          absl::StrCat(cut_reason_, "; continuing on ", EndpointName(), " failed: ", why),
+          "upstream_cut");
+    }
+    std::string reason = absl::StrCat("the upstream stream from ", EndpointName(), " broke: ", why);
+    if (TryContinue(reason)) return;
+    EndStreamWithError(reason, outcome.ok() ? "upstream_cut" : HttpCallFailureName(outcome.failure));
     return;
   }
   switch (outcome.failure) {
@@ -773,6 +803,31 @@ void ProxyCall::OnDone(const HttpCallOutcome& raw_outcome) {
     }
   }
   RespondError(status_, buffered_);
+}
+
+bool ProxyCall::TryContinue(std::string cut_reason) {
+  if (!plan_.fallback.continue_on_cut() || !operation_.chat) return false;
+  const std::string partial = format_.stream.front()->text();
+  absl::StatusOr<std::string> body = AppendAssistantPrefill(openai_body_, partial);
+  if (!body.ok()) return false;
+  absl::StatusOr<OpenAiRequestFacts> facts = ReadOpenAiRequest(*body);
+  if (!facts.ok()) return false;
+  for (size_t next = candidate_ + 1; next < plan_.attempts.size(); ++next) {
+    const Endpoint& e = plan_.attempts[next];
+    const auto& caps = e.model->capabilities();
+    if (std::find(caps.begin(), caps.end(), "prefill") == caps.end()) continue;
+    if (!e.state->BeginAttempt()) continue;
+    continuing_ = true;
+    cut_reason_ = std::move(cut_reason);
+    continuation_body_ = *std::move(body);
+    continuation_facts_ = *std::move(facts);
+    candidate_ = next;
+    current_ = e;
+    ++attempts_;
+    Send();
+    return true;
+  }
+  return false;
 }
 
 void ProxyCall::RespondError(int status, absl::string_view body) {

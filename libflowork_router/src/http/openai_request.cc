@@ -225,6 +225,22 @@ std::string SpliceModel(std::string_view body, const OpenAiRequestFacts& facts,
   return out;
 }
 
+absl::StatusOr<std::string> AppendAssistantPrefill(std::string_view body,
+                                                   std::string_view partial) {
+  json::error_code ec;
+  json::value tree = json::parse(json::string_view(body.data(), body.size()), ec);
+  if (ec || !tree.is_object()) return absl::InvalidArgumentError("the request is not a JSON object");
+  json::value* messages = tree.as_object().if_contains("messages");
+  if (messages == nullptr || !messages->is_array()) {
+    return absl::InvalidArgumentError("the request has no \"messages\" array");
+  }
+  json::object prefill;
+  prefill["role"] = "assistant";
+  prefill["content"] = json::string_view(partial.data(), partial.size());
+  messages->as_array().push_back(std::move(prefill));
+  return json::serialize(tree);
+}
+
 std::string AddIncludeUsage(std::string_view body) {
   const size_t close = body.rfind('}');
   if (close == std::string_view::npos) return std::string(body);

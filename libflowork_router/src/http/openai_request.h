@@ -38,6 +38,11 @@ absl::StatusOr<OpenAiRequestFacts> ReadOpenAiRequest(std::string_view body);
 std::string SpliceModel(std::string_view body, const OpenAiRequestFacts& facts,
                         std::string_view model);
 
+// The chat request `body` asking to continue `partial` (what the caller
+// already received): `partial` as a final assistant message (a prefill).
+// kInvalidArgument when `body` has no "messages" array.
+absl::StatusOr<std::string> AppendAssistantPrefill(std::string_view body, std::string_view partial);
+
 // `body` (a JSON object without "stream_options") asking for usage on its
 // stream: ,"stream_options":{"include_usage":true} before the closing brace.
 std::string AddIncludeUsage(std::string_view body);

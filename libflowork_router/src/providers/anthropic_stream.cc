@@ -71,8 +71,8 @@ class AnthropicToOpenAiStream final : public wire::StreamProgress {
     } else if (type == "message_delta") {
       if (const json::object* usage = FindObject(data, "usage")) UpdateUsage(*usage);
       const json::object* delta = FindObject(data, "delta");
-      const json::string* stop_reason = delta != nullptr ? FindString(*delta, "stop_reason")
-                                                         : nullptr;
+      const json::string* stop_reason =
+          delta != nullptr ? FindString(*delta, "stop_reason") : nullptr;
       if (stop_reason != nullptr && !saw_finish_) {
         Start(out);
         out += writer_.FinishReason(wire::FinishReasonFromStopReason(View(*stop_reason)));

@@ -28,9 +28,9 @@ constexpr size_t kMaxTextMessage = 1000;
 // What an upstream error body says.
 struct UpstreamError {
   std::string message;
-  std::string type;                  // "" when the body named none.
-  json::value param = nullptr;       // OpenAI only.
-  json::value code = nullptr;        // OpenAI only.
+  std::string type;             // "" when the body named none.
+  json::value param = nullptr;  // OpenAI only.
+  json::value code = nullptr;   // OpenAI only.
 };
 
 UpstreamError ReadError(int status, std::string_view body) {
@@ -105,8 +105,8 @@ std::string_view AnthropicTypeForStatus(int status) {
 bool IsAnthropicType(std::string_view type) {
   for (std::string_view known :
        {"invalid_request_error", "authentication_error", "permission_error", "not_found_error",
-        "request_too_large", "rate_limit_error", "api_error", "overloaded_error",
-        "billing_error", "timeout_error"}) {
+        "request_too_large", "rate_limit_error", "api_error", "overloaded_error", "billing_error",
+        "timeout_error"}) {
     if (type == known) return true;
   }
   return false;
@@ -128,8 +128,8 @@ std::string AnthropicError(int status, std::string_view body) {
   UpstreamError error = ReadError(status, body);
   const std::string_view type =
       IsAnthropicType(error.type) ? std::string_view(error.type) : AnthropicTypeForStatus(status);
-  return wire::Serialize(json::object{
-      {"type", "error"}, {"error", {{"type", J(type)}, {"message", error.message}}}});
+  return wire::Serialize(
+      json::object{{"type", "error"}, {"error", {{"type", J(type)}, {"message", error.message}}}});
 }
 
 }  // namespace

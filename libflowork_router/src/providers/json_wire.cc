@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <limits>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -97,8 +96,8 @@ std::optional<json::value> ParseJson(std::string_view text) {
   json::parse_options options;
   options.max_depth = kMaxDepth;
   json::error_code error;
-  json::value value = json::parse(json::string_view(text.data(), text.size()), error,
-                                  json::storage_ptr(), options);
+  json::value value =
+      json::parse(json::string_view(text.data(), text.size()), error, json::storage_ptr(), options);
   if (error) return std::nullopt;
   return value;
 }
@@ -107,8 +106,8 @@ absl::StatusOr<json::object> ParseBodyObject(std::string_view body) {
   json::parse_options options;
   options.max_depth = kMaxDepth;
   json::error_code error;
-  json::value value = json::parse(json::string_view(body.data(), body.size()), error,
-                                  json::storage_ptr(), options);
+  json::value value =
+      json::parse(json::string_view(body.data(), body.size()), error, json::storage_ptr(), options);
   if (error) {
     return absl::InvalidArgumentError(absl::StrCat("body: invalid JSON (", error.message(), ")"));
   }

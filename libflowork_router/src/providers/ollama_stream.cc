@@ -46,8 +46,7 @@ class OllamaToOpenAiStream final : public wire::StreamProgress {
 
  private:
   void Translate(const NdjsonLine& line, std::string& out) {
-    std::optional<json::value> parsed =
-        line.oversized ? std::nullopt : wire::ParseJson(line.text);
+    std::optional<json::value> parsed = line.oversized ? std::nullopt : wire::ParseJson(line.text);
     if (!parsed.has_value() || !parsed->is_object()) {
       ++malformed_;
       return;
@@ -84,9 +83,8 @@ class OllamaToOpenAiStream final : public wire::StreamProgress {
       usage_.prompt_tokens = wire::FindCount(data, "prompt_eval_count").value_or(0);
       usage_.completion_tokens = wire::FindCount(data, "eval_count").value_or(0);
       const std::string_view finish_reason = next_tool_ > 0 ? "tool_calls"
-                                             : StringOr(data, "done_reason") == "length"
-                                                 ? "length"
-                                                 : "stop";
+                                             : StringOr(data, "done_reason") == "length" ? "length"
+                                                                                         : "stop";
       out += writer_.FinishReason(finish_reason);
       if (forward_usage_) out += writer_.Usage(usage_);
       out += wire::OpenAiChunkWriter::Done();

@@ -42,8 +42,7 @@ std::string OpenAiChunkWriter::ToolCallStart(uint64_t index, std::string_view id
   return Chunk({{"tool_calls", json::array{std::move(call)}}}, nullptr);
 }
 
-std::string OpenAiChunkWriter::ToolCallArguments(uint64_t index,
-                                                 std::string_view arguments) const {
+std::string OpenAiChunkWriter::ToolCallArguments(uint64_t index, std::string_view arguments) const {
   json::object call{{"index", index}, {"function", {{"arguments", J(arguments)}}}};
   return Chunk({{"tool_calls", json::array{std::move(call)}}}, nullptr);
 }

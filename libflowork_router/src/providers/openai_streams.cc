@@ -29,9 +29,7 @@ using wire::View;
 
 constexpr std::string_view kDone = "data: [DONE]\n\n";
 
-bool IsDone(std::string_view data) {
-  return absl::StripAsciiWhitespace(ToAbsl(data)) == "[DONE]";
-}
+bool IsDone(std::string_view data) { return absl::StripAsciiWhitespace(ToAbsl(data)) == "[DONE]"; }
 
 // The choice a single-answer client reads: index 0.
 const json::object* FirstChoice(const json::object& chunk) {
@@ -124,8 +122,7 @@ class OpenAiStreamInspector final : public wire::StreamProgress {
 // ---- OpenAI in, Anthropic out -----------------------------------------------
 
 std::string AnthropicEvent(std::string_view name, const json::object& data) {
-  return absl::StrCat("event: ", ToAbsl(name), "\ndata: ",
-                      wire::SerializeWith(data, "\n\n"));
+  return absl::StrCat("event: ", ToAbsl(name), "\ndata: ", wire::SerializeWith(data, "\n\n"));
 }
 
 class OpenAiToAnthropicStream final : public wire::StreamProgress {
@@ -199,19 +196,18 @@ class OpenAiToAnthropicStream final : public wire::StreamProgress {
   void Start(std::string_view id, std::string& out) {
     if (started_) return;
     started_ = true;
-    out += AnthropicEvent(
-        "message_start",
-        {{"type", "message_start"},
-         {"message",
-          {{"id", J(id)},
-           {"type", "message"},
-           {"role", "assistant"},
-           {"model", model_},
-           {"content", json::array()},
-           {"stop_reason", nullptr},
-           {"stop_sequence", nullptr},
-           // Known only at the end; message_delta carries the counts.
-           {"usage", {{"input_tokens", 0}, {"output_tokens", 0}}}}}});
+    out += AnthropicEvent("message_start",
+                          {{"type", "message_start"},
+                           {"message",
+                            {{"id", J(id)},
+                             {"type", "message"},
+                             {"role", "assistant"},
+                             {"model", model_},
+                             {"content", json::array()},
+                             {"stop_reason", nullptr},
+                             {"stop_sequence", nullptr},
+                             // Known only at the end; message_delta carries the counts.
+                             {"usage", {{"input_tokens", 0}, {"output_tokens", 0}}}}}});
   }
 
   void Text(std::string_view text, std::string& out) {
@@ -241,15 +237,14 @@ class OpenAiToAnthropicStream final : public wire::StreamProgress {
       known = tool_blocks_.emplace(tool, open_index_).first;
     }
     saw_content_ = true;
-    const std::string_view arguments =
-        function != nullptr ? StringOr(*function, "arguments") : "";
+    const std::string_view arguments = function != nullptr ? StringOr(*function, "arguments") : "";
     if (arguments.empty()) return;
     // A late piece of an earlier call still goes to that call's block.
-    out += AnthropicEvent("content_block_delta",
-                          {{"type", "content_block_delta"},
-                           {"index", known->second},
-                           {"delta", {{"type", "input_json_delta"},
-                                      {"partial_json", J(arguments)}}}});
+    out +=
+        AnthropicEvent("content_block_delta",
+                       {{"type", "content_block_delta"},
+                        {"index", known->second},
+                        {"delta", {{"type", "input_json_delta"}, {"partial_json", J(arguments)}}}});
   }
 
   void OpenBlock(Block kind, json::object block, std::string& out) {
@@ -274,10 +269,10 @@ class OpenAiToAnthropicStream final : public wire::StreamProgress {
     closed_ = true;
     Start("msg_flowork", out);
     CloseBlock(out);
-    out += AnthropicEvent("message_delta",
-                          {{"type", "message_delta"},
-                           {"delta", {{"stop_reason", J(stop_reason_)}, {"stop_sequence", nullptr}}},
-                           {"usage", wire::AnthropicUsageJson(usage_)}});
+    out += AnthropicEvent(
+        "message_delta", {{"type", "message_delta"},
+                          {"delta", {{"stop_reason", J(stop_reason_)}, {"stop_sequence", nullptr}}},
+                          {"usage", wire::AnthropicUsageJson(usage_)}});
     out += AnthropicEvent("message_stop", {{"type", "message_stop"}});
   }
 

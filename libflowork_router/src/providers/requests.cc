@@ -114,11 +114,10 @@ bool IsHttpUrl(std::string_view url) {
 absl::StatusOr<std::string_view> ImageUrl(const json::object& part, std::string_view path) {
   const json::value* image = Find(part, "image_url");
   if (image != nullptr && image->is_string()) return View(image->get_string());
-  const json::string* url = image != nullptr && image->is_object()
-                                ? FindString(image->get_object(), "url")
-                                : nullptr;
-  if (url == nullptr) return Invalid(absl::StrCat(ToAbsl(path), ".image_url.url"),
-                                     "expected a string");
+  const json::string* url =
+      image != nullptr && image->is_object() ? FindString(image->get_object(), "url") : nullptr;
+  if (url == nullptr)
+    return Invalid(absl::StrCat(ToAbsl(path), ".image_url.url"), "expected a string");
   return View(*url);
 }
 
@@ -140,11 +139,10 @@ absl::StatusOr<std::optional<json::object>> AnthropicBlock(const json::value& va
   if (type == "image_url") {
     FLOWORK_ASSIGN_OR_RETURN(std::string_view url, ImageUrl(*part, path));
     if (std::optional<Base64Image> image = ParseBase64DataUrl(url)) {
-      return json::object{{"type", "image"},
-                          {"source",
-                           {{"type", "base64"},
-                            {"media_type", J(image->media_type)},
-                            {"data", J(image->data)}}}};
+      return json::object{
+          {"type", "image"},
+          {"source",
+           {{"type", "base64"}, {"media_type", J(image->media_type)}, {"data", J(image->data)}}}};
     }
     if (IsHttpUrl(url)) {
       return json::object{{"type", "image"}, {"source", {{"type", "url"}, {"url", J(url)}}}};
@@ -157,8 +155,7 @@ absl::StatusOr<std::optional<json::object>> AnthropicBlock(const json::value& va
 }
 
 // OpenAI user or tool content -> Anthropic content (a string stays a string).
-absl::StatusOr<json::value> AnthropicContent(const json::value* content,
-                                             const std::string& path) {
+absl::StatusOr<json::value> AnthropicContent(const json::value* content, const std::string& path) {
   if (content == nullptr) return json::value("");
   if (content->is_string()) return *content;
   const json::array* parts = content->if_array();
@@ -182,8 +179,7 @@ absl::StatusOr<json::object> AnthropicAssistantMessage(const json::object& messa
                              wire::OpenAiContentText(*content, absl::StrCat(path, ".content"), ""));
   }
   const json::value* calls_value = Find(message, "tool_calls");
-  if (calls_value == nullptr ||
-      (calls_value->is_array() && calls_value->get_array().empty())) {
+  if (calls_value == nullptr || (calls_value->is_array() && calls_value->get_array().empty())) {
     return json::object{{"role", "assistant"}, {"content", text}};
   }
   const json::array* calls = calls_value->if_array();
@@ -204,10 +200,10 @@ absl::StatusOr<json::object> AnthropicAssistantMessage(const json::object& messa
     if (name == nullptr) {
       return Invalid(absl::StrCat(call_path, ".function.name"), "expected a string");
     }
-    FLOWORK_ASSIGN_OR_RETURN(json::object input,
-                             wire::ParseToolArguments(function->if_contains("arguments"),
-                                                      absl::StrCat(call_path,
-                                                                   ".function.arguments")));
+    FLOWORK_ASSIGN_OR_RETURN(
+        json::object input,
+        wire::ParseToolArguments(function->if_contains("arguments"),
+                                 absl::StrCat(call_path, ".function.arguments")));
     blocks.push_back(json::object{
         {"type", "tool_use"}, {"id", *id}, {"name", *name}, {"input", std::move(input)}});
   }
@@ -241,9 +237,9 @@ absl::StatusOr<json::array> AnthropicTools(const json::value& tools_value) {
     if (parameters != nullptr && !parameters->is_object()) {
       return Invalid(absl::StrCat(path, ".function.parameters"), "expected an object");
     }
-    converted["input_schema"] = parameters != nullptr
-                                    ? *parameters
-                                    : json::value{{"type", "object"}, {"properties", json::object()}};
+    converted["input_schema"] =
+        parameters != nullptr ? *parameters
+                              : json::value{{"type", "object"}, {"properties", json::object()}};
     out.push_back(std::move(converted));
   }
   return out;

@@ -89,9 +89,9 @@ absl::StatusOr<std::string> AnthropicToOpenAi(std::string_view body, std::string
   if (const json::object* reported = FindObject(response, "usage")) usage.Update(*reported);
   const std::string_view finish_reason =
       wire::FinishReasonFromStopReason(StringOr(response, "stop_reason", "end_turn"));
-  return wire::Serialize(OpenAiCompletion(
-      StringOr(response, "id", "chatcmpl-flowork"), 0, model,
-      OpenAiAssistantMessage(text, std::move(tool_calls)), finish_reason, usage.ToTokenUsage()));
+  return wire::Serialize(OpenAiCompletion(StringOr(response, "id", "chatcmpl-flowork"), 0, model,
+                                          OpenAiAssistantMessage(text, std::move(tool_calls)),
+                                          finish_reason, usage.ToTokenUsage()));
 }
 
 absl::StatusOr<std::string> OpenAiToAnthropic(std::string_view body, std::string_view model) {
@@ -108,8 +108,8 @@ absl::StatusOr<std::string> OpenAiToAnthropic(std::string_view body, std::string
   json::array blocks;
   std::string text;
   if (const json::value* content = message->if_contains("content")) {
-    FLOWORK_ASSIGN_OR_RETURN(
-        text, wire::OpenAiContentText(*content, "choices[0].message.content", ""));
+    FLOWORK_ASSIGN_OR_RETURN(text,
+                             wire::OpenAiContentText(*content, "choices[0].message.content", ""));
   }
   if (text.empty()) text = StringOr(*message, "refusal");
   if (!text.empty()) blocks.push_back(json::object{{"type", "text"}, {"text", text}});
@@ -125,25 +125,25 @@ absl::StatusOr<std::string> OpenAiToAnthropic(std::string_view body, std::string
       const json::string* id = FindString(*call, "id");
       if (id == nullptr) return Invalid(absl::StrCat(path, ".id"), "expected a string");
       const json::object* function = FindObject(*call, "function");
-      if (function == nullptr) return Invalid(absl::StrCat(path, ".function"), "expected an object");
+      if (function == nullptr)
+        return Invalid(absl::StrCat(path, ".function"), "expected an object");
       const json::string* name = FindString(*function, "name");
       if (name == nullptr) {
         return Invalid(absl::StrCat(path, ".function.name"), "expected a string");
       }
-      FLOWORK_ASSIGN_OR_RETURN(
-          json::object input,
-          wire::ParseToolArguments(function->if_contains("arguments"),
-                                   absl::StrCat(path, ".function.arguments")));
+      FLOWORK_ASSIGN_OR_RETURN(json::object input,
+                               wire::ParseToolArguments(function->if_contains("arguments"),
+                                                        absl::StrCat(path, ".function.arguments")));
       blocks.push_back(json::object{
           {"type", "tool_use"}, {"id", *id}, {"name", *name}, {"input", std::move(input)}});
       has_tool_calls = true;
     }
   }
   const json::string* finish_reason = FindString(*choice, "finish_reason");
-  const std::string_view stop_reason =
-      finish_reason != nullptr ? wire::StopReasonFromFinishReason(View(*finish_reason))
-      : has_tool_calls         ? "tool_use"
-                               : "end_turn";
+  const std::string_view stop_reason = finish_reason != nullptr
+                                           ? wire::StopReasonFromFinishReason(View(*finish_reason))
+                                       : has_tool_calls ? "tool_use"
+                                                        : "end_turn";
   TokenUsage usage;
   if (const json::object* reported = FindObject(response, "usage")) {
     usage = wire::ReadOpenAiUsage(*reported);
@@ -172,7 +172,8 @@ absl::StatusOr<std::string> OllamaToOpenAi(std::string_view body, std::string_vi
       const std::string path = absl::StrCat("message.tool_calls[", j, "]");
       const json::object* call = (*calls)[j].if_object();
       const json::object* function = call != nullptr ? FindObject(*call, "function") : nullptr;
-      if (function == nullptr) return Invalid(absl::StrCat(path, ".function"), "expected an object");
+      if (function == nullptr)
+        return Invalid(absl::StrCat(path, ".function"), "expected an object");
       const json::string* name = FindString(*function, "name");
       if (name == nullptr) {
         return Invalid(absl::StrCat(path, ".function.name"), "expected a string");
@@ -187,16 +188,15 @@ absl::StatusOr<std::string> OllamaToOpenAi(std::string_view body, std::string_vi
       const json::string* upstream_id = FindString(*call, "id");
       const std::string id =
           upstream_id != nullptr ? std::string(View(*upstream_id)) : absl::StrCat("call_", j);
-      tool_calls.push_back(json::object{
-          {"id", id},
-          {"type", "function"},
-          {"function", {{"name", *name}, {"arguments", serialized}}}});
+      tool_calls.push_back(
+          json::object{{"id", id},
+                       {"type", "function"},
+                       {"function", {{"name", *name}, {"arguments", serialized}}}});
     }
   }
   const std::string_view finish_reason = !tool_calls.empty() ? "tool_calls"
-                                         : StringOr(response, "done_reason") == "length"
-                                             ? "length"
-                                             : "stop";
+                                         : StringOr(response, "done_reason") == "length" ? "length"
+                                                                                         : "stop";
   TokenUsage usage;
   std::optional<uint64_t> prompt = wire::FindCount(response, "prompt_eval_count");
   std::optional<uint64_t> completion = wire::FindCount(response, "eval_count");

@@ -38,9 +38,9 @@ class SseReader {
   void AppendText(std::string_view text);
   void EndLine(std::vector<SseEvent>& events);
 
-  std::string line_;         // The current line, without its terminator.
+  std::string line_;             // The current line, without its terminator.
   bool line_has_bytes_ = false;  // Even when an oversized event keeps none.
-  bool pending_cr_ = false;  // The last byte was a CR; a LF may complete it.
+  bool pending_cr_ = false;      // The last byte was a CR; a LF may complete it.
   SseEvent event_;
 };
 

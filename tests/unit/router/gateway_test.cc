@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -527,6 +528,71 @@ TEST_F(GatewayTest, ALateFirstTokenMovesToTheNextCandidateBeforeAnythingReachedT
   EXPECT_EQ(r.Header("x-flowork-endpoint"), "backup@p2");
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
   EXPECT_THAT(r.body, HasSubstr("data: [DONE]"));
+}
+
+// The text of every content delta in an OpenAI SSE body, joined.
+std::string StreamedText(const std::string& sse) {
+  std::string text;
+  for (absl::string_view line : absl::StrSplit(sse, '\n')) {
+    if (!absl::ConsumePrefix(&line, "data: ") || line == "[DONE]") continue;
+    size_t at = line.find(R"("content":")");
+    if (at == absl::string_view::npos) continue;
+    at += 11;
+    size_t end = line.find('"', at);
+    absl::string_view piece = line.substr(at, end - at);
+    text.append(piece.data(), piece.size());
+  }
+  return text;
+}
+
+class ContinueOnCutTest : public GatewayTest {
+ protected:
+  void StartPair(int primary_port, int backup_port) {
+    const std::string yaml = absl::StrCat(
+        "providers:\n"
+        "  - {name: p1, kind: openai, base_url: \"http://127.0.0.1:", primary_port, "/v1\"}\n"
+        "  - {name: p2, kind: openai, base_url: \"http://127.0.0.1:", backup_port, "/v1\"}\n"
+        "models:\n"
+        "  - {name: primary, provider: p1, upstream_model: mock-1, capabilities: [chat]}\n"
+        "  - {name: backup, provider: p2, upstream_model: mock-1, capabilities: [chat, prefill]}\n"
+        "routes:\n"
+        "  - {name: chat, candidates: [primary, backup], fallback: {continue_on_cut: true}}\n");
+    v1::RouterConfig config;
+    ASSERT_TRUE(core::ParseConfigText(yaml, "router.yaml", &config).ok());
+    policy_ = *PolicyEngine::Create(config, core::Clock::Real());
+    client_ = *core::HttpClient::Create({});
+    gateway_ = *Gateway::Create(*policy_, *client_);
+    server_ = *core::HttpServer::Create({.address = "127.0.0.1:0", .threads = 1}, *gateway_);
+  }
+};
+
+TEST_F(ContinueOnCutTest, ACutStreamIsContinuedOnAPrefillCapableCandidate) {
+  MockKnobs cutting;
+  cutting.cut_after = 2;
+  auto primary = StartMock(cutting);
+  auto backup = StartMock();
+  StartPair(primary->port(), backup->port());
+  ClientResponse r = Post("/v1/chat/completions", kChatStream, {{"x-mock-tokens", "8"}});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(r.body, HasSubstr("data: [DONE]"));
+  EXPECT_THAT(r.body, Not(HasSubstr("upstream_error")));
+  EXPECT_EQ(StreamedText(r.body), "Mock answer to: hi. Mock answer to: hi.");
+  EXPECT_EQ(backup->calls("/v1/chat/completions"), 1);
+}
+
+TEST_F(ContinueOnCutTest, ARefusedContinuationEndsWithAnErrorNamingTheOriginalCut) {
+  MockKnobs cutting;
+  cutting.cut_after = 2;
+  auto primary = StartMock(cutting);
+  MockKnobs refusing;
+  refusing.refuse_prefill = true;
+  auto backup = StartMock(refusing);
+  StartPair(primary->port(), backup->port());
+  ClientResponse r = Post("/v1/chat/completions", kChatStream);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(r.body, HasSubstr("the upstream stream from primary@p1 broke"));
+  EXPECT_THAT(r.body, HasSubstr("continuing on backup@p2 failed: answered 400"));
+  EXPECT_THAT(r.body, Not(HasSubstr("[DONE]")));
 }
 
 }  // namespace

@@ -173,8 +173,8 @@ TEST_F(PolicyTest, DropsOpenCircuitsThenOffersOneProbe) {
     State("small@local-a").OnFailure(FailureKind::kServerError);
   }
   EXPECT_THAT(Order(Request("chat")), ElementsAre("medium", "big"));
-  EXPECT_EQ(Verdict(Request("chat"), "small"), "circuit open until 2027-01-15T08:00:30.000Z");
-  clock_.Advance(absl::Seconds(30));
+  EXPECT_EQ(Verdict(Request("chat"), "small"), "circuit open until 2027-01-15T08:00:10.000Z");
+  clock_.Advance(absl::Seconds(10));
   EXPECT_THAT(Order(Request("chat")), ElementsAre("small", "medium", "big"));
   ASSERT_TRUE(State("small@local-a").BeginAttempt());  // The probe.
   EXPECT_EQ(Verdict(Request("chat"), "small"), "circuit half-open, probe in flight");

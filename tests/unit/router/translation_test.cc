@@ -26,8 +26,8 @@ std::string Cat(std::initializer_list<std::string_view> pieces) {
 // Feeds `input` whole to one translator and byte by byte to another, checks
 // both wrote the same client stream and ended in the same state, and
 // returns the stream (Feed output followed by Finish output).
-std::string Run(const StreamFactory& make, std::string_view input,
-                std::unique_ptr<StreamTranslator>* whole_out = nullptr) {
+std::string FeedWholeAndByteByByte(const StreamFactory& make, std::string_view input,
+                                   std::unique_ptr<StreamTranslator>* whole_out = nullptr) {
   std::unique_ptr<StreamTranslator> whole = make();
   std::string whole_bytes = whole->Feed(input);
   whole_bytes += whole->Finish();
@@ -101,11 +101,10 @@ std::string AnthropicBlockStop(int index) {
 }
 
 std::string AnthropicMessageDelta(std::string_view stop_reason, int output_tokens) {
-  return AnthropicEvent(
-      "message_delta",
-      Cat({R"({"type":"message_delta","delta":{"stop_reason":")", stop_reason,
-           R"(","stop_sequence":null},"usage":{"output_tokens":)", std::to_string(output_tokens),
-           "}}"}));
+  return AnthropicEvent("message_delta",
+                        Cat({R"({"type":"message_delta","delta":{"stop_reason":")", stop_reason,
+                             R"(","stop_sequence":null},"usage":{"output_tokens":)",
+                             std::to_string(output_tokens), "}}"}));
 }
 
 const std::string kAnthropicMessageStop =
@@ -117,8 +116,8 @@ const std::string kAnthropicMessageStop =
 std::string FrontChunk(std::string_view id, std::string_view delta,
                        std::string_view finish_reason = "null", std::string_view created = "0") {
   return Cat({R"(data: {"id":")", id, R"(","object":"chat.completion.chunk","created":)", created,
-              R"(,"model":"front","choices":[{"index":0,"delta":)", delta,
-              R"(,"finish_reason":)", finish_reason, "}]}\n\n"});
+              R"(,"model":"front","choices":[{"index":0,"delta":)", delta, R"(,"finish_reason":)",
+              finish_reason, "}]}\n\n"});
 }
 
 std::string FrontUsageChunk(std::string_view id, std::string_view usage,
@@ -168,32 +167,33 @@ constexpr std::string_view kOpenAiConversation = R"json({
 TEST(OpenAiToAnthropicRequestTest, TranslatesWholeConversation) {
   absl::StatusOr<std::string> out = OpenAiChatRequestToAnthropic(kOpenAiConversation, "claude-x");
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(*out,
-            R"({"model":"claude-x","max_tokens":256,)"
-            R"("system":"You are terse.\n\nAnswer in English.",)"
-            R"("messages":[)"
-            R"({"role":"user","content":[{"type":"text","text":"What is in these pictures?"},)"
-            R"({"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}},)"
-            R"({"type":"image","source":{"type":"url","url":"https://example.com/cat.jpg"}}]},)"
-            R"({"role":"assistant","content":"Two cats."},)"
-            R"({"role":"user","content":"Weather in Paris and Rome?"},)"
-            R"({"role":"assistant","content":[{"type":"text","text":"Checking."},)"
-            R"({"type":"tool_use","id":"call_1","name":"get_weather","input":{"city":"Paris","days":1.5}},)"
-            R"({"type":"tool_use","id":"call_2","name":"get_weather","input":{"city":"Rome"}}]},)"
-            R"({"role":"user","content":[{"type":"tool_result","tool_use_id":"call_1","content":"18C"},)"
-            R"({"type":"tool_result","tool_use_id":"call_2","content":[{"type":"text","text":"21C"}]},)"
-            R"({"type":"text","text":"Thanks. Which is warmer?"}]}],)"
-            R"("tools":[{"name":"get_weather","description":"Current weather",)"
-            R"("input_schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}],)"
-            R"("tool_choice":{"type":"any"},"stop_sequences":["END"],"temperature":0,"top_p":0.9,)"
-            R"("stream":true,"metadata":{"user_id":"u-1"}})");
+  EXPECT_EQ(
+      *out,
+      R"({"model":"claude-x","max_tokens":256,)"
+      R"("system":"You are terse.\n\nAnswer in English.",)"
+      R"("messages":[)"
+      R"({"role":"user","content":[{"type":"text","text":"What is in these pictures?"},)"
+      R"({"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}},)"
+      R"({"type":"image","source":{"type":"url","url":"https://example.com/cat.jpg"}}]},)"
+      R"({"role":"assistant","content":"Two cats."},)"
+      R"({"role":"user","content":"Weather in Paris and Rome?"},)"
+      R"({"role":"assistant","content":[{"type":"text","text":"Checking."},)"
+      R"({"type":"tool_use","id":"call_1","name":"get_weather","input":{"city":"Paris","days":1.5}},)"
+      R"({"type":"tool_use","id":"call_2","name":"get_weather","input":{"city":"Rome"}}]},)"
+      R"({"role":"user","content":[{"type":"tool_result","tool_use_id":"call_1","content":"18C"},)"
+      R"({"type":"tool_result","tool_use_id":"call_2","content":[{"type":"text","text":"21C"}]},)"
+      R"({"type":"text","text":"Thanks. Which is warmer?"}]}],)"
+      R"("tools":[{"name":"get_weather","description":"Current weather",)"
+      R"("input_schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}],)"
+      R"("tool_choice":{"type":"any"},"stop_sequences":["END"],"temperature":0,"top_p":0.9,)"
+      R"("stream":true,"metadata":{"user_id":"u-1"}})");
 }
 
 TEST(OpenAiToAnthropicRequestTest, DefaultsMaxTokensAndKeepsPrefillLast) {
-  absl::StatusOr<std::string> out = OpenAiChatRequestToAnthropic(
-      R"({"model":"a","messages":[{"role":"user","content":"Say hi"},)"
-      R"({"role":"assistant","content":"Hi"}],"temperature":1.0})",
-      "claude-x");
+  absl::StatusOr<std::string> out =
+      OpenAiChatRequestToAnthropic(R"({"model":"a","messages":[{"role":"user","content":"Say hi"},)"
+                                   R"({"role":"assistant","content":"Hi"}],"temperature":1.0})",
+                                   "claude-x");
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(*out, R"({"model":"claude-x","max_tokens":4096,"messages":[)"
                   R"({"role":"user","content":"Say hi"},{"role":"assistant","content":"Hi"}],)"
@@ -247,7 +247,7 @@ TEST(OpenAiToAnthropicRequestTest, RejectsBadInputNamingTheField) {
   };
   for (const Case& c : cases) {
     absl::StatusOr<std::string> out = OpenAiChatRequestToAnthropic(c.body, "c");
-    EXPECT_EQ(out.status(), absl::InvalidArgumentError(c.error)) << c.body;
+    EXPECT_EQ(out.status(), absl::InvalidArgumentError(std::string(c.error))) << c.body;
   }
 }
 
@@ -281,22 +281,23 @@ constexpr std::string_view kAnthropicConversation = R"json({
 TEST(AnthropicToOpenAiRequestTest, TranslatesWholeConversation) {
   absl::StatusOr<std::string> out = AnthropicRequestToOpenAiChat(kAnthropicConversation, "gpt-x");
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(*out,
-            R"({"model":"gpt-x","messages":[)"
-            R"({"role":"system","content":"You are terse.\n\nBe kind."},)"
-            R"({"role":"user","content":[{"type":"text","text":"What is this?"},)"
-            R"({"type":"image_url","image_url":{"url":"data:image/jpeg;base64,/9j/4AAQ"}},)"
-            R"({"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]},)"
-            R"({"role":"assistant","content":"Let me look.","tool_calls":[{"id":"toolu_1",)"
-            R"("type":"function","function":{"name":"lookup","arguments":"{\"q\":\"cat\",\"n\":2}"}}]},)"
-            R"({"role":"tool","tool_call_id":"toolu_1","content":"a cat"},)"
-            R"({"role":"user","content":[{"type":"text","text":"And now?"}]},)"
-            R"({"role":"assistant","content":"It is"}],)"
-            R"("max_tokens":512,"stop":["STOP"],"temperature":0,"stream":true,)"
-            R"("stream_options":{"include_usage":true},)"
-            R"("tools":[{"type":"function","function":{"name":"lookup","description":"Looks up",)"
-            R"("parameters":{"type":"object"}}}],)"
-            R"("tool_choice":"required","parallel_tool_calls":false,"user":"u-2"})");
+  EXPECT_EQ(
+      *out,
+      R"({"model":"gpt-x","messages":[)"
+      R"({"role":"system","content":"You are terse.\n\nBe kind."},)"
+      R"({"role":"user","content":[{"type":"text","text":"What is this?"},)"
+      R"({"type":"image_url","image_url":{"url":"data:image/jpeg;base64,/9j/4AAQ"}},)"
+      R"({"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]},)"
+      R"({"role":"assistant","content":"Let me look.","tool_calls":[{"id":"toolu_1",)"
+      R"("type":"function","function":{"name":"lookup","arguments":"{\"q\":\"cat\",\"n\":2}"}}]},)"
+      R"({"role":"tool","tool_call_id":"toolu_1","content":"a cat"},)"
+      R"({"role":"user","content":[{"type":"text","text":"And now?"}]},)"
+      R"({"role":"assistant","content":"It is"}],)"
+      R"("max_tokens":512,"stop":["STOP"],"temperature":0,"stream":true,)"
+      R"("stream_options":{"include_usage":true},)"
+      R"("tools":[{"type":"function","function":{"name":"lookup","description":"Looks up",)"
+      R"("parameters":{"type":"object"}}}],)"
+      R"("tool_choice":"required","parallel_tool_calls":false,"user":"u-2"})");
 }
 
 TEST(AnthropicToOpenAiRequestTest, RejectsBadInputNamingTheField) {
@@ -323,7 +324,7 @@ TEST(AnthropicToOpenAiRequestTest, RejectsBadInputNamingTheField) {
   };
   for (const Case& c : cases) {
     absl::StatusOr<std::string> out = AnthropicRequestToOpenAiChat(c.body, "g");
-    EXPECT_EQ(out.status(), absl::InvalidArgumentError(c.error)) << c.body;
+    EXPECT_EQ(out.status(), absl::InvalidArgumentError(std::string(c.error))) << c.body;
   }
 }
 
@@ -373,15 +374,16 @@ TEST(OllamaRequestTest, TranslatesMessagesToolsAndOptions) {
       "response_format":{"type":"json_object"}})json",
       "llama3");
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(*out,
-            R"({"model":"llama3","messages":[{"role":"system","content":"Be brief."},)"
-            R"({"role":"user","content":"Look","images":["AAAA"]},)"
-            R"({"role":"assistant","content":"","tool_calls":[{"function":{"name":"lookup",)"
-            R"("arguments":{"q":"x"}}}]},)"
-            R"({"role":"tool","content":"found","tool_name":"lookup"}],)"
-            R"("tools":[{"type":"function","function":{"name":"lookup","parameters":{"type":"object"}}}],)"
-            R"("stream":false,"format":"json",)"
-            R"("options":{"temperature":0,"top_p":0.5,"num_predict":64,"stop":["END"],"seed":7}})");
+  EXPECT_EQ(
+      *out,
+      R"({"model":"llama3","messages":[{"role":"system","content":"Be brief."},)"
+      R"({"role":"user","content":"Look","images":["AAAA"]},)"
+      R"({"role":"assistant","content":"","tool_calls":[{"function":{"name":"lookup",)"
+      R"("arguments":{"q":"x"}}}]},)"
+      R"({"role":"tool","content":"found","tool_name":"lookup"}],)"
+      R"("tools":[{"type":"function","function":{"name":"lookup","parameters":{"type":"object"}}}],)"
+      R"("stream":false,"format":"json",)"
+      R"("options":{"temperature":0,"top_p":0.5,"num_predict":64,"stop":["END"],"seed":7}})");
 }
 
 TEST(OllamaRequestTest, AlwaysWritesStream) {
@@ -399,15 +401,16 @@ TEST(OllamaRequestTest, RejectsBadInputNamingTheField) {
                 .status(),
             absl::InvalidArgumentError(
                 "messages[0].content[1].image_url.url: Ollama accepts only base64 data URLs"));
-  EXPECT_EQ(OpenAiChatRequestToOllama(
-                R"({"messages":[{"role":"assistant","tool_calls":[{"id":"c","function":)"
-                R"({"name":"f","arguments":"nope"}}]}]})",
-                "m")
-                .status(),
-            absl::InvalidArgumentError("messages[0].tool_calls[0].function.arguments: invalid JSON"));
-  EXPECT_EQ(OpenAiChatRequestToOllama(R"({"messages":[{"role":"critic","content":"a"}]})", "m")
-                .status(),
-            absl::InvalidArgumentError(R"(messages[0].role: unsupported role "critic")"));
+  EXPECT_EQ(
+      OpenAiChatRequestToOllama(
+          R"({"messages":[{"role":"assistant","tool_calls":[{"id":"c","function":)"
+          R"({"name":"f","arguments":"nope"}}]}]})",
+          "m")
+          .status(),
+      absl::InvalidArgumentError("messages[0].tool_calls[0].function.arguments: invalid JSON"));
+  EXPECT_EQ(
+      OpenAiChatRequestToOllama(R"({"messages":[{"role":"critic","content":"a"}]})", "m").status(),
+      absl::InvalidArgumentError(R"(messages[0].role: unsupported role "critic")"));
 }
 
 // ============================================================================
@@ -434,9 +437,10 @@ TEST(AnthropicResponseTest, ToolUseBecomesOpenAiToolCalls) {
 }
 
 TEST(AnthropicResponseTest, MapsStopReasons) {
-  const std::pair<std::string_view, std::string_view> cases[] = {
-      {"end_turn", "stop"}, {"stop_sequence", "stop"}, {"max_tokens", "length"},
-      {"tool_use", "tool_calls"}};
+  const std::pair<std::string_view, std::string_view> cases[] = {{"end_turn", "stop"},
+                                                                 {"stop_sequence", "stop"},
+                                                                 {"max_tokens", "length"},
+                                                                 {"tool_use", "tool_calls"}};
   for (const auto& [stop_reason, finish_reason] : cases) {
     absl::StatusOr<std::string> out = AnthropicResponseToOpenAiChat(
         Cat({R"({"id":"m","content":[{"type":"text","text":"Hi"}],"stop_reason":")", stop_reason,
@@ -495,13 +499,13 @@ TEST(OpenAiResponseTest, MapsFinishReasons) {
 TEST(OpenAiResponseTest, RejectsBadInputNamingTheField) {
   EXPECT_EQ(OpenAiChatResponseToAnthropic(R"({"choices":[]})", "c").status(),
             absl::InvalidArgumentError("choices: expected a non-empty array"));
-  EXPECT_EQ(OpenAiChatResponseToAnthropic(
-                R"({"choices":[{"message":{"tool_calls":[{"id":"c","function":)"
-                R"({"name":"f","arguments":"{\"a\":"}}]}}]})",
-                "c")
-                .status(),
-            absl::InvalidArgumentError(
-                "choices[0].message.tool_calls[0].function.arguments: invalid JSON"));
+  EXPECT_EQ(
+      OpenAiChatResponseToAnthropic(R"({"choices":[{"message":{"tool_calls":[{"id":"c","function":)"
+                                    R"({"name":"f","arguments":"{\"a\":"}}]}}]})",
+                                    "c")
+          .status(),
+      absl::InvalidArgumentError(
+          "choices[0].message.tool_calls[0].function.arguments: invalid JSON"));
 }
 
 TEST(OllamaResponseTest, TranslatesFinalObject) {
@@ -511,12 +515,11 @@ TEST(OllamaResponseTest, TranslatesFinalObject) {
       R"("done":true,"total_duration":0,"prompt_eval_count":7,"eval_count":2})",
       "front");
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(*out,
-            R"({"id":"chatcmpl-flowork","object":"chat.completion","created":1700000000,)"
-            R"("model":"front","choices":[{"index":0,"message":{"role":"assistant",)"
-            R"("content":"Hello there"},"finish_reason":"length"}],)"
-            R"("usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9,)"
-            R"("prompt_tokens_details":{"cached_tokens":0}}})");
+  EXPECT_EQ(*out, R"({"id":"chatcmpl-flowork","object":"chat.completion","created":1700000000,)"
+                  R"("model":"front","choices":[{"index":0,"message":{"role":"assistant",)"
+                  R"("content":"Hello there"},"finish_reason":"length"}],)"
+                  R"("usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9,)"
+                  R"("prompt_tokens_details":{"cached_tokens":0}}})");
 }
 
 TEST(OllamaResponseTest, ToolCallsGetIdsAndStringArguments) {
@@ -559,9 +562,10 @@ TEST(ErrorTranslationTest, OpenAiErrorKeepsCodeAndParam) {
 }
 
 TEST(ErrorTranslationTest, OpenAiErrorBecomesAnthropicShape) {
-  EXPECT_EQ(ErrorToAnthropic(429, R"({"error":{"message":"Rate limit reached","type":"requests",)"
-                                  R"("code":"rate_limit_exceeded"}})"),
-            R"({"type":"error","error":{"type":"rate_limit_error","message":"Rate limit reached"}})");
+  EXPECT_EQ(
+      ErrorToAnthropic(429, R"({"error":{"message":"Rate limit reached","type":"requests",)"
+                            R"("code":"rate_limit_exceeded"}})"),
+      R"({"type":"error","error":{"type":"rate_limit_error","message":"Rate limit reached"}})");
   EXPECT_EQ(ErrorToAnthropic(401, R"({"error":{"message":"bad key",)"
                                   R"("type":"authentication_error"}})"),
             R"({"type":"error","error":{"type":"authentication_error","message":"bad key"}})");
@@ -571,12 +575,15 @@ TEST(ErrorTranslationTest, OllamaTextAndEmptyBodies) {
   EXPECT_EQ(ErrorToOpenAi(404, R"({"error":"model \"x\" not found"})"),
             R"({"error":{"message":"model \"x\" not found","type":"not_found_error",)"
             R"("param":null,"code":null}})");
-  EXPECT_EQ(ErrorToAnthropic(404, R"({"error":"model \"x\" not found"})"),
-            R"({"type":"error","error":{"type":"not_found_error","message":"model \"x\" not found"}})");
-  EXPECT_EQ(ErrorToOpenAi(502, "  Bad Gateway\n"),
-            R"({"error":{"message":"Bad Gateway","type":"server_error","param":null,"code":null}})");
-  EXPECT_EQ(ErrorToAnthropic(503, ""),
-            R"({"type":"error","error":{"type":"api_error","message":"upstream answered HTTP 503"}})");
+  EXPECT_EQ(
+      ErrorToAnthropic(404, R"({"error":"model \"x\" not found"})"),
+      R"({"type":"error","error":{"type":"not_found_error","message":"model \"x\" not found"}})");
+  EXPECT_EQ(
+      ErrorToOpenAi(502, "  Bad Gateway\n"),
+      R"({"error":{"message":"Bad Gateway","type":"server_error","param":null,"code":null}})");
+  EXPECT_EQ(
+      ErrorToAnthropic(503, ""),
+      R"({"type":"error","error":{"type":"api_error","message":"upstream answered HTTP 503"}})");
   EXPECT_EQ(ErrorToAnthropic(413, R"({"detail":"too large"})"),
             R"({"type":"error","error":{"type":"request_too_large","message":"too large"}})");
 }
@@ -585,20 +592,21 @@ TEST(ErrorTranslationTest, OllamaTextAndEmptyBodies) {
 // OpenAI stream inspector
 // ============================================================================
 
-const std::string kOpenAiUsage =
-    R"({"prompt_tokens":50,"completion_tokens":2,"total_tokens":52,)"
-    R"("prompt_tokens_details":{"cached_tokens":20}})";
+const std::string kOpenAiUsage = R"({"prompt_tokens":50,"completion_tokens":2,"total_tokens":52,)"
+                                 R"("prompt_tokens_details":{"cached_tokens":20}})";
 
 std::string OpenAiTextStream() {
-  return Cat({OpenAiChunk(R"({"role":"assistant","content":""})"), OpenAiChunk(R"({"content":"Hel"})"),
-              OpenAiChunk(R"({"content":"lo"})"), OpenAiChunk("{}", R"("stop")"),
-              OpenAiUsageChunk(kOpenAiUsage), kOpenAiDone});
+  return Cat({OpenAiChunk(R"({"role":"assistant","content":""})"),
+              OpenAiChunk(R"({"content":"Hel"})"), OpenAiChunk(R"({"content":"lo"})"),
+              OpenAiChunk("{}", R"("stop")"), OpenAiUsageChunk(kOpenAiUsage), kOpenAiDone});
 }
 
 TEST(OpenAiStreamInspectorTest, ForwardsEveryByteWhenUsageIsForwarded) {
   std::unique_ptr<StreamTranslator> inspector;
   const std::string input = OpenAiTextStream();
-  EXPECT_EQ(Run([] { return NewOpenAiStreamInspector(true); }, input, &inspector), input);
+  EXPECT_EQ(
+      FeedWholeAndByteByByte([] { return NewOpenAiStreamInspector(true); }, input, &inspector),
+      input);
   EXPECT_TRUE(inspector->saw_content());
   EXPECT_TRUE(inspector->saw_finish());
   EXPECT_TRUE(inspector->saw_end());
@@ -612,8 +620,8 @@ TEST(OpenAiStreamInspectorTest, ForwardsEveryByteWhenUsageIsForwarded) {
 
 TEST(OpenAiStreamInspectorTest, WithholdsUsageChunkButRecordsUsage) {
   std::unique_ptr<StreamTranslator> inspector;
-  const std::string out =
-      Run([] { return NewOpenAiStreamInspector(false); }, OpenAiTextStream(), &inspector);
+  const std::string out = FeedWholeAndByteByByte([] { return NewOpenAiStreamInspector(false); },
+                                                 OpenAiTextStream(), &inspector);
   EXPECT_EQ(out, Cat({OpenAiChunk(R"({"role":"assistant","content":""})"),
                       OpenAiChunk(R"({"content":"Hel"})"), OpenAiChunk(R"({"content":"lo"})"),
                       OpenAiChunk("{}", R"("stop")"), kOpenAiDone}));
@@ -624,14 +632,17 @@ TEST(OpenAiStreamInspectorTest, WithholdsUsageChunkButRecordsUsage) {
 TEST(OpenAiStreamInspectorTest, KeepsRealWorldFramingByteForByte) {
   // CRLF line ends, a comment, an event name, and one event's JSON spread
   // over two data lines.
-  const std::string input = Cat(
-      {": OPENROUTER PROCESSING\r\n\r\n",
-       "event: chunk\r\ndata: {\"id\":\"x\",\"choices\":[{\"index\":0,\r\n",
-       "data: \"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\r\n\r\n",
-       "data:{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\r\n\r\n",
-       "data: [DONE]\r\n\r\n"});
+  const std::string input =
+      Cat({": OPENROUTER PROCESSING\r\n\r\n",
+           "event: chunk\r\ndata: {\"id\":\"x\",\"choices\":[{\"index\":0,\r\n",
+           "data: \"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\r\n\r\n",
+           "data:{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}"
+           "]}\r\n\r\n",
+           "data: [DONE]\r\n\r\n"});
   std::unique_ptr<StreamTranslator> inspector;
-  EXPECT_EQ(Run([] { return NewOpenAiStreamInspector(false); }, input, &inspector), input);
+  EXPECT_EQ(
+      FeedWholeAndByteByByte([] { return NewOpenAiStreamInspector(false); }, input, &inspector),
+      input);
   EXPECT_EQ(inspector->text(), "Hi");
   EXPECT_TRUE(inspector->saw_finish());
   EXPECT_TRUE(inspector->saw_end());
@@ -640,10 +651,11 @@ TEST(OpenAiStreamInspectorTest, KeepsRealWorldFramingByteForByte) {
 
 TEST(OpenAiStreamInspectorTest, DropsAndCountsMalformedEvent) {
   std::unique_ptr<StreamTranslator> inspector;
-  const std::string out = Run([] { return NewOpenAiStreamInspector(true); },
-                              Cat({OpenAiChunk(R"({"content":"a"})"), kOpenAiMalformed,
-                                   OpenAiChunk(R"({"content":"b"})"), kOpenAiDone}),
-                              &inspector);
+  const std::string out =
+      FeedWholeAndByteByByte([] { return NewOpenAiStreamInspector(true); },
+                             Cat({OpenAiChunk(R"({"content":"a"})"), kOpenAiMalformed,
+                                  OpenAiChunk(R"({"content":"b"})"), kOpenAiDone}),
+                             &inspector);
   EXPECT_EQ(out, Cat({OpenAiChunk(R"({"content":"a"})"), OpenAiChunk(R"({"content":"b"})"),
                       kOpenAiDone}));
   EXPECT_EQ(inspector->malformed_events(), 1);
@@ -652,29 +664,46 @@ TEST(OpenAiStreamInspectorTest, DropsAndCountsMalformedEvent) {
 
 TEST(OpenAiStreamInspectorTest, FinishAddsDoneOnlyAfterFinishReason) {
   std::unique_ptr<StreamTranslator> inspector;
-  const std::string finished = Cat({OpenAiChunk(R"({"content":"a"})"), OpenAiChunk("{}", R"("stop")")});
-  EXPECT_EQ(Run([] { return NewOpenAiStreamInspector(false); }, finished, &inspector),
-            Cat({finished, kOpenAiDone}));
+  const std::string finished =
+      Cat({OpenAiChunk(R"({"content":"a"})"), OpenAiChunk("{}", R"("stop")")});
+  EXPECT_EQ(
+      FeedWholeAndByteByByte([] { return NewOpenAiStreamInspector(false); }, finished, &inspector),
+      Cat({finished, kOpenAiDone}));
   EXPECT_FALSE(inspector->saw_end());
 
   const std::string cut = OpenAiChunk(R"({"content":"a"})");
-  EXPECT_EQ(Run([] { return NewOpenAiStreamInspector(false); }, cut, &inspector), cut);
+  EXPECT_EQ(FeedWholeAndByteByByte([] { return NewOpenAiStreamInspector(false); }, cut, &inspector),
+            cut);
   EXPECT_TRUE(inspector->saw_content());
   EXPECT_FALSE(inspector->saw_finish());
 }
 
 TEST(OpenAiStreamInspectorTest, ToolCallDeltaCountsAsContent) {
   std::unique_ptr<StreamTranslator> inspector;
-  const std::string input = Cat(
-      {OpenAiChunk(R"({"role":"assistant","content":null})"),
-       OpenAiChunk(R"({"tool_calls":[{"index":0,"id":"call_1","type":"function",)"
-                   R"("function":{"name":"f","arguments":""}}]})")});
-  Run([] { return NewOpenAiStreamInspector(false); }, OpenAiChunk(R"({"role":"assistant"})"),
-      &inspector);
+  const std::string input =
+      Cat({OpenAiChunk(R"({"role":"assistant","content":null})"),
+           OpenAiChunk(R"({"tool_calls":[{"index":0,"id":"call_1","type":"function",)"
+                       R"("function":{"name":"f","arguments":""}}]})")});
+  FeedWholeAndByteByByte([] { return NewOpenAiStreamInspector(false); },
+                         OpenAiChunk(R"({"role":"assistant"})"), &inspector);
   EXPECT_FALSE(inspector->saw_content());
-  Run([] { return NewOpenAiStreamInspector(false); }, input, &inspector);
+  FeedWholeAndByteByByte([] { return NewOpenAiStreamInspector(false); }, input, &inspector);
   EXPECT_TRUE(inspector->saw_content());
   EXPECT_EQ(inspector->text(), "");
+}
+
+TEST(OpenAiStreamInspectorTest, DropsOversizedEventWithoutBufferingIt) {
+  std::unique_ptr<StreamTranslator> inspector = NewOpenAiStreamInspector(true);
+  const std::string huge = Cat({"data: {\"pad\":\"", std::string(17 << 20, 'x'), "\"}\n\n"});
+  const std::string next = OpenAiChunk(R"({"content":"a"})");
+  std::string out;
+  for (size_t i = 0; i < huge.size(); i += 65536) {
+    out += inspector->Feed(std::string_view(huge).substr(i, 65536));
+  }
+  out += inspector->Feed(next);
+  EXPECT_EQ(out, next);
+  EXPECT_EQ(inspector->malformed_events(), 1);
+  EXPECT_EQ(inspector->text(), "a");
 }
 
 // ============================================================================
@@ -689,19 +718,20 @@ TEST(AnthropicStreamTest, TextStreamBecomesOpenAiChunks) {
   const std::string input = Cat(
       {AnthropicMessageStart(R"({"input_tokens":10,"output_tokens":0,)"
                              R"("cache_creation_input_tokens":0,"cache_read_input_tokens":4})"),
-       AnthropicEvent("content_block_start",
-                      R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
+       AnthropicEvent(
+           "content_block_start",
+           R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
        AnthropicEvent("ping", R"({"type": "ping"})"), AnthropicTextDelta(0, "Hel"),
        AnthropicTextDelta(0, "lo"), AnthropicBlockStop(0), AnthropicMessageDelta("end_turn", 2),
        kAnthropicMessageStop});
   std::unique_ptr<StreamTranslator> stream;
-  EXPECT_EQ(Run(AnthropicToOpenAi(true), input, &stream),
+  EXPECT_EQ(FeedWholeAndByteByByte(AnthropicToOpenAi(true), input, &stream),
             Cat({FrontChunk("msg_1", R"({"role":"assistant","content":""})"),
                  FrontChunk("msg_1", R"({"content":"Hel"})"),
-                 FrontChunk("msg_1", R"({"content":"lo"})"),
-                 FrontChunk("msg_1", "{}", R"("stop")"),
-                 FrontUsageChunk("msg_1", R"({"prompt_tokens":14,"completion_tokens":2,)"
-                                          R"("total_tokens":16,"prompt_tokens_details":{"cached_tokens":4}})"),
+                 FrontChunk("msg_1", R"({"content":"lo"})"), FrontChunk("msg_1", "{}", R"("stop")"),
+                 FrontUsageChunk(
+                     "msg_1", R"({"prompt_tokens":14,"completion_tokens":2,)"
+                              R"("total_tokens":16,"prompt_tokens_details":{"cached_tokens":4}})"),
                  "data: [DONE]\n\n"}));
   EXPECT_TRUE(stream->saw_content());
   EXPECT_TRUE(stream->saw_finish());
@@ -715,44 +745,64 @@ TEST(AnthropicStreamTest, TextStreamBecomesOpenAiChunks) {
 TEST(AnthropicStreamTest, ToolUseStreamsArgumentDeltas) {
   const std::string input = Cat(
       {AnthropicMessageStart(R"({"input_tokens":10,"output_tokens":1})"),
-       AnthropicEvent("content_block_start",
-                      R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
+       AnthropicEvent(
+           "content_block_start",
+           R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
        AnthropicTextDelta(0, "Checking."), AnthropicBlockStop(0),
-       AnthropicEvent("content_block_start",
-                      R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use",)"
-                      R"("id":"toolu_7","name":"get_weather","input":{}}})"),
+       AnthropicEvent(
+           "content_block_start",
+           R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use",)"
+           R"("id":"toolu_7","name":"get_weather","input":{}}})"),
        AnthropicJsonDelta(1, ""), AnthropicJsonDelta(1, R"({\"city\": )"),
        AnthropicJsonDelta(1, R"(\"Paris\"})"), AnthropicBlockStop(1),
        AnthropicMessageDelta("tool_use", 9), kAnthropicMessageStop});
-  EXPECT_EQ(Run(AnthropicToOpenAi(false), input),
-            Cat({FrontChunk("msg_1", R"({"role":"assistant","content":""})"),
-                 FrontChunk("msg_1", R"({"content":"Checking."})"),
-                 FrontChunk("msg_1", R"({"tool_calls":[{"index":0,"id":"toolu_7","type":"function",)"
-                                     R"("function":{"name":"get_weather","arguments":""}}]})"),
-                 FrontChunk("msg_1", R"({"tool_calls":[{"index":0,"function":{"arguments":"{\"city\": "}}]})"),
-                 FrontChunk("msg_1", R"({"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]})"),
-                 FrontChunk("msg_1", "{}", R"("tool_calls")"), "data: [DONE]\n\n"}));
+  EXPECT_EQ(
+      FeedWholeAndByteByByte(AnthropicToOpenAi(false), input),
+      Cat({FrontChunk("msg_1", R"({"role":"assistant","content":""})"),
+           FrontChunk("msg_1", R"({"content":"Checking."})"),
+           FrontChunk("msg_1", R"({"tool_calls":[{"index":0,"id":"toolu_7","type":"function",)"
+                               R"("function":{"name":"get_weather","arguments":""}}]})"),
+           FrontChunk("msg_1",
+                      R"({"tool_calls":[{"index":0,"function":{"arguments":"{\"city\": "}}]})"),
+           FrontChunk("msg_1",
+                      R"({"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]})"),
+           FrontChunk("msg_1", "{}", R"("tool_calls")"), "data: [DONE]\n\n"}));
 }
 
 TEST(AnthropicStreamTest, HandlesCrlfCommentsAndSplitDataLines) {
-  const std::string input = Cat(
-      {": hello\r\n\r\n",
-       "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_2\",\r\n",
-       "data: \"usage\":{\"input_tokens\":3,\"output_tokens\":0}}}\r\n\r\n",
-       "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,",
-       "\"delta\":{\"type\":\"text_delta\",\"text\":\"ok\"}}\r\n\r\n",
-       "event: message_delta\r\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":",
-       "\"max_tokens\"},\"usage\":{\"output_tokens\":1}}\r\n\r\n",
-       "event: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n"});
-  EXPECT_EQ(Run(AnthropicToOpenAi(false), input),
+  const std::string input =
+      Cat({": hello\r\n\r\n",
+           "event: message_start\r\ndata: "
+           "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_2\",\r\n",
+           "data: \"usage\":{\"input_tokens\":3,\"output_tokens\":0}}}\r\n\r\n",
+           "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,",
+           "\"delta\":{\"type\":\"text_delta\",\"text\":\"ok\"}}\r\n\r\n",
+           "event: message_delta\r\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":",
+           "\"max_tokens\"},\"usage\":{\"output_tokens\":1}}\r\n\r\n",
+           "event: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n"});
+  EXPECT_EQ(FeedWholeAndByteByByte(AnthropicToOpenAi(false), input),
             Cat({FrontChunk("msg_2", R"({"role":"assistant","content":""})"),
                  FrontChunk("msg_2", R"({"content":"ok"})"),
                  FrontChunk("msg_2", "{}", R"("length")"), "data: [DONE]\n\n"}));
 }
 
+TEST(AnthropicStreamTest, ReadsCrOnlyLineEnds) {
+  const std::string input =
+      Cat({"data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_3\"}}\r\r",
+           "data: {\"type\":\"content_block_delta\",\"index\":0,",
+           "\"delta\":{\"type\":\"text_delta\",\"text\":\"cr\"}}\r\r",
+           "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\r\r"});
+  std::unique_ptr<StreamTranslator> stream;
+  EXPECT_EQ(FeedWholeAndByteByByte(AnthropicToOpenAi(false), input, &stream),
+            Cat({FrontChunk("msg_3", R"({"role":"assistant","content":""})"),
+                 FrontChunk("msg_3", R"({"content":"cr"})"), FrontChunk("msg_3", "{}", R"("stop")"),
+                 "data: [DONE]\n\n"}));
+  EXPECT_FALSE(stream->saw_end());
+}
+
 TEST(AnthropicStreamTest, DropsAndCountsMalformedEvent) {
   std::unique_ptr<StreamTranslator> stream;
-  const std::string out = Run(
+  const std::string out = FeedWholeAndByteByByte(
       AnthropicToOpenAi(false),
       Cat({AnthropicMessageStart(R"({"input_tokens":1})"), AnthropicTextDelta(0, "a"),
            kAnthropicMalformed, AnthropicTextDelta(0, "b")}),
@@ -768,23 +818,25 @@ TEST(AnthropicStreamTest, DropsAndCountsMalformedEvent) {
 TEST(AnthropicStreamTest, FinishEndsStreamMissingMessageStop) {
   std::unique_ptr<StreamTranslator> stream;
   const std::string out =
-      Run(AnthropicToOpenAi(true),
-          Cat({AnthropicMessageStart(R"({"input_tokens":5,"output_tokens":1})"),
-               AnthropicTextDelta(0, "hi"), AnthropicBlockStop(0),
-               AnthropicMessageDelta("stop_sequence", 1)}),
-          &stream);
-  EXPECT_EQ(out, Cat({FrontChunk("msg_1", R"({"role":"assistant","content":""})"),
-                      FrontChunk("msg_1", R"({"content":"hi"})"),
-                      FrontChunk("msg_1", "{}", R"("stop")"),
-                      FrontUsageChunk("msg_1", R"({"prompt_tokens":5,"completion_tokens":1,)"
-                                               R"("total_tokens":6,"prompt_tokens_details":{"cached_tokens":0}})"),
-                      "data: [DONE]\n\n"}));
+      FeedWholeAndByteByByte(AnthropicToOpenAi(true),
+                             Cat({AnthropicMessageStart(R"({"input_tokens":5,"output_tokens":1})"),
+                                  AnthropicTextDelta(0, "hi"), AnthropicBlockStop(0),
+                                  AnthropicMessageDelta("stop_sequence", 1)}),
+                             &stream);
+  EXPECT_EQ(
+      out, Cat({FrontChunk("msg_1", R"({"role":"assistant","content":""})"),
+                FrontChunk("msg_1", R"({"content":"hi"})"), FrontChunk("msg_1", "{}", R"("stop")"),
+                FrontUsageChunk("msg_1",
+                                R"({"prompt_tokens":5,"completion_tokens":1,)"
+                                R"("total_tokens":6,"prompt_tokens_details":{"cached_tokens":0}})"),
+                "data: [DONE]\n\n"}));
   EXPECT_TRUE(stream->saw_finish());
   EXPECT_FALSE(stream->saw_end());
 }
 
 TEST(AnthropicStreamTest, ErrorEventBecomesOpenAiErrorEvent) {
-  EXPECT_EQ(Run(AnthropicToOpenAi(false),
+  EXPECT_EQ(FeedWholeAndByteByByte(
+                AnthropicToOpenAi(false),
                 AnthropicEvent("error", R"({"type":"error","error":{"type":"overloaded_error",)"
                                         R"("message":"Overloaded"}})")),
             "data: {\"error\":{\"message\":\"Overloaded\",\"type\":\"server_error\","
@@ -803,28 +855,32 @@ std::string Event(std::string_view name, std::string_view data) {
   return AnthropicEvent(name, data);
 }
 
-const std::string kMessageStart = Event(
-    "message_start",
-    R"({"type":"message_start","message":{"id":"mock-1","type":"message","role":"assistant",)"
-    R"("model":"claude-front","content":[],"stop_reason":null,"stop_sequence":null,)"
-    R"("usage":{"input_tokens":0,"output_tokens":0}}})");
+const std::string kMessageStart =
+    Event("message_start",
+          R"({"type":"message_start","message":{"id":"mock-1","type":"message","role":"assistant",)"
+          R"("model":"claude-front","content":[],"stop_reason":null,"stop_sequence":null,)"
+          R"("usage":{"input_tokens":0,"output_tokens":0}}})");
 
 TEST(OpenAiToAnthropicStreamTest, TextStreamBecomesAnthropicEvents) {
   std::unique_ptr<StreamTranslator> stream;
   EXPECT_EQ(
-      Run(OpenAiToAnthropic(), OpenAiTextStream(), &stream),
+      FeedWholeAndByteByByte(OpenAiToAnthropic(), OpenAiTextStream(), &stream),
       Cat({kMessageStart,
-           Event("content_block_start",
-                 R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
-           Event("content_block_delta",
-                 R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}})"),
-           Event("content_block_delta",
-                 R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}})"),
+           Event(
+               "content_block_start",
+               R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
+           Event(
+               "content_block_delta",
+               R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}})"),
+           Event(
+               "content_block_delta",
+               R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}})"),
            Event("content_block_stop", R"({"type":"content_block_stop","index":0})"),
-           Event("message_delta",
-                 R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},)"
-                 R"("usage":{"input_tokens":30,"output_tokens":2,"cache_creation_input_tokens":0,)"
-                 R"("cache_read_input_tokens":20}})"),
+           Event(
+               "message_delta",
+               R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},)"
+               R"("usage":{"input_tokens":30,"output_tokens":2,"cache_creation_input_tokens":0,)"
+               R"("cache_read_input_tokens":20}})"),
            Event("message_stop", R"({"type":"message_stop"})")}));
   EXPECT_EQ(stream->text(), "Hello");
   EXPECT_EQ(stream->usage().prompt_tokens, 50u);
@@ -833,22 +889,24 @@ TEST(OpenAiToAnthropicStreamTest, TextStreamBecomesAnthropicEvents) {
 }
 
 TEST(OpenAiToAnthropicStreamTest, ToolCallArgumentsStreamAsInputJsonDeltas) {
-  const std::string input = Cat(
-      {OpenAiChunk(R"({"role":"assistant","content":"Sure."})"),
-       OpenAiChunk(R"({"tool_calls":[{"index":0,"id":"call_1","type":"function",)"
-                   R"("function":{"name":"get_weather","arguments":""}}]})"),
-       OpenAiChunk(R"({"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]})"),
-       OpenAiChunk(R"({"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]})"),
-       OpenAiChunk(R"({"tool_calls":[{"index":1,"id":"call_2","type":"function",)"
-                   R"("function":{"name":"get_time","arguments":"{}"}}]})"),
-       OpenAiChunk("{}", R"("tool_calls")"), kOpenAiDone});
+  const std::string input =
+      Cat({OpenAiChunk(R"({"role":"assistant","content":"Sure."})"),
+           OpenAiChunk(R"({"tool_calls":[{"index":0,"id":"call_1","type":"function",)"
+                       R"("function":{"name":"get_weather","arguments":""}}]})"),
+           OpenAiChunk(R"({"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]})"),
+           OpenAiChunk(R"({"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]})"),
+           OpenAiChunk(R"({"tool_calls":[{"index":1,"id":"call_2","type":"function",)"
+                       R"("function":{"name":"get_time","arguments":"{}"}}]})"),
+           OpenAiChunk("{}", R"("tool_calls")"), kOpenAiDone});
   EXPECT_EQ(
-      Run(OpenAiToAnthropic(), input),
+      FeedWholeAndByteByByte(OpenAiToAnthropic(), input),
       Cat({kMessageStart,
-           Event("content_block_start",
-                 R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
-           Event("content_block_delta",
-                 R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Sure."}})"),
+           Event(
+               "content_block_start",
+               R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
+           Event(
+               "content_block_delta",
+               R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Sure."}})"),
            Event("content_block_stop", R"({"type":"content_block_stop","index":0})"),
            Event("content_block_start",
                  R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use",)"
@@ -867,31 +925,35 @@ TEST(OpenAiToAnthropicStreamTest, ToolCallArgumentsStreamAsInputJsonDeltas) {
                  R"({"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta",)"
                  R"("partial_json":"{}"}})"),
            Event("content_block_stop", R"({"type":"content_block_stop","index":2})"),
-           Event("message_delta",
-                 R"({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},)"
-                 R"("usage":{"input_tokens":0,"output_tokens":0,"cache_creation_input_tokens":0,)"
-                 R"("cache_read_input_tokens":0}})"),
+           Event(
+               "message_delta",
+               R"({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},)"
+               R"("usage":{"input_tokens":0,"output_tokens":0,"cache_creation_input_tokens":0,)"
+               R"("cache_read_input_tokens":0}})"),
            Event("message_stop", R"({"type":"message_stop"})")}));
 }
 
 TEST(OpenAiToAnthropicStreamTest, FinishAddsMissingClosingEvents) {
   std::unique_ptr<StreamTranslator> stream;
-  const std::string out =
-      Run(OpenAiToAnthropic(),
-          Cat({OpenAiChunk(R"({"content":"Hi"})"), kOpenAiMalformed, OpenAiChunk("{}", R"("length")")}),
-          &stream);
+  const std::string out = FeedWholeAndByteByByte(
+      OpenAiToAnthropic(),
+      Cat({OpenAiChunk(R"({"content":"Hi"})"), kOpenAiMalformed, OpenAiChunk("{}", R"("length")")}),
+      &stream);
   EXPECT_EQ(
       out,
       Cat({kMessageStart,
-           Event("content_block_start",
-                 R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
-           Event("content_block_delta",
-                 R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})"),
+           Event(
+               "content_block_start",
+               R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
+           Event(
+               "content_block_delta",
+               R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})"),
            Event("content_block_stop", R"({"type":"content_block_stop","index":0})"),
-           Event("message_delta",
-                 R"({"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},)"
-                 R"("usage":{"input_tokens":0,"output_tokens":0,"cache_creation_input_tokens":0,)"
-                 R"("cache_read_input_tokens":0}})"),
+           Event(
+               "message_delta",
+               R"({"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},)"
+               R"("usage":{"input_tokens":0,"output_tokens":0,"cache_creation_input_tokens":0,)"
+               R"("cache_read_input_tokens":0}})"),
            Event("message_stop", R"({"type":"message_stop"})")}));
   EXPECT_EQ(stream->malformed_events(), 1);
   EXPECT_TRUE(stream->saw_finish());
@@ -900,7 +962,8 @@ TEST(OpenAiToAnthropicStreamTest, FinishAddsMissingClosingEvents) {
 
 TEST(OpenAiToAnthropicStreamTest, CutStreamIsNotFinalized) {
   std::unique_ptr<StreamTranslator> stream;
-  const std::string out = Run(OpenAiToAnthropic(), OpenAiChunk(R"({"content":"Hi"})"), &stream);
+  const std::string out =
+      FeedWholeAndByteByByte(OpenAiToAnthropic(), OpenAiChunk(R"({"content":"Hi"})"), &stream);
   EXPECT_THAT(out, Not(HasSubstr("message_stop")));
   EXPECT_THAT(out, Not(HasSubstr("content_block_stop")));
   EXPECT_TRUE(stream->saw_content());
@@ -930,7 +993,7 @@ TEST(OllamaStreamTest, TextLinesBecomeOpenAiChunks) {
   const std::string input =
       Cat({OllamaLine(R"({"role":"assistant","content":"Hel"})"),
            OllamaLine(R"({"role":"assistant","content":"lo"})"), kOllamaFinal});
-  EXPECT_EQ(Run(OllamaToOpenAi(true), input, &stream),
+  EXPECT_EQ(FeedWholeAndByteByByte(OllamaToOpenAi(true), input, &stream),
             Cat({FrontChunk("chatcmpl-flowork", R"({"role":"assistant","content":""})", "null",
                             "1700000000"),
                  FrontChunk("chatcmpl-flowork", R"({"content":"Hel"})", "null", "1700000000"),
@@ -953,7 +1016,7 @@ TEST(OllamaStreamTest, ToolCallLineBecomesToolCallChunk) {
       Cat({OllamaLine(R"({"role":"assistant","content":"","tool_calls":[{"function":)"
                       R"({"name":"lookup","arguments":{"query":"cats"}}}]})"),
            kOllamaFinal});
-  EXPECT_EQ(Run(OllamaToOpenAi(false), input),
+  EXPECT_EQ(FeedWholeAndByteByByte(OllamaToOpenAi(false), input),
             Cat({FrontChunk("chatcmpl-flowork", R"({"role":"assistant","content":""})", "null",
                             "1700000000"),
                  FrontChunk("chatcmpl-flowork",
@@ -970,7 +1033,7 @@ TEST(OllamaStreamTest, DropsMalformedLineAndReadsCrlfAndUnterminatedLastLine) {
   last.pop_back();  // The upstream closed without the final newline.
   const std::string input = Cat({"{\"message\":{\"content\":\"a\"}}\r\n",
                                  "{\"model\":\"mock\",\"message\":{\"content\":\n", "\r\n", last});
-  EXPECT_EQ(Run(OllamaToOpenAi(false), input, &stream),
+  EXPECT_EQ(FeedWholeAndByteByByte(OllamaToOpenAi(false), input, &stream),
             Cat({FrontChunk("chatcmpl-flowork", R"({"role":"assistant","content":""})"),
                  FrontChunk("chatcmpl-flowork", R"({"content":"a"})"),
                  FrontChunk("chatcmpl-flowork", "{}", R"("stop")"), "data: [DONE]\n\n"}));
@@ -979,7 +1042,7 @@ TEST(OllamaStreamTest, DropsMalformedLineAndReadsCrlfAndUnterminatedLastLine) {
 }
 
 TEST(OllamaStreamTest, ErrorLineBecomesOpenAiErrorEvent) {
-  EXPECT_EQ(Run(OllamaToOpenAi(false), "{\"error\":\"out of memory\"}\n"),
+  EXPECT_EQ(FeedWholeAndByteByByte(OllamaToOpenAi(false), "{\"error\":\"out of memory\"}\n"),
             "data: {\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
             "\"param\":null,\"code\":null}}\n\n");
 }

@@ -27,7 +27,7 @@ struct CircuitOptions {
   // Outcomes the ratio looks at (at most 64).
   uint32_t window_requests = 20;
   // How long an opened circuit stays open before one probe may go through.
-  absl::Duration open_for = absl::Seconds(30);
+  absl::Duration open_for = absl::Seconds(10);
 };
 
 enum class CircuitState { kClosed, kOpen, kHalfOpen };
