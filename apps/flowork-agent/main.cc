@@ -33,6 +33,7 @@ int Fail(std::string_view what, const absl::Status& status) {
 
 int main(int argc, char** argv) {
   flowork::core::BlockServerSignals();
+  flowork::core::TuneServerProcess();
   absl::SetProgramUsageMessage("Flowork Agent: durable agents, tasks and tools.");
   absl::ParseCommandLine(argc, argv);
 

@@ -70,6 +70,7 @@ flowork::mockllm::MockKnobs KnobsFromFlags() {
 
 int main(int argc, char** argv) {
   flowork::core::BlockServerSignals();
+  flowork::core::TuneServerProcess();
   absl::SetProgramUsageMessage(
       "Deterministic fake OpenAI/Anthropic/Ollama model server with latency and fault knobs.");
   absl::ParseCommandLine(argc, argv);

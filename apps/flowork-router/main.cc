@@ -54,6 +54,7 @@ void Reload(flowork::router::PolicyEngine& policy, const flowork::router::v1::Ro
 
 int main(int argc, char** argv) {
   flowork::core::BlockServerSignals();
+  flowork::core::TuneServerProcess();
   absl::SetProgramUsageMessage("Flow Router: one OpenAI/Anthropic/gRPC endpoint for your models.");
   absl::ParseCommandLine(argc, argv);
 

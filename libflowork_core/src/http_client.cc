@@ -106,20 +106,27 @@ absl::StatusOr<Url> ParseUrl(absl::string_view url) {
   return out;
 }
 
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+// Concrete executor types: asio's type-erased any_io_executor costs a copy
+// and destroy per asynchronous operation on the request path.
+using LoopExecutor = asio::io_context::executor_type;
+using PlainStream = beast::basic_stream<tcp, LoopExecutor>;
+using TlsStream = beast::ssl_stream<PlainStream>;
+using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
+                                         asio::wait_traits<std::chrono::steady_clock>, LoopExecutor>;
+using Resolver = asio::ip::basic_resolver<tcp, LoopExecutor>;
 
 // One upstream connection, plain or TLS.
 class Connection {
  public:
   Connection(asio::io_context& ctx, ssl::context* tls) {
     if (tls != nullptr) {
-      tls_.emplace(ctx, *tls);
+      tls_.emplace(ctx.get_executor(), *tls);
     } else {
-      plain_.emplace(ctx);
+      plain_.emplace(ctx.get_executor());
     }
   }
 
-  beast::tcp_stream& tcp() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
+  PlainStream& tcp() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
   TlsStream* tls() { return tls_ ? &*tls_ : nullptr; }
 
   // Runs `f` with the stream to read and write: TLS or plain.
@@ -139,10 +146,13 @@ class Connection {
   }
 
   beast::flat_buffer buffer;
+  // Where response bodies land, piece by piece; kept with the pooled
+  // connection so a request allocates none.
+  char body_buffer[4 * 1024];
   absl::Time idle_since;
 
  private:
-  std::optional<beast::tcp_stream> plain_;
+  std::optional<PlainStream> plain_;
   std::optional<TlsStream> tls_;
 };
 
@@ -164,8 +174,8 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
         loop_(loop),
         request_(std::move(request)),
         observer_(std::move(observer)),
-        total_timer_(loop.ctx),
-        resolver_(loop.ctx) {}
+        total_timer_(loop.ctx.get_executor()),
+        resolver_(loop.ctx.get_executor()) {}
 
   void Start();
   void Cancel() override;
@@ -187,8 +197,8 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   HttpClientRequest request_;
   std::shared_ptr<HttpResponseObserver> observer_;
   Url url_;
-  asio::steady_timer total_timer_;
-  tcp::resolver resolver_;
+  Timer total_timer_;
+  Resolver resolver_;
   std::unique_ptr<Connection> connection_;
   bool reused_ = false;
   bool retried_ = false;
@@ -199,7 +209,6 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   std::string head_;                       // Serialized request head.
   std::vector<asio::const_buffer> out_;
   std::optional<http::response_parser<http::buffer_body>> parser_;
-  char body_buffer_[16 * 1024];
 };
 
 class ClientImpl final : public HttpClient {
@@ -418,18 +427,19 @@ void Exchange::ReadBody() {
     return Finish({});
   }
   auto& body = parser_->get().body();
-  body.data = body_buffer_;
-  body.size = sizeof(body_buffer_);
+  body.data = connection_->body_buffer;
+  body.size = sizeof(connection_->body_buffer);
   connection_->tcp().expires_after(absl::ToChronoNanoseconds(request_.idle_timeout));
   connection_->Visit([&](auto& stream) {
     http::async_read_some(stream, connection_->buffer, *parser_,
                           [self = shared_from_this()](beast::error_code ec, size_t) {
                             if (ec == http::error::need_buffer) ec = {};
                             auto& body = self->parser_->get().body();
-                            const size_t got = sizeof(self->body_buffer_) - body.size;
-                            if (got > 0 && !self->done_) {
+                            const size_t capacity = sizeof(Connection::body_buffer);
+                            const size_t got = capacity - body.size;
+                            if (got > 0 && !self->done_ && self->connection_) {
                               self->observer_->OnBody(
-                                  std::string_view(self->body_buffer_, got));
+                                  std::string_view(self->connection_->body_buffer, got));
                             }
                             if (ec) {
                               return self->Fail(self->Classify(ec),

@@ -33,6 +33,14 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using internal::ToAbsl;
+// Concrete executor types: asio's type-erased any_io_executor costs a copy
+// and destroy per asynchronous operation on the request path.
+using LoopExecutor = asio::io_context::executor_type;
+using Socket = asio::basic_stream_socket<tcp, LoopExecutor>;
+using Acceptor = asio::basic_socket_acceptor<tcp, LoopExecutor>;
+using Stream = beast::basic_stream<tcp, LoopExecutor>;
+using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
+                                         asio::wait_traits<std::chrono::steady_clock>, LoopExecutor>;
 
 std::string_view HttpRequest::path() const {
   std::string_view t = target;
@@ -114,8 +122,8 @@ class Worker {
   asio::io_context& ctx_;
 
  public:
-  std::optional<tcp::acceptor> acceptor;
-  std::optional<asio::steady_timer> accept_retry;  // Backs off when out of descriptors.
+  std::optional<Acceptor> acceptor;
+  std::optional<Timer> accept_retry;  // Backs off when out of descriptors.
   // Connections of this loop; touched only on its thread.
   absl::flat_hash_set<std::shared_ptr<Connection>> connections;
   bool draining = false;  // On this loop's thread only.
@@ -192,7 +200,7 @@ std::string ResponseHead(int status, const HttpHeaders& headers, bool keep_alive
 
 class Connection final : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, std::shared_ptr<Worker> worker)
+  Connection(Socket socket, std::shared_ptr<Worker> worker)
       : worker_(std::move(worker)), server_(worker_->server()), stream_(std::move(socket)) {
     beast::error_code ec;
     stream_.socket().set_option(tcp::no_delay(true), ec);
@@ -459,7 +467,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
 
   std::shared_ptr<Worker> worker_;  // Keeps the io_context alive.
   ServerImpl& server_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string remote_address_;
@@ -617,7 +625,7 @@ absl::Status ServerImpl::Start(const tcp::endpoint& endpoint, EventLoops* loops)
     auto worker = std::make_shared<Worker>(*this, loops->internal().context(i), own_loops_);
     beast::error_code ec;
     tcp::endpoint bind_to(endpoint.address(), static_cast<uint16_t>(port_));
-    auto& acceptor = worker->acceptor.emplace(worker->context());
+    auto& acceptor = worker->acceptor.emplace(worker->context().get_executor());
     acceptor.open(bind_to.protocol(), ec);
     if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) {
@@ -644,7 +652,7 @@ absl::Status ServerImpl::Start(const tcp::endpoint& endpoint, EventLoops* loops)
 }
 
 void ServerImpl::Accept(const std::shared_ptr<Worker>& worker) {
-  worker->acceptor->async_accept([this, worker](beast::error_code ec, tcp::socket socket) {
+  worker->acceptor->async_accept([this, worker](beast::error_code ec, Socket socket) {
     if (!worker->acceptor->is_open() || worker->draining) return;
     if (!ec) {
       auto connection = std::make_shared<Connection>(std::move(socket), worker);
@@ -654,7 +662,7 @@ void ServerImpl::Accept(const std::shared_ptr<Worker>& worker) {
                ec == asio::error::no_memory) {
       // Out of descriptors: back off instead of spinning on accept.
       Log(LogLevel::kWarning, "http accept failed; retrying in 100ms", {{"error", ec.message()}});
-      worker->accept_retry.emplace(worker->context(), std::chrono::milliseconds(100));
+      worker->accept_retry.emplace(worker->context().get_executor(), std::chrono::milliseconds(100));
       worker->accept_retry->async_wait([this, worker](beast::error_code wait_ec) {
         if (!wait_ec && worker->acceptor->is_open() && !worker->draining) Accept(worker);
       });

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 
 namespace flowork::core {
 namespace {
@@ -26,6 +27,10 @@ void BlockServerSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // A closed stderr (or socket) must not kill the process mid-drain.
   signal(SIGPIPE, SIG_IGN);
+}
+
+void TuneServerProcess() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 }
 
 int WaitForServerSignal() {

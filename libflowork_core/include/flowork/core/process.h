@@ -11,6 +11,11 @@ namespace flowork::core {
 // server mid-drain). Call first in main.
 void BlockServerSignals();
 
+// Process-wide settings for serving: turns off Abseil's mutex deadlock
+// detection (a debugging aid that costs a graph lookup on every lock).
+// Tests keep it on. Call early in main.
+void TuneServerProcess();
+
 // Waits until SIGINT, SIGTERM or SIGHUP arrives; returns the signal number.
 int WaitForServerSignal();
 
