@@ -284,6 +284,7 @@ class ProxyCall final : public core::HttpResponseObserver,
   Endpoint current_;
   AttemptFormat format_;
   absl::Time attempt_started_;
+  bool attempt_in_flight_ = false;
   absl::Duration upstream_time_;
   int status_ = 0;
   HttpHeaders upstream_headers_;
@@ -597,6 +598,7 @@ void ProxyCall::Send() {
   content_seen_.store(false);
   const uint64_t attempt = attempt_id_.fetch_add(1) + 1;
   attempt_started_ = absl::Now();
+  attempt_in_flight_ = true;
   std::shared_ptr<HttpCall> call;
   {
     absl::MutexLock lock(&call_mu_);
@@ -688,6 +690,7 @@ void ProxyCall::EndStreamWithError(absl::string_view message, absl::string_view 
 void ProxyCall::OnDone(const HttpCallOutcome& raw_outcome) {
   const absl::Duration elapsed = absl::Now() - attempt_started_;
   upstream_time_ += elapsed;
+  attempt_in_flight_ = false;
   {
     absl::MutexLock lock(&call_mu_);
     call_.reset();
@@ -875,7 +878,11 @@ void ProxyCall::MoveOn() {
 }
 
 int64_t ProxyCall::OverheadMicros() {
-  return std::max<int64_t>(0, absl::ToInt64Microseconds(absl::Now() - started_ - upstream_time_));
+  // Upstream time excluded, including the attempt still streaming.
+  const absl::Time now = absl::Now();
+  const absl::Duration in_flight = attempt_in_flight_ ? now - attempt_started_ : absl::ZeroDuration();
+  return std::max<int64_t>(0,
+                           absl::ToInt64Microseconds(now - started_ - upstream_time_ - in_flight));
 }
 
 HttpHeaders ProxyCall::ResponseHeaders(bool with_endpoint) {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -241,6 +242,22 @@ TEST_F(GatewayTest, StreamsChunksAsTheyArrive) {
   EXPECT_THAT(observer->body_, HasSubstr("data: [DONE]"));
   // 4 deltas 150 ms apart: the first arrived at least ~300 ms before the end.
   EXPECT_GE(observer->done_at_ - observer->first_content_, absl::Milliseconds(300));
+}
+
+TEST_F(GatewayTest, OverheadExcludesUpstreamTime) {
+  MockKnobs slow;
+  slow.latency = absl::Milliseconds(300);
+  slow.ttft = absl::Milliseconds(300);
+  auto primary = StartMock(slow);
+  Start(primary->port(), primary->port());
+  for (const char* body : {kChat, kChatStream}) {
+    ClientResponse r = Post("/v1/chat/completions", body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    int64_t overhead_us = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(r.Header("x-flowork-overhead-us"), &overhead_us));
+    // The upstream took 300-600 ms; the router's own share is far below that.
+    EXPECT_LT(overhead_us, 150'000) << body;
+  }
 }
 
 TEST_F(GatewayTest, UnknownModelIs404AndBadJsonIs400InOpenAiShape) {
