@@ -3,7 +3,10 @@
 
 #include "flowork/core/http_client.h"
 
+#include <sys/socket.h>
+
 #include <atomic>
+#include <cerrno>
 #include <deque>
 #include <optional>
 #include <thread>
@@ -71,10 +74,14 @@ struct Url {
 
 absl::StatusOr<Url> ParseUrl(absl::string_view url) {
   Url out;
-  if (absl::ConsumePrefix(&url, "https://")) {
+  // Schemes are case-insensitive (RFC 3986).
+  if (absl::StartsWithIgnoreCase(url, "https://")) {
+    url.remove_prefix(8);
     out.tls = true;
     out.port = 443;
-  } else if (!absl::ConsumePrefix(&url, "http://")) {
+  } else if (absl::StartsWithIgnoreCase(url, "http://")) {
+    url.remove_prefix(7);
+  } else {
     return absl::InvalidArgumentError(absl::StrCat("url \"", url, "\": not http:// or https://"));
   }
   size_t slash = url.find('/');
@@ -203,6 +210,7 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   bool reused_ = false;
   bool retried_ = false;
   bool head_seen_ = false;
+  bool written_ = false;  // The whole request reached the socket.
   bool done_ = false;
   Phase phase_ = Phase::kConnect;
   std::optional<HttpCallFailure> forced_;  // Cancel or total timeout.
@@ -215,6 +223,22 @@ class ClientImpl final : public HttpClient {
  public:
   explicit ClientImpl(const HttpClientOptions& options) : options_(options) {}
   ~ClientImpl() override {
+    // Cancel what is still in flight and wait for it: exchanges refer to us.
+    std::vector<std::shared_ptr<Exchange>> live;
+    {
+      absl::MutexLock lock(&live_mu_);
+      for (auto& [raw, weak] : live_) {
+        if (auto exchange = weak.lock()) live.push_back(std::move(exchange));
+      }
+    }
+    for (auto& exchange : live) exchange->Cancel();
+    live.clear();
+    {
+      absl::MutexLock lock(&live_mu_);
+      live_mu_.Await(absl::Condition(
+          +[](absl::flat_hash_map<const Exchange*, std::weak_ptr<Exchange>>* m) { return m->empty(); },
+          &live_));
+    }
     // Close the pooled connections on their own loops, then stop our loops.
     std::vector<std::shared_ptr<absl::Notification>> cleared;
     for (auto& loop : loops_) {
@@ -264,12 +288,20 @@ class ClientImpl final : public HttpClient {
                                             loops_.size();
     Loop& loop = *loops_[index];
     auto exchange = std::make_shared<Exchange>(*this, loop, std::move(request), std::move(observer));
-    if (current >= 0) {
-      exchange->Start();
-    } else {
-      asio::post(loop.ctx, [exchange] { exchange->Start(); });
+    {
+      absl::MutexLock lock(&live_mu_);
+      live_.emplace(exchange.get(), exchange);
     }
+    // Always through the queue, also on our own loop (no thread hop then):
+    // OnDone must never run inside Start, where the caller may hold a lock.
+    asio::post(loop.ctx, [exchange] { exchange->Start(); });
     return exchange;
+  }
+
+  // An exchange finished (its OnDone ran).
+  void Finished(const Exchange* exchange) {
+    absl::MutexLock lock(&live_mu_);
+    live_.erase(exchange);
   }
 
   const HttpClientOptions& options() const { return options_; }
@@ -283,12 +315,21 @@ class ClientImpl final : public HttpClient {
     while (!it->second.empty()) {
       std::unique_ptr<Connection> c = std::move(it->second.back());
       it->second.pop_back();
-      if (now - c->idle_since < options_.idle_connection_timeout && c->tcp().socket().is_open()) {
+      if (now - c->idle_since < options_.idle_connection_timeout && c->tcp().socket().is_open() &&
+          StillIdle(*c)) {
         return c;
       }
       c->Close();
     }
     return nullptr;
+  }
+
+  // An idle connection must have nothing to read: EOF means the server
+  // closed it, and stray bytes mean it is out of step. Either way, drop it.
+  static bool StillIdle(Connection& c) {
+    char byte;
+    const ssize_t n = ::recv(c.tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
   void PutIdle(Loop& loop, const std::string& origin, std::unique_ptr<Connection> c) {
@@ -306,6 +347,8 @@ class ClientImpl final : public HttpClient {
   EventLoops* event_loops_ = nullptr;
   std::vector<std::unique_ptr<Loop>> loops_;
   std::atomic<size_t> next_loop_{0};
+  absl::Mutex live_mu_;
+  absl::flat_hash_map<const Exchange*, std::weak_ptr<Exchange>> live_ ABSL_GUARDED_BY(live_mu_);
 };
 
 void Exchange::Start() {
@@ -388,6 +431,7 @@ void Exchange::Send() {
   connection_->Visit([&](auto& stream) {
     asio::async_write(stream, out_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->Fail(self->Classify(ec), "write: " + ec.message());
+      self->written_ = true;
       self->ReadHead();
     });
   });
@@ -476,12 +520,14 @@ void Exchange::Fail(HttpCallFailure failure, std::string message) {
     connection_->Close();
     connection_.reset();
   }
-  // A pooled connection the server had already closed: try once more on a
-  // fresh one, as nothing of this request can have been processed.
-  if (reused_ && !retried_ && !head_seen_ && !forced_ &&
+  // A pooled connection the server had already closed, found out while
+  // writing: try once more on a fresh one. Once the request is written the
+  // server may be working on it, so it is never sent twice.
+  if (reused_ && !retried_ && !written_ && !forced_ &&
       (failure == HttpCallFailure::kReset || failure == HttpCallFailure::kProtocol)) {
     retried_ = true;
     reused_ = false;
+    written_ = false;
     return Connect();
   }
   if (forced_) failure = *forced_;
@@ -494,6 +540,7 @@ void Exchange::Finish(HttpCallOutcome outcome) {
   total_timer_.cancel();
   std::shared_ptr<HttpResponseObserver> observer = std::move(observer_);
   observer->OnDone(outcome);
+  client_.Finished(this);
 }
 
 void Exchange::Cancel() {

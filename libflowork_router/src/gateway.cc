@@ -117,8 +117,11 @@ absl::Duration FromProto(const google::protobuf::Duration& d, absl::Duration fal
 std::optional<absl::Duration> RetryAfter(const HttpHeaders& headers) {
   for (const auto& [name, value] : headers) {
     if (!absl::EqualsIgnoreCase(name, "retry-after")) continue;
+    // Delta-seconds only; an absurd value must not park an endpoint forever.
     double seconds;
-    if (absl::SimpleAtod(value, &seconds) && seconds >= 0) return absl::Seconds(seconds);
+    if (absl::SimpleAtod(value, &seconds) && std::isfinite(seconds) && seconds >= 0) {
+      return absl::Seconds(std::min(seconds, 3600.0));
+    }
   }
   return std::nullopt;
 }
@@ -143,12 +146,19 @@ std::string ProviderKey(const v1::Provider& provider) {
 class DelayScheduler {
  public:
   DelayScheduler() : thread_([this] { Run(); }) {}
-  ~DelayScheduler() {
+  ~DelayScheduler() { Stop(); }
+
+  // Drops the work not yet run and joins the thread. Idempotent.
+  void Stop() {
+    Queue dropped;
     {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
+      dropped.swap(queue_);
+      by_id_.clear();
     }
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
+    // `dropped` goes here, outside the lock: its work may hold requests.
   }
 
   // Returns an id for Cancel.
@@ -204,6 +214,8 @@ class DelayScheduler {
 };
 
 class GatewayImpl;
+void NoteCallStarted(GatewayImpl& gateway);
+void NoteCallEnded(GatewayImpl& gateway);
 
 // How one attempt talks to its upstream, and turns the answer back into the
 // caller's shape.
@@ -234,7 +246,10 @@ class ProxyCall final : public core::HttpResponseObserver,
         operation_(operation),
         plan_(std::move(plan)),
         request_id_(std::move(request_id)),
-        started_(started) {}
+        started_(started) {
+    NoteCallStarted(gateway_);
+  }
+  ~ProxyCall() override { NoteCallEnded(gateway_); }
 
   void Start();
 
@@ -307,7 +322,7 @@ class ProxyCall final : public core::HttpResponseObserver,
   std::atomic<uint64_t> attempt_id_{0};
   std::atomic<bool> content_seen_{false};
   std::atomic<uint64_t> first_token_expired_{0};
-  uint64_t first_token_timer_ = 0;  // DelayScheduler id; 0 = none.
+  std::atomic<uint64_t> first_token_timer_{0};  // DelayScheduler id; 0 = none.
 
   absl::Mutex call_mu_;
   std::shared_ptr<HttpCall> call_ ABSL_GUARDED_BY(call_mu_);
@@ -317,6 +332,23 @@ class ProxyCall final : public core::HttpResponseObserver,
 class GatewayImpl final : public Gateway {
  public:
   GatewayImpl(PolicyEngine& policy, core::HttpClient& client) : policy_(policy), client_(client) {}
+
+  // Requests in flight refer to the gateway: drop pending retries (their
+  // callers get an error or a cut) and wait for the rest to finish.
+  ~GatewayImpl() override {
+    delays_.Stop();
+    absl::MutexLock lock(&live_mu_);
+    live_mu_.Await(absl::Condition(+[](int* live) { return *live == 0; }, &live_));
+  }
+
+  void CallStarted() {
+    absl::MutexLock lock(&live_mu_);
+    ++live_;
+  }
+  void CallEnded() {
+    absl::MutexLock lock(&live_mu_);
+    --live_;
+  }
 
   void Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) override;
 
@@ -338,7 +370,12 @@ class GatewayImpl final : public Gateway {
   const uint64_t process_salt_ = std::random_device{}();
   absl::Mutex rng_mu_;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(rng_mu_){std::random_device{}()};
+  absl::Mutex live_mu_;
+  int live_ ABSL_GUARDED_BY(live_mu_) = 0;
 };
+
+void NoteCallStarted(GatewayImpl& gateway) { gateway.CallStarted(); }
+void NoteCallEnded(GatewayImpl& gateway) { gateway.CallEnded(); }
 
 void Reply(HttpResponseWriter& writer, Front front, int status, absl::string_view message,
            absl::string_view type, absl::string_view code, HttpHeaders headers) {
@@ -617,10 +654,14 @@ void ProxyCall::Send() {
         first_token, [weak = weak_from_this(), attempt, weak_call = std::weak_ptr<HttpCall>(call)] {
           auto self = weak.lock();
           auto call = weak_call.lock();
-          if (!self || !call || self->attempt_id_.load() != attempt || self->content_seen_.load()) {
-            return;
+          if (!self || !call) return;
+          {
+            // Decided under the lock OnBody takes when content arrives: the
+            // stream is either abandoned here or delivered there, never both.
+            absl::MutexLock lock(&self->call_mu_);
+            if (self->attempt_id_.load() != attempt || self->content_seen_.load()) return;
+            self->first_token_expired_.store(attempt);
           }
-          self->first_token_expired_.store(attempt);
           call->Cancel();
         });
   }
@@ -659,7 +700,11 @@ void ProxyCall::OnBody(std::string_view piece) {
   }
   std::string out = Translate(piece);
   if (!content_seen_.load() && format_.stream.front()->saw_content()) {
-    content_seen_.store(true);
+    {
+      absl::MutexLock lock(&call_mu_);
+      if (first_token_expired_.load() == attempt_id_.load()) return;  // Too late: abandoned.
+      content_seen_.store(true);
+    }
     gateway_.delays().Cancel(first_token_timer_);
     ttft_ = absl::Now() - attempt_started_;
   }
@@ -695,7 +740,7 @@ void ProxyCall::OnDone(const HttpCallOutcome& raw_outcome) {
     absl::MutexLock lock(&call_mu_);
     call_.reset();
   }
-  if (first_token_timer_ != 0) gateway_.delays().Cancel(first_token_timer_);
+  if (const uint64_t timer = first_token_timer_.load(); timer != 0) gateway_.delays().Cancel(timer);
   HttpCallOutcome outcome = raw_outcome;
   const bool first_token_late = first_token_expired_.load() == attempt_id_.load() &&
                                 outcome.failure == HttpCallFailure::kCancelled;
@@ -764,7 +809,6 @@ void ProxyCall::OnDone(const HttpCallOutcome& raw_outcome) {
   if (status_ >= 200 && status_ < 300) {
     absl::StatusOr<std::string> body = format_.convert(buffered_);
     if (!body.ok()) {
-      current_.state->OnFailure(FailureKind::kServerError);
       return Transient({HttpCallFailure::kProtocol,
                         absl::StrCat("unreadable answer: ", body.status().message())},
                        FailureKind::kServerError, std::nullopt);
@@ -809,7 +853,10 @@ void ProxyCall::OnDone(const HttpCallOutcome& raw_outcome) {
 }
 
 bool ProxyCall::TryContinue(std::string cut_reason) {
-  if (!plan_.fallback.continue_on_cut() || !operation_.chat) return false;
+  if (!plan_.fallback.continue_on_cut() || !operation_.chat ||
+      attempts_ >= static_cast<int>(plan_.fallback.max_attempts())) {
+    return false;
+  }
   const std::string partial = format_.stream.front()->text();
   absl::StatusOr<std::string> body = AppendAssistantPrefill(openai_body_, partial);
   if (!body.ok()) return false;

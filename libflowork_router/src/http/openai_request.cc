@@ -24,6 +24,7 @@ struct FactsHandler {
   std::string top_key;      // The top-level key whose value we are in.
   std::string string_value; // A top-level string being read.
   bool model_seen = false;
+  bool duplicate_model = false;
   bool model_is_string = false;
   int tools_depth = -1;     // Depth of the top-level tools array, while in it.
   bool in_stream_options = false;
@@ -70,6 +71,7 @@ struct FactsHandler {
   bool on_string(json::string_view s, std::size_t, json::error_code&) {
     string_value.append(s.data(), s.size());
     if (AtTop() && key == "model") {
+      if (model_seen) duplicate_model = true;
       model_seen = true;
       model_is_string = true;
       facts.model = string_value;
@@ -100,17 +102,17 @@ struct FactsHandler {
     return OnNumber(static_cast<int64_t>(std::min<uint64_t>(u, INT64_MAX)));
   }
   bool on_double(double, json::string_view, json::error_code&) {
-    if (AtTop() && key == "model") model_seen = true;
+    if (AtTop() && key == "model") NoteNonStringModel();
     return true;
   }
   bool on_bool(bool b, json::error_code&) {
     if (AtTop() && key == "stream") facts.stream = b;
     if (depth == 2 && in_stream_options && key == "include_usage") facts.asks_usage = b;
-    if (AtTop() && key == "model") model_seen = true;
+    if (AtTop() && key == "model") NoteNonStringModel();
     return true;
   }
   bool on_null(json::error_code&) {
-    if (AtTop() && key == "model") model_seen = true;
+    if (AtTop() && key == "model") NoteNonStringModel();
     return true;
   }
   bool on_comment_part(json::string_view, json::error_code&) { return true; }
@@ -120,8 +122,14 @@ struct FactsHandler {
     if (AtTop() && (key == "max_tokens" || key == "max_completion_tokens") && value > 0) {
       facts.max_tokens = static_cast<uint32_t>(std::min<int64_t>(value, UINT32_MAX));
     }
-    if (AtTop() && key == "model") model_seen = true;
+    if (AtTop() && key == "model") NoteNonStringModel();
     return true;
+  }
+
+  void NoteNonStringModel() {
+    if (model_seen) duplicate_model = true;
+    model_seen = true;
+    model_is_string = false;
   }
 
   bool pending_key_reset = true;
@@ -197,12 +205,18 @@ absl::StatusOr<OpenAiRequestFacts> ReadOpenAiRequest(std::string_view body) {
   json::basic_parser<FactsHandler> parser(json::parse_options{});
   parser.handler().input = body.data();
   json::error_code ec;
-  parser.write_some(false, body.data(), body.size(), ec);
+  const size_t used = parser.write_some(false, body.data(), body.size(), ec);
   if (ec) {
     return absl::InvalidArgumentError(
         absl::StrCat("the request body is not valid JSON: ", ec.message()));
   }
+  if (body.find_first_not_of(" \t\r\n", used) != std::string_view::npos) {
+    return absl::InvalidArgumentError("the request body has data after its JSON object");
+  }
   FactsHandler& h = parser.handler();
+  if (h.duplicate_model) {
+    return absl::InvalidArgumentError("the request body has more than one \"model\"");
+  }
   if (!h.model_seen) return absl::InvalidArgumentError("the request body has no \"model\"");
   if (!h.model_is_string) return absl::InvalidArgumentError("\"model\" must be a string");
   LocateModel(body, h.facts);

@@ -12,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "flowork/core/config_loader.h"
+#include "flowork/core/event_loops.h"
 #include "flowork/mockllm/mock_llm_server.h"
 #include "flowork/testing/http_client.h"
 #include "gmock/gmock.h"
@@ -258,6 +259,49 @@ TEST_F(GatewayTest, OverheadExcludesUpstreamTime) {
     // The upstream took 300-600 ms; the router's own share is far below that.
     EXPECT_LT(overhead_us, 150'000) << body;
   }
+}
+
+TEST_F(GatewayTest, RejectsAmbiguousOrTrailingBodies) {
+  auto primary = StartMock();
+  Start(primary->port(), primary->port());
+  ClientResponse twice = Post("/v1/chat/completions",
+                              R"({"model":"chat","messages":[],"model":"backup"})");
+  EXPECT_EQ(twice.status, 400);
+  EXPECT_THAT(twice.body, HasSubstr("more than one"));
+  ClientResponse trailing = Post("/v1/chat/completions", R"({"model":"chat","messages":[]} {})");
+  EXPECT_EQ(trailing.status, 400);
+  EXPECT_THAT(trailing.body, HasSubstr("data after its JSON object"));
+  EXPECT_EQ(primary->calls(), 0);
+}
+
+// As flowork-router runs it: server and upstream client on one set of loops.
+TEST(GatewaySharedLoopsTest, ServesOnTheAcceptingLoopAndSurvivesAnUnusableUrl) {
+  auto mock = StartMock();
+  auto loops = core::EventLoops::Create(1);
+  ASSERT_TRUE(loops.ok());
+  v1::RouterConfig config;
+  ASSERT_TRUE(core::ParseConfigText(
+                  absl::StrCat("providers:\n"
+                               "  - {name: ok, kind: openai, base_url: \"HTTP://127.0.0.1:",
+                               mock->port(), "/v1\"}\n"
+                               "models: [{name: m, provider: ok, upstream_model: mock-1, "
+                               "capabilities: [chat]}]\n"),
+                  "router.yaml", &config)
+                  .ok());
+  auto policy = PolicyEngine::Create(config, core::Clock::Real());
+  ASSERT_TRUE(policy.ok());
+  auto client = core::HttpClient::Create({.loops = loops->get()});
+  auto gateway = Gateway::Create(**policy, **client);
+  auto server = core::HttpServer::Create({.address = "127.0.0.1:0", .loops = loops->get()}, **gateway);
+  ASSERT_TRUE(server.ok());
+  for (int i = 0; i < 3; ++i) {
+    auto r = testing::HttpCall((*server)->port(), "POST", "/v1/chat/completions",
+                               R"({"model":"m","messages":[{"role":"user","content":"hi"}]})", {},
+                               5000);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 200) << r->body;
+  }
+  (*server)->Shutdown(absl::Seconds(1));
 }
 
 TEST_F(GatewayTest, UnknownModelIs404AndBadJsonIs400InOpenAiShape) {

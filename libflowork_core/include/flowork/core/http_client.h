@@ -96,10 +96,12 @@ struct HttpClientOptions {
 // An HTTP/1.1 client with keep-alive connection pools per origin, HTTP and
 // HTTPS (OpenSSL, certificates and host names verified), TCP_NODELAY,
 // separate connect / first-byte / idle / total timeouts and streaming
-// bodies. A request that fails on a reused connection before any byte of a
-// response arrived is retried once on a fresh one (the server had closed the
-// idle connection). Thread-safe. Destroy it only once every exchange has
-// finished, and not on one of its loops.
+// bodies. A pooled connection is checked before reuse (one the server closed
+// is dropped), and a request whose write fails on a reused connection is
+// retried once on a fresh one; a request that was written is never sent
+// twice. OnDone never runs inside Start. Thread-safe. The destructor cancels
+// exchanges still in flight and waits for their OnDone; it must not run on
+// one of the client's loops.
 class HttpClient {
  public:
   virtual ~HttpClient() = default;
