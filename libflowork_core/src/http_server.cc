@@ -481,8 +481,10 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   bool read_after_watch_ = false;
   bool head_request_ = false;     // HEAD: heads only, never a body.
   bool cut_when_flushed_ = false;  // The writer left mid-stream.
-  std::deque<std::string> outbox_;
-  std::deque<std::string> writing_;
+  // Vectors, not deques: cleared and swapped, they keep their capacity, so a
+  // keep-alive connection stops allocating for its queues.
+  std::vector<std::string> outbox_;
+  std::vector<std::string> writing_;
   // Called once the chunks queued with them are written (or dropped).
   std::vector<absl::AnyInvocable<void(bool) &&>> outbox_callbacks_;
   std::vector<absl::AnyInvocable<void(bool) &&>> writing_callbacks_;

@@ -302,7 +302,7 @@ class ProxyCall final : public core::HttpResponseObserver,
   bool attempt_in_flight_ = false;
   absl::Duration upstream_time_;
   int status_ = 0;
-  HttpHeaders upstream_headers_;
+  std::optional<absl::Duration> retry_after_;  // The answer's Retry-After.
   std::string buffered_;
   bool stream_ok_ = false;        // A 2xx stream is coming in.
   bool streaming_ = false;        // Content reached the caller: no switching now.
@@ -441,7 +441,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
     facts = converted.ok() ? ReadOpenAiRequest(*converted) : converted.status();
     if (converted.ok()) openai_body = *std::move(converted);
   } else if (facts.ok()) {
-    openai_body = request.body;
+    openai_body = std::move(request.body);  // The one copy kept: ProxyCall's.
   }
   if (!facts.ok()) {
     return Reply(*writer, front, 400, facts.status().message(), "invalid_request_error",
@@ -451,7 +451,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   view.model = facts->model;
   view.stream = facts->stream;
   view.max_tokens = facts->max_tokens;
-  view.estimated_prompt_tokens = static_cast<uint32_t>(request.body.size() / 4);
+  view.estimated_prompt_tokens = static_cast<uint32_t>(openai_body.size() / 4);
   view.required_capabilities.push_back(operation->second.capability);
   if (facts->has_tools) view.required_capabilities.push_back("tools");
   if (facts->wants_json) view.required_capabilities.push_back("json");
@@ -627,7 +627,7 @@ void ProxyCall::Send() {
   upstream.total_timeout = FromProto(timeouts.total(), absl::Seconds(600));
 
   status_ = 0;
-  upstream_headers_.clear();
+  retry_after_.reset();
   buffered_.clear();
   held_.clear();
   stream_ok_ = false;
@@ -689,7 +689,7 @@ void ProxyCall::StartClientStream() {
 
 void ProxyCall::OnHead(int status, const HttpHeaders& headers) {
   status_ = status;
-  upstream_headers_ = headers;
+  retry_after_ = RetryAfter(headers);
   stream_ok_ = status >= 200 && status < 300 && facts_.stream;
 }
 
@@ -818,7 +818,7 @@ void ProxyCall::OnDone(const HttpCallOutcome& raw_outcome) {
     headers.emplace_back("Content-Type", "application/json");
     return Respond(status_, std::move(headers), *std::move(body));
   }
-  const std::optional<absl::Duration> retry_after = RetryAfter(upstream_headers_);
+  const std::optional<absl::Duration> retry_after = retry_after_;
   if (status_ == 429) {
     ++rate_limited_;
     return Transient({HttpCallFailure::kNone, absl::StrCat("429 ", buffered_.substr(0, 200))},
