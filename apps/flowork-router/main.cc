@@ -34,7 +34,8 @@ int Fail(std::string_view what, const absl::Status& status) {
 
 // SIGHUP: re-read the config file and swap the routing snapshot in; requests
 // in flight finish on the old one. Listeners stay where they are.
-void Reload(flowork::router::PolicyEngine& policy, const flowork::router::v1::RouterConfig& running) {
+void Reload(flowork::router::PolicyEngine& policy,
+            const flowork::router::v1::RouterConfig& running) {
   absl::StatusOr<flowork::router::v1::RouterConfig> config =
       flowork::router::LoadRouterConfig(absl::GetFlag(FLAGS_config));
   absl::Status applied = config.ok() ? policy.ApplyConfig(*config) : config.status();

@@ -37,9 +37,9 @@ models: [{name: small, provider: local, capabilities: [chat]}]
     return 1;
   }
   auto agents = flowork::agent::AgentRegistry::Create({});
-  std::printf("consumer: %d models, %zu agents, http=%s grpc=%s\n", (*policy)->Current()->catalog().List({}).models_size(),
-              (*agents)->List({}).size(), (*server)->http_address().c_str(),
-              (*server)->grpc_address().c_str());
+  std::printf("consumer: %d models, %zu agents, http=%s grpc=%s\n",
+              (*policy)->Current()->catalog().List({}).models_size(), (*agents)->List({}).size(),
+              (*server)->http_address().c_str(), (*server)->grpc_address().c_str());
   (*server)->Shutdown(absl::Seconds(1));
   std::printf("consumer: ok\n");
   return 0;

@@ -20,12 +20,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "boost/asio.hpp"
 #include "boost/asio/ssl.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "boost/beast/ssl.hpp"
-#include "absl/synchronization/notification.h"
 #include "flowork/core/internal/event_loops.h"
 #include "flowork/core/internal/strings.h"
 
@@ -118,8 +118,9 @@ absl::StatusOr<Url> ParseUrl(absl::string_view url) {
 using LoopExecutor = asio::io_context::executor_type;
 using PlainStream = beast::basic_stream<tcp, LoopExecutor>;
 using TlsStream = beast::ssl_stream<PlainStream>;
-using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
-                                         asio::wait_traits<std::chrono::steady_clock>, LoopExecutor>;
+using Timer =
+    asio::basic_waitable_timer<std::chrono::steady_clock,
+                               asio::wait_traits<std::chrono::steady_clock>, LoopExecutor>;
 using Resolver = asio::ip::basic_resolver<tcp, LoopExecutor>;
 
 // One upstream connection, plain or TLS.
@@ -236,7 +237,9 @@ class ClientImpl final : public HttpClient {
     {
       absl::MutexLock lock(&live_mu_);
       live_mu_.Await(absl::Condition(
-          +[](absl::flat_hash_map<const Exchange*, std::weak_ptr<Exchange>>* m) { return m->empty(); },
+          +[](absl::flat_hash_map<const Exchange*, std::weak_ptr<Exchange>>* m) {
+            return m->empty();
+          },
           &live_));
     }
     // Close the pooled connections on their own loops, then stop our loops.
@@ -283,11 +286,12 @@ class ClientImpl final : public HttpClient {
     // On one of our loops already (a server handler sharing them): stay on
     // it, no hop to another thread.
     const int current = event_loops_->CurrentIndex();
-    const size_t index = current >= 0 ? static_cast<size_t>(current)
-                                      : next_loop_.fetch_add(1, std::memory_order_relaxed) %
-                                            loops_.size();
+    const size_t index = current >= 0
+                             ? static_cast<size_t>(current)
+                             : next_loop_.fetch_add(1, std::memory_order_relaxed) % loops_.size();
     Loop& loop = *loops_[index];
-    auto exchange = std::make_shared<Exchange>(*this, loop, std::move(request), std::move(observer));
+    auto exchange =
+        std::make_shared<Exchange>(*this, loop, std::move(request), std::move(observer));
     {
       absl::MutexLock lock(&live_mu_);
       live_.emplace(exchange.get(), exchange);
@@ -445,7 +449,8 @@ void Exchange::ReadHead() {
     http::async_read_header(
         stream, connection_->buffer, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) {
-          if (ec) return self->Fail(self->Classify(ec), "reading the response head: " + ec.message());
+          if (ec)
+            return self->Fail(self->Classify(ec), "reading the response head: " + ec.message());
           self->head_seen_ = true;
           const auto& head = self->parser_->get();
           HttpHeaders headers;
@@ -475,22 +480,21 @@ void Exchange::ReadBody() {
   body.size = sizeof(connection_->body_buffer);
   connection_->tcp().expires_after(absl::ToChronoNanoseconds(request_.idle_timeout));
   connection_->Visit([&](auto& stream) {
-    http::async_read_some(stream, connection_->buffer, *parser_,
-                          [self = shared_from_this()](beast::error_code ec, size_t) {
-                            if (ec == http::error::need_buffer) ec = {};
-                            auto& body = self->parser_->get().body();
-                            const size_t capacity = sizeof(Connection::body_buffer);
-                            const size_t got = capacity - body.size;
-                            if (got > 0 && !self->done_ && self->connection_) {
-                              self->observer_->OnBody(
-                                  std::string_view(self->connection_->body_buffer, got));
-                            }
-                            if (ec) {
-                              return self->Fail(self->Classify(ec),
-                                                "reading the response body: " + ec.message());
-                            }
-                            self->ReadBody();
-                          });
+    http::async_read_some(
+        stream, connection_->buffer, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) {
+          if (ec == http::error::need_buffer) ec = {};
+          auto& body = self->parser_->get().body();
+          const size_t capacity = sizeof(Connection::body_buffer);
+          const size_t got = capacity - body.size;
+          if (got > 0 && !self->done_ && self->connection_) {
+            self->observer_->OnBody(std::string_view(self->connection_->body_buffer, got));
+          }
+          if (ec) {
+            return self->Fail(self->Classify(ec), "reading the response body: " + ec.message());
+          }
+          self->ReadBody();
+        });
   });
 }
 

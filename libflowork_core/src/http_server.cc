@@ -17,10 +17,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "boost/asio.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
-#include "absl/synchronization/notification.h"
 #include "flowork/core/internal/event_loops.h"
 #include "flowork/core/internal/strings.h"
 #include "flowork/core/logging.h"
@@ -39,8 +39,9 @@ using LoopExecutor = asio::io_context::executor_type;
 using Socket = asio::basic_stream_socket<tcp, LoopExecutor>;
 using Acceptor = asio::basic_socket_acceptor<tcp, LoopExecutor>;
 using Stream = beast::basic_stream<tcp, LoopExecutor>;
-using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
-                                         asio::wait_traits<std::chrono::steady_clock>, LoopExecutor>;
+using Timer =
+    asio::basic_waitable_timer<std::chrono::steady_clock,
+                               asio::wait_traits<std::chrono::steady_clock>, LoopExecutor>;
 
 std::string_view HttpRequest::path() const {
   std::string_view t = target;
@@ -479,7 +480,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   bool write_in_flight_ = false;
   bool watching_ = false;
   bool read_after_watch_ = false;
-  bool head_request_ = false;     // HEAD: heads only, never a body.
+  bool head_request_ = false;      // HEAD: heads only, never a body.
   bool cut_when_flushed_ = false;  // The writer left mid-stream.
   // Vectors, not deques: cleared and swapped, they keep their capacity, so a
   // keep-alive connection stops allocating for its queues.
@@ -532,14 +533,14 @@ class ResponseWriterImpl final : public HttpResponseWriter {
 
   void WriteAndNotify(std::string chunk, absl::AnyInvocable<void(bool) &&> on_written) override {
     auto shared = std::make_shared<absl::AnyInvocable<void(bool) &&>>(std::move(on_written));
-    const bool queued = connection_->worker().Run([closed = closed_ptr_, c = connection_,
-                                                   seq = seq_, chunk = std::move(chunk),
-                                                   shared]() mutable {
-      c->Write(seq, std::move(chunk), [closed, shared](bool ok) {
-        if (!ok) closed->store(true, std::memory_order_relaxed);
-        std::move (*shared)(ok);
-      });
-    });
+    const bool queued =
+        connection_->worker().Run([closed = closed_ptr_, c = connection_, seq = seq_,
+                                   chunk = std::move(chunk), shared]() mutable {
+          c->Write(seq, std::move(chunk), [closed, shared](bool ok) {
+            if (!ok) closed->store(true, std::memory_order_relaxed);
+            std::move (*shared)(ok);
+          });
+        });
     if (!queued) {
       closed_.store(true, std::memory_order_relaxed);
       std::move (*shared)(false);
@@ -612,9 +613,8 @@ absl::Status ServerImpl::Start(const tcp::endpoint& endpoint, EventLoops* loops)
     if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) probe.bind(endpoint, ec);
     if (ec) {
-      return absl::UnavailableError(absl::StrCat("cannot listen on ",
-                                                 endpoint.address().to_string(), ":", port_, ": ",
-                                                 ec.message()));
+      return absl::UnavailableError(absl::StrCat(
+          "cannot listen on ", endpoint.address().to_string(), ":", port_, ": ", ec.message()));
     }
   }
   if (loops == nullptr) {
@@ -664,7 +664,8 @@ void ServerImpl::Accept(const std::shared_ptr<Worker>& worker) {
                ec == asio::error::no_memory) {
       // Out of descriptors: back off instead of spinning on accept.
       Log(LogLevel::kWarning, "http accept failed; retrying in 100ms", {{"error", ec.message()}});
-      worker->accept_retry.emplace(worker->context().get_executor(), std::chrono::milliseconds(100));
+      worker->accept_retry.emplace(worker->context().get_executor(),
+                                   std::chrono::milliseconds(100));
       worker->accept_retry->async_wait([this, worker](beast::error_code wait_ec) {
         if (!wait_ec && worker->acceptor->is_open() && !worker->draining) Accept(worker);
       });

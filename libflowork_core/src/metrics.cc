@@ -119,8 +119,8 @@ class PromRegistry final : public MetricsRegistry {
   // The family of that name, registered on first use; null (and logged) when
   // prometheus-cpp refuses it.
   template <typename M>
-  prometheus::Family<M>* Family(std::string_view name, std::string_view help,
-                                Families<M>& families) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  prometheus::Family<M>* Family(std::string_view name, std::string_view help, Families<M>& families)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = families.find(std::string(name));
     if (it != families.end()) return it->second;
     try {

@@ -29,9 +29,7 @@ void BlockServerSignals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-void TuneServerProcess() {
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-}
+void TuneServerProcess() { absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore); }
 
 int WaitForServerSignal() {
   sigset_t set = ServerSignals();

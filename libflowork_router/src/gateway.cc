@@ -6,8 +6,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <sstream>
@@ -193,7 +193,7 @@ class DelayScheduler {
       mu_.AwaitWithDeadline(absl::Condition(this, &DelayScheduler::Woken), next);
       woken_ = false;
       while (!queue_.empty() && queue_.begin()->first <= absl::Now() && !stopping_) {
-        absl::AnyInvocable<void() &&> work = std::move(queue_.begin()->second.work);
+        absl::AnyInvocable<void()&&> work = std::move(queue_.begin()->second.work);
         by_id_.erase(queue_.begin()->second.id);
         queue_.erase(queue_.begin());
         mu_.Unlock();
@@ -304,9 +304,9 @@ class ProxyCall final : public core::HttpResponseObserver,
   int status_ = 0;
   std::optional<absl::Duration> retry_after_;  // The answer's Retry-After.
   std::string buffered_;
-  bool stream_ok_ = false;        // A 2xx stream is coming in.
-  bool streaming_ = false;        // Content reached the caller: no switching now.
-  std::string held_;              // Stream bytes held until the first content.
+  bool stream_ok_ = false;  // A 2xx stream is coming in.
+  bool streaming_ = false;  // Content reached the caller: no switching now.
+  std::string held_;        // Stream bytes held until the first content.
   std::optional<absl::Duration> ttft_;
   std::vector<std::string> failures_;
   int rate_limited_ = 0;
@@ -338,7 +338,8 @@ class GatewayImpl final : public Gateway {
   ~GatewayImpl() override {
     delays_.Stop();
     absl::MutexLock lock(&live_mu_);
-    live_mu_.Await(absl::Condition(+[](int* live) { return *live == 0; }, &live_));
+    live_mu_.Await(absl::Condition(
+        +[](int* live) { return *live == 0; }, &live_));
   }
 
   void CallStarted() {
@@ -391,11 +392,13 @@ std::string GatewayImpl::RequestId(const HttpRequest& request) {
   if (const std::string* id = request.FindHeader("x-request-id");
       id != nullptr && !id->empty() && id->size() <= 128) {
     bool clean = true;
-    for (char c : *id) clean = clean && (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.');
+    for (char c : *id)
+      clean = clean && (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.');
     if (clean) return *id;
   }
-  return absl::StrCat("req_", absl::Hex(process_salt_ ^ (counter_.fetch_add(1) * 0x9E3779B97F4A7C15ULL),
-                                        absl::kZeroPad16));
+  return absl::StrCat(
+      "req_",
+      absl::Hex(process_salt_ ^ (counter_.fetch_add(1) * 0x9E3779B97F4A7C15ULL), absl::kZeroPad16));
 }
 
 void GatewayImpl::ListModels(const std::string& request_id,
@@ -425,7 +428,8 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   const std::string request_id = RequestId(request);
   const HttpHeaders id_header = {{"x-request-id", request_id}};
   const std::string path(request.path());
-  if (request.method == "GET" && path == "/v1/models") return ListModels(request_id, std::move(writer));
+  if (request.method == "GET" && path == "/v1/models")
+    return ListModels(request_id, std::move(writer));
   auto operation = Operations().find(path);
   const Front front = operation == Operations().end() ? Front::kOpenAi : operation->second.front;
   if (operation == Operations().end() || request.method != "POST") {
@@ -437,7 +441,8 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   if (facts.ok() && front == Front::kAnthropic) {
     // One internal shape: Anthropic requests are routed as OpenAI chats and
     // the answer is turned back into Anthropic's.
-    absl::StatusOr<std::string> converted = AnthropicRequestToOpenAiChat(request.body, facts->model);
+    absl::StatusOr<std::string> converted =
+        AnthropicRequestToOpenAiChat(request.body, facts->model);
     facts = converted.ok() ? ReadOpenAiRequest(*converted) : converted.status();
     if (converted.ok()) openai_body = *std::move(converted);
   } else if (facts.ok()) {
@@ -467,7 +472,8 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   absl::StatusOr<AttemptPlan> plan = policy_.Plan(std::move(view));
   if (!plan.ok()) {
     if (plan.status().code() == absl::StatusCode::kNotFound) {
-      return Reply(*writer, front, 404, absl::StrCat("The model `", facts->model, "` does not exist"),
+      return Reply(*writer, front, 404,
+                   absl::StrCat("The model `", facts->model, "` does not exist"),
                    "invalid_request_error", "model_not_found", id_header);
     }
     return Reply(*writer, front, 503, plan.status().message(), "service_unavailable",
@@ -579,8 +585,8 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const std::string& openai_body,
     // And back into the caller's shape.
     auto inner = std::move(format.convert);
     const std::string front_model = facts_.model;
-    format.convert = [inner = std::move(inner), front_model](absl::string_view b)
-        -> absl::StatusOr<std::string> {
+    format.convert = [inner = std::move(inner),
+                      front_model](absl::string_view b) -> absl::StatusOr<std::string> {
       absl::StatusOr<std::string> openai = inner(b);
       if (!openai.ok()) return openai.status();
       return OpenAiChatResponseToAnthropic(*openai, front_model);
@@ -598,8 +604,9 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const std::string& openai_body,
 }
 
 void ProxyCall::Send() {
-  absl::StatusOr<AttemptFormat> format =
-      continuing_ ? Prepare(continuation_body_, continuation_facts_) : Prepare(openai_body_, facts_);
+  absl::StatusOr<AttemptFormat> format = continuing_
+                                             ? Prepare(continuation_body_, continuation_facts_)
+                                             : Prepare(openai_body_, facts_);
   if (!format.ok()) {
     current_.state->OnAbandoned();
     if (continuing_) {
@@ -765,10 +772,10 @@ void ProxyCall::OnDone(const HttpCallOutcome& raw_outcome) {
                                       outcome.failure == HttpCallFailure::kTotalTimeout
                                   ? FailureKind::kTimeout
                                   : FailureKind::kServerError);
-    std::string why = stream_ok_ || !outcome.ok()
-                          ? (outcome.ok() ? "the stream closed before the answer ended"
-                                          : outcome.message)
-                          : absl::StrCat("answered ", status_, " ", buffered_.substr(0, 200));
+    std::string why =
+        stream_ok_ || !outcome.ok()
+            ? (outcome.ok() ? "the stream closed before the answer ended" : outcome.message)
+            : absl::StrCat("answered ", status_, " ", buffered_.substr(0, 200));
     if (continuing_) {
       // Never let the continuation's failure hide the real one.
       return EndStreamWithError(
@@ -777,7 +784,8 @@ void ProxyCall::OnDone(const HttpCallOutcome& raw_outcome) {
     }
     std::string reason = absl::StrCat("the upstream stream from ", EndpointName(), " broke: ", why);
     if (TryContinue(reason)) return;
-    EndStreamWithError(reason, outcome.ok() ? "upstream_cut" : HttpCallFailureName(outcome.failure));
+    EndStreamWithError(reason,
+                       outcome.ok() ? "upstream_cut" : HttpCallFailureName(outcome.failure));
     return;
   }
   switch (outcome.failure) {
@@ -927,7 +935,8 @@ void ProxyCall::MoveOn() {
 int64_t ProxyCall::OverheadMicros() {
   // Upstream time excluded, including the attempt still streaming.
   const absl::Time now = absl::Now();
-  const absl::Duration in_flight = attempt_in_flight_ ? now - attempt_started_ : absl::ZeroDuration();
+  const absl::Duration in_flight =
+      attempt_in_flight_ ? now - attempt_started_ : absl::ZeroDuration();
   return std::max<int64_t>(0,
                            absl::ToInt64Microseconds(now - started_ - upstream_time_ - in_flight));
 }
@@ -955,8 +964,8 @@ void ProxyCall::RespondFailure() {
   }
   if (rate_limited_ == attempts_) {
     if (min_retry_after_) {
-      headers.emplace_back("Retry-After",
-                           absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(*min_retry_after_))));
+      headers.emplace_back("Retry-After", absl::StrCat(std::max<int64_t>(
+                                              1, absl::ToInt64Seconds(*min_retry_after_))));
     }
     return Reply(*writer_, front, 429, absl::StrCat("every candidate is rate limited: ", tried),
                  "rate_limit_exceeded", "upstream_rate_limited", std::move(headers));

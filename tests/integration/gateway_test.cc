@@ -31,11 +31,14 @@ class GatewayProcessTest : public ::testing::Test {
     primary_.emplace(Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--status", "503"}));
     backup_.emplace(Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--chunks", "3"}));
     const std::string dir = testing::MakeTempDir();
-    testing::WriteFile(dir + "/router.yaml", absl::StrCat(R"yaml(
+    testing::WriteFile(dir + "/router.yaml",
+                       absl::StrCat(R"yaml(
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
 providers:
-  - {name: flaky, kind: mock, base_url: "http://127.0.0.1:)yaml", primary_->http_port(), R"yaml(/v1", zone: local}
-  - {name: steady, kind: openai, base_url: "http://127.0.0.1:)yaml", backup_->http_port(), R"yaml(/v1", zone: local}
+  - {name: flaky, kind: mock, base_url: "http://127.0.0.1:)yaml",
+                                    primary_->http_port(), R"yaml(/v1", zone: local}
+  - {name: steady, kind: openai, base_url: "http://127.0.0.1:)yaml",
+                                    backup_->http_port(), R"yaml(/v1", zone: local}
 models:
   - {name: m1, provider: flaky, upstream_model: mock-1, capabilities: [chat]}
   - {name: m2, provider: steady, upstream_model: mock-1, capabilities: [chat]}
@@ -51,8 +54,9 @@ routes:
 };
 
 TEST_F(GatewayProcessTest, ChatFailsOverToTheBackupAndNamesIt) {
-  auto r = HttpCall(router_->http_port(), "POST", "/v1/chat/completions",
-                    R"({"model":"chat","temperature":0,"messages":[{"role":"user","content":"hi"}]})");
+  auto r =
+      HttpCall(router_->http_port(), "POST", "/v1/chat/completions",
+               R"({"model":"chat","temperature":0,"messages":[{"role":"user","content":"hi"}]})");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200) << r->body << router_->log();
   EXPECT_EQ(r->Header("x-flowork-endpoint"), "m2@steady");
@@ -61,8 +65,9 @@ TEST_F(GatewayProcessTest, ChatFailsOverToTheBackupAndNamesIt) {
 }
 
 TEST_F(GatewayProcessTest, StreamsServerSentEventsEndingInDone) {
-  auto r = HttpCall(router_->http_port(), "POST", "/v1/chat/completions",
-                    R"({"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]})");
+  auto r =
+      HttpCall(router_->http_port(), "POST", "/v1/chat/completions",
+               R"({"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]})");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->Header("Content-Type"), "text/event-stream");

@@ -59,8 +59,7 @@ struct ChildResult {
 // Runs `argv` to completion with stdout and stderr captured.
 // kDeadlineExceeded (with the output so far) if it outlives `timeout`; it is
 // then killed.
-absl::StatusOr<ChildResult> RunChild(const std::vector<std::string>& argv,
-                                     absl::Duration timeout) {
+absl::StatusOr<ChildResult> RunChild(const std::vector<std::string>& argv, absl::Duration timeout) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) return absl::InternalError("pipe2 failed");
   std::vector<char*> raw_argv;
@@ -101,9 +100,9 @@ absl::StatusOr<ChildResult> RunChild(const std::vector<std::string>& argv,
   if (open) {
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
-    return absl::DeadlineExceededError(absl::StrCat(
-        argv[0], " still running after ", absl::FormatDuration(timeout), "; its output:\n",
-        result.output));
+    return absl::DeadlineExceededError(absl::StrCat(argv[0], " still running after ",
+                                                    absl::FormatDuration(timeout),
+                                                    "; its output:\n", result.output));
   }
   // Output closed: the child is exiting; bound the wait anyway.
   while (true) {
@@ -115,9 +114,8 @@ absl::StatusOr<ChildResult> RunChild(const std::vector<std::string>& argv,
     if (absl::Now() >= deadline) {
       kill(pid, SIGKILL);
       waitpid(pid, nullptr, 0);
-      return absl::DeadlineExceededError(
-          absl::StrCat(argv[0], " closed its output but did not exit; its output:\n",
-                       result.output));
+      return absl::DeadlineExceededError(absl::StrCat(
+          argv[0], " closed its output but did not exit; its output:\n", result.output));
     }
     absl::SleepFor(absl::Milliseconds(10));  // Polling waitpid; nothing to block on.
   }
@@ -128,13 +126,15 @@ absl::StatusOr<ChildResult> RunChild(const std::vector<std::string>& argv,
 class OpenAiNodeClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    mock_.emplace(Start(FLOWORK_MOCKLLM_BIN,
-                        {"--http", "127.0.0.1:0", "--tokens", "4", "--chunks", "4"}));
+    mock_.emplace(
+        Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--tokens", "4", "--chunks", "4"}));
     const std::string dir = testing::MakeTempDir();
-    testing::WriteFile(dir + "/router.yaml", absl::StrCat(R"yaml(
+    testing::WriteFile(dir + "/router.yaml",
+                       absl::StrCat(R"yaml(
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
 providers:
-  - {name: mock, kind: openai, base_url: "http://127.0.0.1:)yaml", mock_->http_port(), R"yaml(/v1", zone: local}
+  - {name: mock, kind: openai, base_url: "http://127.0.0.1:)yaml",
+                                    mock_->http_port(), R"yaml(/v1", zone: local}
 models:
   - {name: m1, provider: mock, upstream_model: mock-1, capabilities: [chat]}
 routes:

@@ -117,18 +117,20 @@ TEST(RouterServerTest, ReloadsItsConfigOnSighupAndKeepsItWhenTheNewOneIsInvalid)
   const std::string dir = testing::MakeTempDir();
   const std::string path = dir + "/router.yaml";
   testing::WriteFile(path, kRouterConfig);
-  absl::StatusOr<ServerProcess> started = ServerProcess::Start(FLOWORK_ROUTER_BIN, {"--config", path});
+  absl::StatusOr<ServerProcess> started =
+      ServerProcess::Start(FLOWORK_ROUTER_BIN, {"--config", path});
   ASSERT_TRUE(started.ok()) << started.status();
   ServerProcess& server = *started;
 
-  testing::WriteFile(path, std::string(kRouterConfig) +
-                               "  - {name: chat-2, candidates: [llama-3.1-8b]}\n");
+  testing::WriteFile(
+      path, std::string(kRouterConfig) + "  - {name: chat-2, candidates: [llama-3.1-8b]}\n");
   server.SendSignal(SIGHUP);
   ASSERT_TRUE(server.WaitForLog("configuration reloaded")) << server.log();
   auto models = HttpCall(server.http_port(), "GET", "/v1/router/models");
   EXPECT_THAT(models->body, HasSubstr(R"("id":"chat-2")"));
 
-  testing::WriteFile(path, std::string(kRouterConfig) + "  - {name: broken, candidates: [gpt-x]}\n");
+  testing::WriteFile(path,
+                     std::string(kRouterConfig) + "  - {name: broken, candidates: [gpt-x]}\n");
   server.SendSignal(SIGHUP);
   ASSERT_TRUE(server.WaitForLog("reload refused")) << server.log();
   EXPECT_THAT(server.log(), HasSubstr("routes[1].candidates[0]"));

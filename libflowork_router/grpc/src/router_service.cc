@@ -19,8 +19,7 @@ grpc::ServerUnaryReactor* RouterServiceImpl::ExplainRoute(grpc::CallbackServerCo
   view.stream = request->stream();
   view.max_tokens = request->max_tokens();
   view.estimated_prompt_tokens = request->estimated_prompt_tokens();
-  view.required_capabilities.assign(request->capabilities().begin(),
-                                    request->capabilities().end());
+  view.required_capabilities.assign(request->capabilities().begin(), request->capabilities().end());
   view.header_zones.assign(request->zones().begin(), request->zones().end());
   view.affinity_key = request->affinity_key();
   if (request->has_seed()) view.seed = request->seed();

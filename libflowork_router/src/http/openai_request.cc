@@ -19,14 +19,14 @@ struct FactsHandler {
 
   OpenAiRequestFacts facts;
   const char* input = nullptr;
-  int depth = 0;            // Objects and arrays open.
-  std::string key;          // The key being read or just read.
-  std::string top_key;      // The top-level key whose value we are in.
-  std::string string_value; // A top-level string being read.
+  int depth = 0;             // Objects and arrays open.
+  std::string key;           // The key being read or just read.
+  std::string top_key;       // The top-level key whose value we are in.
+  std::string string_value;  // A top-level string being read.
   bool model_seen = false;
   bool duplicate_model = false;
   bool model_is_string = false;
-  int tools_depth = -1;     // Depth of the top-level tools array, while in it.
+  int tools_depth = -1;  // Depth of the top-level tools array, while in it.
   bool in_stream_options = false;
   bool in_response_format = false;
 
@@ -243,7 +243,8 @@ absl::StatusOr<std::string> AppendAssistantPrefill(std::string_view body,
                                                    std::string_view partial) {
   json::error_code ec;
   json::value tree = json::parse(json::string_view(body.data(), body.size()), ec);
-  if (ec || !tree.is_object()) return absl::InvalidArgumentError("the request is not a JSON object");
+  if (ec || !tree.is_object())
+    return absl::InvalidArgumentError("the request is not a JSON object");
   json::value* messages = tree.as_object().if_contains("messages");
   if (messages == nullptr || !messages->is_array()) {
     return absl::InvalidArgumentError("the request has no \"messages\" array");

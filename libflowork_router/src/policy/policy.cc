@@ -82,8 +82,8 @@ CircuitOptions CircuitFrom(const v1::CircuitBreaker& circuit) {
   if (circuit.error_ratio() > 0) options.error_ratio = circuit.error_ratio();
   if (circuit.window_requests() > 0) options.window_requests = circuit.window_requests();
   if (circuit.has_open_for()) {
-    options.open_for = absl::Seconds(circuit.open_for().seconds()) +
-                       absl::Nanoseconds(circuit.open_for().nanos());
+    options.open_for =
+        absl::Seconds(circuit.open_for().seconds()) + absl::Nanoseconds(circuit.open_for().nanos());
   }
   return options;
 }
@@ -224,19 +224,19 @@ void PolicyImpl::Compile(EndpointStats& stats) {
   absl::flat_hash_map<std::string, const v1::Route*> routes;
   for (const v1::Route& route : config_.routes()) routes[route.name()] = &route;
   // Flattens nested routes in candidate order; validation ruled out cycles.
-  std::function<void(const v1::Route&, std::vector<int>&)> flatten =
-      [&](const v1::Route& route, std::vector<int>& out) {
-        for (const std::string& name : route.candidates()) {
-          auto model = endpoint_index.find(name);
-          if (model != endpoint_index.end()) {
-            if (std::find(out.begin(), out.end(), model->second) == out.end()) {
-              out.push_back(model->second);
-            }
-          } else {
-            flatten(*routes.at(name), out);
-          }
+  std::function<void(const v1::Route&, std::vector<int>&)> flatten = [&](const v1::Route& route,
+                                                                         std::vector<int>& out) {
+    for (const std::string& name : route.candidates()) {
+      auto model = endpoint_index.find(name);
+      if (model != endpoint_index.end()) {
+        if (std::find(out.begin(), out.end(), model->second) == out.end()) {
+          out.push_back(model->second);
         }
-      };
+      } else {
+        flatten(*routes.at(name), out);
+      }
+    }
+  };
   for (const v1::Route& route : config_.routes()) {
     CompiledRoute compiled;
     compiled.name = route.name();
@@ -250,8 +250,7 @@ void PolicyImpl::Compile(EndpointStats& stats) {
     }
     compiled.required_capabilities = CapabilityMask(
         {route.require().capabilities().begin(), route.require().capabilities().end()});
-    compiled.zones =
-        ZoneMask({route.require().zones().begin(), route.require().zones().end()});
+    compiled.zones = ZoneMask({route.require().zones().begin(), route.require().zones().end()});
     if (route.require().has_max_cost_usd()) compiled.max_cost_usd = route.require().max_cost_usd();
     compiled.retry = RetryWithDefaults(&route);
     compiled.fallback = FallbackWithDefaults(&route);
@@ -307,9 +306,9 @@ void PolicyImpl::Order(const CompiledRoute& route, const RequestView& request, u
       // Unmeasured endpoints score 0 so they get measured. Streams rank by
       // time to first token, whole responses by latency.
       auto score = [&](const Kept& k) {
-        const std::optional<double>& ms =
-            request.stream && k.reading.ttft_ewma_ms ? k.reading.ttft_ewma_ms
-                                                     : k.reading.latency_ewma_ms;
+        const std::optional<double>& ms = request.stream && k.reading.ttft_ewma_ms
+                                              ? k.reading.ttft_ewma_ms
+                                              : k.reading.latency_ewma_ms;
         return ms.value_or(0.0);
       };
       std::stable_sort(kept.begin(), kept.end(),
@@ -347,7 +346,8 @@ absl::StatusOr<AttemptPlan> PolicyImpl::Build(const RequestView& request) const 
   }
   const CompiledRoute& route = route_it->second;
   const uint64_t seed = request.seed.value_or(0);
-  const uint64_t required = route.required_capabilities | CapabilityMask(request.required_capabilities);
+  const uint64_t required =
+      route.required_capabilities | CapabilityMask(request.required_capabilities);
   const uint64_t key_zones = ZoneMask(request.key_zones);
   const uint64_t header_zones = ZoneMask(request.header_zones);
   const uint32_t needed_context = request.estimated_prompt_tokens + request.max_tokens;

@@ -122,10 +122,11 @@ class TestHandler final : public HttpHandler {
   // Finishes the oldest /stream response.
   void Release() {
     absl::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(absl::Condition(+[](std::deque<std::unique_ptr<HttpResponseWriter>>* s) {
-                           return !s->empty();
-                         }, &streams_),
-                         kWait);
+    mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](std::deque<std::unique_ptr<HttpResponseWriter>>* s) { return !s->empty(); },
+            &streams_),
+        kWait);
     if (streams_.empty()) return;
     streams_.front()->Write("three");
     streams_.front()->Finish();
@@ -138,7 +139,9 @@ class TestHandler final : public HttpHandler {
   }
   bool WaitForCancel() {
     absl::MutexLock lock(&mu_);
-    return mu_.AwaitWithTimeout(absl::Condition(+[](int* c) { return *c > 0; }, &cancelled_), kWait);
+    return mu_.AwaitWithTimeout(absl::Condition(
+                                    +[](int* c) { return *c > 0; }, &cancelled_),
+                                kWait);
   }
   std::string last_body() {
     absl::MutexLock lock(&mu_);
@@ -248,8 +251,8 @@ TEST_F(HttpClientTest, ConnectionRefusedIsAConnectFailure) {
 }
 
 TEST_F(HttpClientTest, SilentServerIsAFirstByteTimeout) {
-  auto r = Call({.method = "GET", .url = Url("/silent"),
-                 .first_byte_timeout = absl::Milliseconds(200)});
+  auto r =
+      Call({.method = "GET", .url = Url("/silent"), .first_byte_timeout = absl::Milliseconds(200)});
   ASSERT_TRUE(r->Wait());
   EXPECT_EQ(r->outcome().failure, HttpCallFailure::kFirstByteTimeout);
   EXPECT_TRUE(handler_.WaitForCancel());  // The server saw the client go.
@@ -270,7 +273,8 @@ TEST_F(HttpClientTest, TotalTimeoutBoundsTheWholeExchange) {
 
 TEST_F(HttpClientTest, CancelAbortsTheExchangeAndTheServerSeesItGo) {
   auto collector = std::make_shared<Collector>();
-  std::shared_ptr<HttpCall> call = client_->Start({.method = "GET", .url = Url("/silent")}, collector);
+  std::shared_ptr<HttpCall> call =
+      client_->Start({.method = "GET", .url = Url("/silent")}, collector);
   // Wait until the server has the request, then cancel.
   const absl::Time deadline = absl::Now() + kWait;
   while (handler_.peers().empty() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
@@ -299,10 +303,10 @@ class TlsServer {
     dir_ = ::testing::TempDir() + "tls-XXXXXX";
     EXPECT_NE(mkdtemp(dir_.data()), nullptr);
     const std::string san = ip ? "IP:" + name : "DNS:" + name;
-    const std::string make_cert = absl::StrCat(
-        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=", name,
-        " -addext subjectAltName=", san, " -keyout ", dir_, "/key.pem -out ", dir_,
-        "/cert.pem >/dev/null 2>&1");
+    const std::string make_cert =
+        absl::StrCat("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=", name,
+                     " -addext subjectAltName=", san, " -keyout ", dir_, "/key.pem -out ", dir_,
+                     "/cert.pem >/dev/null 2>&1");
     EXPECT_EQ(std::system(make_cert.c_str()), 0);
     int fds[2];
     EXPECT_EQ(pipe(fds), 0);
@@ -311,8 +315,7 @@ class TlsServer {
       dup2(fds[1], STDOUT_FILENO);
       close(fds[0]);
       execlp("openssl", "openssl", "s_server", "-accept", "127.0.0.1:0", "-cert",
-             (dir_ + "/cert.pem").c_str(), "-key", (dir_ + "/key.pem").c_str(), "-www",
-             nullptr);
+             (dir_ + "/cert.pem").c_str(), "-key", (dir_ + "/key.pem").c_str(), "-www", nullptr);
       _exit(127);
     }
     close(fds[1]);

@@ -3,11 +3,11 @@
 // matter).
 #include "flowork/router/gateway.h"
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -43,7 +43,8 @@ std::unique_ptr<MockLlmServer> StartMock(MockKnobs knobs = {}) {
 // An upstream that records the request it got and answers a canned body.
 class CapturingUpstream final : public core::HttpHandler {
  public:
-  void Handle(core::HttpRequest request, std::unique_ptr<core::HttpResponseWriter> writer) override {
+  void Handle(core::HttpRequest request,
+              std::unique_ptr<core::HttpResponseWriter> writer) override {
     {
       absl::MutexLock lock(&mu_);
       last_ = request;
@@ -69,21 +70,22 @@ class GatewayTest : public ::testing::Test {
   void Start(int primary_port, int backup_port, const std::string& extra_route_yaml = "",
              const std::string& primary_timeouts = "{first_byte: 5s}",
              uint32_t primary_context = 8192) {
-    const std::string yaml = absl::StrCat(R"yaml(
+    const std::string yaml = absl::StrCat(
+        R"yaml(
 providers:
-  - {name: p1, kind: mock, base_url: "http://127.0.0.1:)yaml", primary_port,
-                                          R"yaml(/v1", zone: local, timeouts: )yaml",
-                                          primary_timeouts, R"yaml(}
-  - {name: p2, kind: openai, base_url: "http://127.0.0.1:)yaml", backup_port,
-                                          R"yaml(/v1", zone: local}
+  - {name: p1, kind: mock, base_url: "http://127.0.0.1:)yaml",
+        primary_port, R"yaml(/v1", zone: local, timeouts: )yaml", primary_timeouts, R"yaml(}
+  - {name: p2, kind: openai, base_url: "http://127.0.0.1:)yaml",
+        backup_port,
+        R"yaml(/v1", zone: local}
 models:
   - {name: primary, provider: p1, upstream_model: upstream-primary, context_window: )yaml",
-                                          primary_context, R"yaml(, capabilities: [chat, tools, embeddings]}
+        primary_context, R"yaml(, capabilities: [chat, tools, embeddings]}
   - {name: backup, provider: p2, context_window: 128000, capabilities: [chat, tools, embeddings]}
 routes:
   - {name: chat, candidates: [primary, backup], retry: {same_endpoint: 1, backoff: 10ms, max_wait: 2s}}
 )yaml",
-                                          extra_route_yaml);
+        extra_route_yaml);
     v1::RouterConfig config;
     absl::Status parsed = core::ParseConfigText(yaml, "router.yaml", &config);
     ASSERT_TRUE(parsed.ok()) << parsed;
@@ -105,20 +107,20 @@ routes:
   // and a healthy OpenAI backup behind it when `backup_port` is set.
   void StartKind(const std::string& kind, const std::string& base_url,
                  const std::string& timeouts = "{first_byte: 5s}", int backup_port = 0) {
-    std::string yaml = absl::StrCat(
-        "providers:\n  - {name: up, kind: ", kind, ", base_url: \"", base_url,
-        "\", zone: local, timeouts: ", timeouts, "}\n");
+    std::string yaml = absl::StrCat("providers:\n  - {name: up, kind: ", kind, ", base_url: \"",
+                                    base_url, "\", zone: local, timeouts: ", timeouts, "}\n");
     if (backup_port) {
-      absl::StrAppend(&yaml, "  - {name: p2, kind: openai, base_url: \"http://127.0.0.1:",
-                      backup_port, "/v1\", zone: local}\n");
+      absl::StrAppend(&yaml,
+                      "  - {name: p2, kind: openai, base_url: \"http://127.0.0.1:", backup_port,
+                      "/v1\", zone: local}\n");
     }
     absl::StrAppend(&yaml, "models:\n  - {name: m, provider: up, upstream_model: mock-1, ",
                     "capabilities: [chat, tools]}\n");
     if (backup_port) {
       absl::StrAppend(&yaml, "  - {name: backup, provider: p2, capabilities: [chat, tools]}\n");
     }
-    absl::StrAppend(&yaml, "routes:\n  - {name: chat, candidates: [m", backup_port ? ", backup" : "",
-                    "]}\n");
+    absl::StrAppend(&yaml, "routes:\n  - {name: chat, candidates: [m",
+                    backup_port ? ", backup" : "", "]}\n");
     v1::RouterConfig config;
     absl::Status parsed = core::ParseConfigText(yaml, "router.yaml", &config);
     ASSERT_TRUE(parsed.ok()) << parsed << yaml;
@@ -178,9 +180,10 @@ TEST_F(GatewayTest, PassesTheBodyThroughRewritingOnlyTheModel) {
   EXPECT_EQ(r.status, 200) << r.body;
   core::HttpRequest seen = capture.last();
   EXPECT_EQ(seen.path(), "/v1/chat/completions");
-  EXPECT_EQ(seen.body,
-            R"({"temperature": 0, "model" : "upstream-primary", "messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],)"
-            R"("tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"x_vendor":{"a":[1,2.50,null]},"n":0})");
+  EXPECT_EQ(
+      seen.body,
+      R"({"temperature": 0, "model" : "upstream-primary", "messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],)"
+      R"("tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"x_vendor":{"a":[1,2.50,null]},"n":0})");
   EXPECT_EQ(*seen.FindHeader("x-request-id"), "req-42");
   EXPECT_EQ(r.Header("x-request-id"), "req-42");
   EXPECT_EQ(r.Header("x-flowork-endpoint"), "primary@p1");
@@ -264,8 +267,8 @@ TEST_F(GatewayTest, OverheadExcludesUpstreamTime) {
 TEST_F(GatewayTest, RejectsAmbiguousOrTrailingBodies) {
   auto primary = StartMock();
   Start(primary->port(), primary->port());
-  ClientResponse twice = Post("/v1/chat/completions",
-                              R"({"model":"chat","messages":[],"model":"backup"})");
+  ClientResponse twice =
+      Post("/v1/chat/completions", R"({"model":"chat","messages":[],"model":"backup"})");
   EXPECT_EQ(twice.status, 400);
   EXPECT_THAT(twice.body, HasSubstr("more than one"));
   ClientResponse trailing = Post("/v1/chat/completions", R"({"model":"chat","messages":[]} {})");
@@ -283,7 +286,8 @@ TEST(GatewaySharedLoopsTest, ServesOnTheAcceptingLoopAndSurvivesAnUnusableUrl) {
   ASSERT_TRUE(core::ParseConfigText(
                   absl::StrCat("providers:\n"
                                "  - {name: ok, kind: openai, base_url: \"HTTP://127.0.0.1:",
-                               mock->port(), "/v1\"}\n"
+                               mock->port(),
+                               "/v1\"}\n"
                                "models: [{name: m, provider: ok, upstream_model: mock-1, "
                                "capabilities: [chat]}]\n"),
                   "router.yaml", &config)
@@ -292,12 +296,13 @@ TEST(GatewaySharedLoopsTest, ServesOnTheAcceptingLoopAndSurvivesAnUnusableUrl) {
   ASSERT_TRUE(policy.ok());
   auto client = core::HttpClient::Create({.loops = loops->get()});
   auto gateway = Gateway::Create(**policy, **client);
-  auto server = core::HttpServer::Create({.address = "127.0.0.1:0", .loops = loops->get()}, **gateway);
+  auto server =
+      core::HttpServer::Create({.address = "127.0.0.1:0", .loops = loops->get()}, **gateway);
   ASSERT_TRUE(server.ok());
   for (int i = 0; i < 3; ++i) {
-    auto r = testing::HttpCall((*server)->port(), "POST", "/v1/chat/completions",
-                               R"({"model":"m","messages":[{"role":"user","content":"hi"}]})", {},
-                               5000);
+    auto r =
+        testing::HttpCall((*server)->port(), "POST", "/v1/chat/completions",
+                          R"({"model":"m","messages":[{"role":"user","content":"hi"}]})", {}, 5000);
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->status, 200) << r->body;
   }
@@ -531,10 +536,10 @@ TEST_F(GatewayTest, ToolCallsCrossFromAnthropicUpstreamsToOpenAiCallers) {
 TEST_F(GatewayTest, ToolCallsCrossFromOpenAiUpstreamsToAnthropicCallers) {
   auto mock = StartMock();
   StartKind("openai", absl::StrCat("http://127.0.0.1:", mock->port(), "/v1"));
-  ClientResponse r = Post("/v1/messages",
-                          R"({"model":"chat","max_tokens":64,)"
-                          R"("messages":[{"role":"user","content":"call:search cheap flights"}],)"
-                          R"("tools":[{"name":"search","input_schema":{"type":"object"}}]})");
+  ClientResponse r =
+      Post("/v1/messages", R"({"model":"chat","max_tokens":64,)"
+                           R"("messages":[{"role":"user","content":"call:search cheap flights"}],)"
+                           R"("tools":[{"name":"search","input_schema":{"type":"object"}}]})");
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_THAT(r.body, HasSubstr(R"("type":"tool_use")"));
   EXPECT_THAT(r.body, HasSubstr(R"("stop_reason":"tool_use")"));
@@ -611,8 +616,12 @@ class ContinueOnCutTest : public GatewayTest {
   void StartPair(int primary_port, int backup_port) {
     const std::string yaml = absl::StrCat(
         "providers:\n"
-        "  - {name: p1, kind: openai, base_url: \"http://127.0.0.1:", primary_port, "/v1\"}\n"
-        "  - {name: p2, kind: openai, base_url: \"http://127.0.0.1:", backup_port, "/v1\"}\n"
+        "  - {name: p1, kind: openai, base_url: \"http://127.0.0.1:",
+        primary_port,
+        "/v1\"}\n"
+        "  - {name: p2, kind: openai, base_url: \"http://127.0.0.1:",
+        backup_port,
+        "/v1\"}\n"
         "models:\n"
         "  - {name: primary, provider: p1, upstream_model: mock-1, capabilities: [chat]}\n"
         "  - {name: backup, provider: p2, upstream_model: mock-1, capabilities: [chat, prefill]}\n"

@@ -240,9 +240,9 @@ TEST_F(PolicyTest, LeastLatencyRanksStreamsByTimeToFirstToken) {
 }
 
 TEST_F(PolicyTest, LeastBusyRanksByInFlightOverCapacity) {
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(State("small@local-a").BeginAttempt());  // 5/10
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(State("small@local-a").BeginAttempt());   // 5/10
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(State("medium@local-b").BeginAttempt());  // 2/10
-  for (int i = 0; i < 30; ++i) ASSERT_TRUE(State("big@cloud").BeginAttempt());  // 30/100
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(State("big@cloud").BeginAttempt());      // 30/100
   EXPECT_THAT(Order(Request("idle")), ElementsAre("medium", "big", "small"));
 }
 
@@ -270,7 +270,9 @@ TEST_F(PolicyTest, AffinityKeepsASessionOnOneEndpointAndFallsBackWhenItIsDown) {
     request.seed = seed;
     EXPECT_EQ(Order(request)[0], home);
   }
-  const std::string id = home + (home == "small" ? "@local-a" : home == "medium" ? "@local-b" : "@cloud");
+  const std::string id = home + (home == "small"    ? "@local-a"
+                                 : home == "medium" ? "@local-b"
+                                                    : "@cloud");
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(State(id).BeginAttempt());
     State(id).OnFailure(FailureKind::kConnect);

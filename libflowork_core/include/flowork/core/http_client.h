@@ -33,15 +33,15 @@ struct HttpClientRequest {
 
 // How an exchange ended.
 enum class HttpCallFailure {
-  kNone,              // The whole response arrived.
-  kConnect,           // Refused, unreachable, DNS, TLS handshake or verification.
+  kNone,     // The whole response arrived.
+  kConnect,  // Refused, unreachable, DNS, TLS handshake or verification.
   kConnectTimeout,
   kFirstByteTimeout,  // Connected and sent, but no response head in time.
   kIdleTimeout,       // The body stalled.
   kTotalTimeout,
-  kReset,             // The connection broke (before or during the body).
-  kProtocol,          // Not valid HTTP/1.1.
-  kCancelled,         // HttpCall::Cancel().
+  kReset,      // The connection broke (before or during the body).
+  kProtocol,   // Not valid HTTP/1.1.
+  kCancelled,  // HttpCall::Cancel().
 };
 
 // "connect", "first_byte_timeout", ...

@@ -23,15 +23,15 @@ struct Endpoint {
 // Why a candidate was dropped (kKept if it was not).
 enum class DropReason {
   kKept,
-  kMissingCapability,     // detail: the capability.
-  kContextTooSmall,       // number: context window, needed: tokens needed.
+  kMissingCapability,  // detail: the capability.
+  kContextTooSmall,    // number: context window, needed: tokens needed.
   kZoneNotAllowedByRoute,
   kZoneNotAllowedByKey,
   kZoneNotAllowedByHeader,
-  kOverCostCeiling,       // number: estimated USD, needed: ceiling USD.
-  kCircuitOpen,           // until.
+  kOverCostCeiling,  // number: estimated USD, needed: ceiling USD.
+  kCircuitOpen,      // until.
   kProbeInFlight,
-  kCoolingDown,           // until.
+  kCoolingDown,  // until.
 };
 
 // The verdict on one candidate, in the route's candidate order.

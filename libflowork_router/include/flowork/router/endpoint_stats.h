@@ -46,8 +46,8 @@ enum class FailureKind {
 // One endpoint's health and load at one moment, as a plan reads it.
 struct EndpointReading {
   CircuitState circuit = CircuitState::kClosed;
-  absl::Time open_until = absl::InfinitePast();   // While kOpen.
-  bool probe_in_flight = false;                   // While kHalfOpen.
+  absl::Time open_until = absl::InfinitePast();  // While kOpen.
+  bool probe_in_flight = false;                  // While kHalfOpen.
   absl::Time cooldown_until = absl::InfinitePast();
   std::optional<double> latency_ewma_ms;  // Unset until the first success.
   std::optional<double> ttft_ewma_ms;     // Unset until the first streamed success.
@@ -99,8 +99,8 @@ class EndpointState {
   std::atomic<int64_t> open_for_ns_;
 
   std::atomic<int> in_flight_{0};
-  std::atomic<int> state_{0};                 // CircuitState.
-  std::atomic<int64_t> open_until_ns_{0};     // Unix nanos.
+  std::atomic<int> state_{0};              // CircuitState.
+  std::atomic<int64_t> open_until_ns_{0};  // Unix nanos.
   std::atomic<bool> probe_in_flight_{false};
   std::atomic<int64_t> cooldown_until_ns_{0};
   std::atomic<uint32_t> consecutive_failures_{0};
