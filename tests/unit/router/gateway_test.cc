@@ -86,9 +86,14 @@ routes:
   - {name: chat, candidates: [primary, backup], retry: {same_endpoint: 1, backoff: 10ms, max_wait: 2s}}
 )yaml",
         extra_route_yaml);
+    Serve(yaml);
+  }
+
+  // The router under test, serving the config in `yaml`.
+  void Serve(const std::string& yaml) {
     v1::RouterConfig config;
     absl::Status parsed = core::ParseConfigText(yaml, "router.yaml", &config);
-    ASSERT_TRUE(parsed.ok()) << parsed;
+    ASSERT_TRUE(parsed.ok()) << parsed << "\n" << yaml;
     auto policy = PolicyEngine::Create(config, core::Clock::Real());
     ASSERT_TRUE(policy.ok()) << policy.status();
     policy_ = *std::move(policy);
@@ -121,21 +126,7 @@ routes:
     }
     absl::StrAppend(&yaml, "routes:\n  - {name: chat, candidates: [m",
                     backup_port ? ", backup" : "", "]}\n");
-    v1::RouterConfig config;
-    absl::Status parsed = core::ParseConfigText(yaml, "router.yaml", &config);
-    ASSERT_TRUE(parsed.ok()) << parsed << yaml;
-    auto policy = PolicyEngine::Create(config, core::Clock::Real());
-    ASSERT_TRUE(policy.ok()) << policy.status();
-    policy_ = *std::move(policy);
-    auto client = core::HttpClient::Create({});
-    ASSERT_TRUE(client.ok());
-    client_ = *std::move(client);
-    auto gateway = Gateway::Create(*policy_, *client_);
-    ASSERT_TRUE(gateway.ok());
-    gateway_ = *std::move(gateway);
-    auto server = core::HttpServer::Create({.address = "127.0.0.1:0", .threads = 1}, *gateway_);
-    ASSERT_TRUE(server.ok());
-    server_ = *std::move(server);
+    Serve(yaml);
   }
 
   void TearDown() override {
@@ -627,12 +618,7 @@ class ContinueOnCutTest : public GatewayTest {
         "  - {name: backup, provider: p2, upstream_model: mock-1, capabilities: [chat, prefill]}\n"
         "routes:\n"
         "  - {name: chat, candidates: [primary, backup], fallback: {continue_on_cut: true}}\n");
-    v1::RouterConfig config;
-    ASSERT_TRUE(core::ParseConfigText(yaml, "router.yaml", &config).ok());
-    policy_ = *PolicyEngine::Create(config, core::Clock::Real());
-    client_ = *core::HttpClient::Create({});
-    gateway_ = *Gateway::Create(*policy_, *client_);
-    server_ = *core::HttpServer::Create({.address = "127.0.0.1:0", .threads = 1}, *gateway_);
+    Serve(yaml);
   }
 };
 
