@@ -361,7 +361,8 @@ class GatewayImpl final : public Gateway {
   }
 
  private:
-  void ListModels(const std::string& request_id, std::unique_ptr<HttpResponseWriter> writer);
+  void ListModels(const Policy& policy, const v1::ApiKey* key, const std::string& request_id,
+                  std::unique_ptr<HttpResponseWriter> writer);
   std::string RequestId(const HttpRequest& request);
 
   PolicyEngine& policy_;
@@ -401,11 +402,13 @@ std::string GatewayImpl::RequestId(const HttpRequest& request) {
       absl::Hex(process_salt_ ^ (counter_.fetch_add(1) * 0x9E3779B97F4A7C15ULL), absl::kZeroPad16));
 }
 
-void GatewayImpl::ListModels(const std::string& request_id,
+void GatewayImpl::ListModels(const Policy& policy, const v1::ApiKey* key,
+                             const std::string& request_id,
                              std::unique_ptr<HttpResponseWriter> writer) {
   boost::json::array data;
-  const v1::ListModelsResponse models = policy_.Current()->catalog().List({});
+  const v1::ListModelsResponse models = policy.catalog().List({});
   for (const v1::ModelEntry& entry : models.models()) {
+    if (!KeyRing::CheckAllowed(key, entry.id()).ok()) continue;  // Only what this key may use.
     boost::json::object model;
     model["id"] = entry.id();
     model["object"] = "model";
@@ -428,10 +431,21 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   const std::string request_id = RequestId(request);
   const HttpHeaders id_header = {{"x-request-id", request_id}};
   const std::string path(request.path());
-  if (request.method == "GET" && path == "/v1/models")
-    return ListModels(request_id, std::move(writer));
   auto operation = Operations().find(path);
   const Front front = operation == Operations().end() ? Front::kOpenAi : operation->second.front;
+  // Who is asking, before anything else.
+  const std::shared_ptr<const Policy> snapshot = policy_.Current();
+  const std::string* authorization = request.FindHeader("authorization");
+  const std::string* x_api_key = request.FindHeader("x-api-key");
+  absl::StatusOr<const v1::ApiKey*> key =
+      snapshot->keys().Identify(authorization ? *authorization : "", x_api_key ? *x_api_key : "");
+  if (!key.ok()) {
+    return Reply(*writer, front, 401, key.status().message(), "invalid_request_error",
+                 "invalid_api_key", id_header);
+  }
+  if (request.method == "GET" && path == "/v1/models") {
+    return ListModels(*snapshot, *key, request_id, std::move(writer));
+  }
   if (operation == Operations().end() || request.method != "POST") {
     return Reply(*writer, front, 404, absl::StrCat("no route for ", request.method, " ", path),
                  "invalid_request_error", "unknown_url", id_header);
@@ -452,7 +466,15 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
     return Reply(*writer, front, 400, facts.status().message(), "invalid_request_error",
                  "invalid_request", id_header);
   }
+  if (absl::Status allowed = KeyRing::CheckAllowed(*key, facts->model); !allowed.ok()) {
+    return Reply(*writer, front, 403, allowed.message(), "invalid_request_error",
+                 "model_not_allowed", id_header);
+  }
   RequestView view;
+  if (*key != nullptr) {
+    view.key_name = (*key)->name();
+    view.key_zones.assign((*key)->zones().begin(), (*key)->zones().end());
+  }
   view.model = facts->model;
   view.stream = facts->stream;
   view.max_tokens = facts->max_tokens;

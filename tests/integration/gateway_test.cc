@@ -34,6 +34,7 @@ class GatewayProcessTest : public ::testing::Test {
     testing::WriteFile(dir + "/router.yaml",
                        absl::StrCat(R"yaml(
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
+auth: {mode: none}
 providers:
   - {name: flaky, kind: mock, base_url: "http://127.0.0.1:)yaml",
                                     primary_->http_port(), R"yaml(/v1", zone: local}

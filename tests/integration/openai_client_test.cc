@@ -132,6 +132,7 @@ class OpenAiNodeClientTest : public ::testing::Test {
     testing::WriteFile(dir + "/router.yaml",
                        absl::StrCat(R"yaml(
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
+auth: {mode: none}
 providers:
   - {name: mock, kind: openai, base_url: "http://127.0.0.1:)yaml",
                                     mock_->http_port(), R"yaml(/v1", zone: local}

@@ -120,7 +120,7 @@ std::string FormatUsd(double usd) {
 class PolicyImpl final : public Policy, public std::enable_shared_from_this<PolicyImpl> {
  public:
   PolicyImpl(const v1::RouterConfig& config, EndpointStats& stats)
-      : config_(config), catalog_(config_), clock_(stats.clock()) {}
+      : config_(config), catalog_(config_), keys_(config_), clock_(stats.clock()) {}
 
   void Compile(EndpointStats& stats);
 
@@ -128,6 +128,7 @@ class PolicyImpl final : public Policy, public std::enable_shared_from_this<Poli
   absl::StatusOr<AttemptPlan> Explain(const RequestView& request) const override;
   const v1::RouterConfig& config() const override { return config_; }
   const Catalog& catalog() const override { return catalog_; }
+  const KeyRing& keys() const override { return keys_; }
 
  private:
   uint64_t CapabilityMask(const std::vector<std::string>& names) const;
@@ -138,6 +139,7 @@ class PolicyImpl final : public Policy, public std::enable_shared_from_this<Poli
 
   const v1::RouterConfig config_;
   const Catalog catalog_;
+  const KeyRing keys_;
   const core::Clock& clock_;
   std::vector<CompiledEndpoint> endpoints_;
   absl::flat_hash_map<std::string, CompiledRoute> routes_;  // Routes and models by name.

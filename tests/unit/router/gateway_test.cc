@@ -3,6 +3,8 @@
 // matter).
 #include "flowork/router/gateway.h"
 
+#include "flowork/router/key_ring.h"
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -89,8 +91,10 @@ routes:
     Serve(yaml);
   }
 
-  // The router under test, serving the config in `yaml`.
-  void Serve(const std::string& yaml) {
+  // The router under test, serving the config in `yaml` (open to callers
+  // without keys unless it says otherwise).
+  void Serve(std::string yaml) {
+    if (!absl::StrContains(yaml, "auth:")) yaml = "auth: {mode: none}\n" + yaml;
     v1::RouterConfig config;
     absl::Status parsed = core::ParseConfigText(yaml, "router.yaml", &config);
     ASSERT_TRUE(parsed.ok()) << parsed << "\n" << yaml;
@@ -255,6 +259,77 @@ TEST_F(GatewayTest, OverheadExcludesUpstreamTime) {
   }
 }
 
+class GatewayKeysTest : public GatewayTest {
+ protected:
+  // Key "alpha" (team-a) may use route chat with local data only; key "beta"
+  // may use anything. Route chat tries a local provider, then a remote one;
+  // route cloud is remote only. The local provider may be down
+  // (`local_port` closed).
+  void StartWithKeys(int port, int local_port = 0) {
+    Serve(absl::StrCat(
+        "auth: {mode: keys}\n"
+        "providers:\n"
+        "  - {name: here, kind: openai, base_url: \"http://127.0.0.1:",
+        local_port ? local_port : port, "/v1\", zone: local}\n"
+        "  - {name: there, kind: openai, base_url: \"http://127.0.0.1:", port,
+        "/v1\", zone: remote}\n"
+        "models:\n"
+        "  - {name: near, provider: here, upstream_model: mock-1, capabilities: [chat]}\n"
+        "  - {name: far, provider: there, upstream_model: mock-1, capabilities: [chat]}\n"
+        "routes:\n"
+        "  - {name: chat, candidates: [near, far]}\n"
+        "  - {name: cloud, candidates: [far]}\n"
+        "keys:\n"
+        "  - {name: team-a, sha256: \"", KeyRing::Sha256Hex("alpha"),
+        "\", tenant: a, allow: [chat], zones: [local]}\n"
+        "  - {name: team-b, sha256: \"", KeyRing::Sha256Hex("beta"), "\", tenant: b}\n"));
+  }
+};
+
+TEST_F(GatewayKeysTest, MissingOrUnknownKeysAre401) {
+  auto mock = StartMock();
+  StartWithKeys(mock->port());
+  ClientResponse none = Post("/v1/chat/completions", kChat);
+  EXPECT_EQ(none.status, 401);
+  EXPECT_THAT(none.body, HasSubstr(R"("code":"invalid_api_key")"));
+  ClientResponse wrong = Post("/v1/chat/completions", kChat, {{"Authorization", "Bearer nope"}});
+  EXPECT_EQ(wrong.status, 401);
+  ClientResponse anthropic = Post("/v1/messages", R"({"model":"chat","max_tokens":8,"messages":[]})");
+  EXPECT_EQ(anthropic.status, 401);
+  EXPECT_THAT(anthropic.body, HasSubstr(R"("type":"authentication_error")"));
+  EXPECT_EQ(mock->calls(), 0);
+}
+
+TEST_F(GatewayKeysTest, AKnownKeyGetsItsAllowedRoutesOnly) {
+  auto mock = StartMock();
+  StartWithKeys(mock->port());
+  ClientResponse ok = Post("/v1/chat/completions", kChat, {{"Authorization", "Bearer alpha"}});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  ClientResponse x_api_key = Post("/v1/chat/completions", kChat, {{"x-api-key", "alpha"}});
+  EXPECT_EQ(x_api_key.status, 200);
+  ClientResponse forbidden = Post("/v1/chat/completions",
+                                  R"({"model":"cloud","messages":[{"role":"user","content":"hi"}]})",
+                                  {{"Authorization", "Bearer alpha"}});
+  EXPECT_EQ(forbidden.status, 403);
+  EXPECT_THAT(forbidden.body, HasSubstr("key team-a may not use `cloud`"));
+  auto models = testing::HttpCall(server_->port(), "GET", "/v1/models", "",
+                                  {{"Authorization", "Bearer alpha"}});
+  EXPECT_THAT(models->body, HasSubstr(R"("id":"chat")"));
+  EXPECT_THAT(models->body, Not(HasSubstr(R"("id":"cloud")")));
+}
+
+TEST_F(GatewayKeysTest, ALocalOnlyKeyNeverReachesARemoteEndpointEvenWhenLocalIsDown) {
+  auto remote = StartMock();
+  StartWithKeys(remote->port(), /*local_port=*/ClosedPort());
+  ClientResponse r = Post("/v1/chat/completions", kChat, {{"Authorization", "Bearer alpha"}});
+  EXPECT_GE(r.status, 500) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("near@here"));
+  EXPECT_EQ(remote->calls(), 0);  // The remote candidate was never tried.
+  ClientResponse other = Post("/v1/chat/completions", kChat, {{"Authorization", "Bearer beta"}});
+  EXPECT_EQ(other.status, 200) << other.body;
+  EXPECT_EQ(other.Header("x-flowork-endpoint"), "far@there");
+}
+
 TEST_F(GatewayTest, RejectsAmbiguousOrTrailingBodies) {
   auto primary = StartMock();
   Start(primary->port(), primary->port());
@@ -275,7 +350,8 @@ TEST(GatewaySharedLoopsTest, ServesOnTheAcceptingLoopAndSurvivesAnUnusableUrl) {
   ASSERT_TRUE(loops.ok());
   v1::RouterConfig config;
   ASSERT_TRUE(core::ParseConfigText(
-                  absl::StrCat("providers:\n"
+                  absl::StrCat("auth: {mode: none}\n"
+                               "providers:\n"
                                "  - {name: ok, kind: openai, base_url: \"HTTP://127.0.0.1:",
                                mock->port(),
                                "/v1\"}\n"

@@ -11,6 +11,7 @@
 #include "flowork/router/attempt_plan.h"
 #include "flowork/router/catalog.h"
 #include "flowork/router/endpoint_stats.h"
+#include "flowork/router/key_ring.h"
 #include "flowork/router/request_view.h"
 #include "flowork/router/v1/config.pb.h"
 
@@ -44,6 +45,9 @@ class Policy {
 
   // The models and routes clients may ask for in this configuration.
   virtual const Catalog& catalog() const = 0;
+
+  // The client API keys of this configuration.
+  virtual const KeyRing& keys() const = 0;
 };
 
 // The router's current policy, replaced whole on reload while requests in
