@@ -306,6 +306,15 @@ TEST(ServersTest, RefuseInvalidConfigWithFileLineAndField) {
               HasSubstr("router.yaml:4: routes[0].objective: unknown value \\\"fastest\\\""));
 }
 
+TEST(RouterServerTest, ServesTheShippedDemoConfig) {
+  absl::StatusOr<ServerProcess> server = ServerProcess::Start(
+      FLOWORK_ROUTER_BIN, {"--config", std::string(FLOWORK_SOURCE_DIR) + "/configs/router.yaml",
+                           "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto models = HttpCall(server->http_port(), "GET", "/v1/models");
+  EXPECT_THAT(models->body, HasSubstr(R"("id":"chat")"));
+}
+
 TEST(ServersTest, RefuseNonLoopbackListenersWithoutAuth) {
   absl::StatusOr<ServerProcess> server =
       ServerProcess::Start(FLOWORK_AGENT_BIN, {"--http", "0.0.0.0:0", "--grpc", "127.0.0.1:0"});
