@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   options->http.loops = loops->get();
   auto upstreams = flowork::core::HttpClient::Create({.loops = loops->get()});
   if (!upstreams.ok()) return Fail("cannot start", upstreams.status());
-  auto gateway = flowork::router::Gateway::Create(**policy, **upstreams);
+  auto gateway = flowork::router::Gateway::Create(**policy, **upstreams, loops->get());
   if (!gateway.ok()) return Fail("cannot start", gateway.status());
   for (const std::string& route : flowork::router::Gateway::Routes()) {
     options->extra_routes.emplace_back(route, gateway->get());

@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "boost/asio/post.hpp"
 #include "flowork/core/internal/event_loops.h"
 
 namespace flowork::core {
@@ -45,6 +46,10 @@ absl::StatusOr<std::unique_ptr<EventLoops>> EventLoops::Create(int threads) {
 EventLoops::~EventLoops() { internal_->Stop(); }
 
 int EventLoops::size() const { return static_cast<int>(internal_->contexts.size()); }
+
+void EventLoops::Post(int index, absl::AnyInvocable<void() &&> work) {
+  boost::asio::post(*internal_->contexts[index], std::move(work));
+}
 
 int EventLoops::CurrentIndex() const { return t_loops == this ? t_index : -1; }
 

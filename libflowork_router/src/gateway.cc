@@ -331,7 +331,8 @@ class ProxyCall final : public core::HttpResponseObserver,
 
 class GatewayImpl final : public Gateway {
  public:
-  GatewayImpl(PolicyEngine& policy, core::HttpClient& client) : policy_(policy), client_(client) {}
+  GatewayImpl(PolicyEngine& policy, core::HttpClient& client, core::EventLoops* loops)
+      : policy_(policy), client_(client), loops_(loops) {}
 
   // Requests in flight refer to the gateway: drop pending retries (their
   // callers get an error or a cut) and wait for the rest to finish.
@@ -354,6 +355,14 @@ class GatewayImpl final : public Gateway {
   void Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) override;
 
   core::HttpClient& client() { return client_; }
+
+  // The loop running the calling thread, or -1.
+  int CurrentLoop() const { return loops_ == nullptr ? -1 : loops_->CurrentIndex(); }
+  // Runs `work` on loop `loop`, or right here when there is none.
+  void RunOn(int loop, absl::AnyInvocable<void() &&> work) {
+    if (loops_ == nullptr || loop < 0) return std::move(work)();
+    loops_->Post(loop, std::move(work));
+  }
   DelayScheduler& delays() { return delays_; }
   double Jitter() {
     absl::MutexLock lock(&rng_mu_);
@@ -367,6 +376,7 @@ class GatewayImpl final : public Gateway {
 
   PolicyEngine& policy_;
   core::HttpClient& client_;
+  core::EventLoops* const loops_;
   DelayScheduler delays_;
   std::atomic<uint64_t> counter_{0};
   const uint64_t process_salt_ = std::random_device{}();
@@ -941,10 +951,13 @@ void ProxyCall::Transient(core::HttpCallOutcome outcome, FailureKind kind,
   absl::Duration delay = retry_after.value_or(backoff * std::pow(2.0, same_endpoint_retries_) *
                                               (1.0 + gateway_.Jitter()));
   ++same_endpoint_retries_;
-  gateway_.delays().After(delay, [self = shared_from_this()] {
-    if (!self->current_.state->BeginAttempt()) return self->MoveOn();
-    ++self->attempts_;
-    self->Send();
+  // The retry itself runs back on the request's loop, like everything else.
+  gateway_.delays().After(delay, [self = shared_from_this(), loop = gateway_.CurrentLoop()] {
+    self->gateway_.RunOn(loop, [self] {
+      if (!self->current_.state->BeginAttempt()) return self->MoveOn();
+      ++self->attempts_;
+      self->Send();
+    });
   });
 }
 
@@ -1003,8 +1016,9 @@ void ProxyCall::RespondFailure() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(PolicyEngine& policy,
-                                                         core::HttpClient& client) {
-  return std::make_unique<GatewayImpl>(policy, client);
+                                                         core::HttpClient& client,
+                                                         core::EventLoops* loops) {
+  return std::make_unique<GatewayImpl>(policy, client, loops);
 }
 
 std::vector<std::string> Gateway::Routes() {

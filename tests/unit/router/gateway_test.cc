@@ -270,8 +270,10 @@ class GatewayKeysTest : public GatewayTest {
         "auth: {mode: keys}\n"
         "providers:\n"
         "  - {name: here, kind: openai, base_url: \"http://127.0.0.1:",
-        local_port ? local_port : port, "/v1\", zone: local}\n"
-        "  - {name: there, kind: openai, base_url: \"http://127.0.0.1:", port,
+        local_port ? local_port : port,
+        "/v1\", zone: local}\n"
+        "  - {name: there, kind: openai, base_url: \"http://127.0.0.1:",
+        port,
         "/v1\", zone: remote}\n"
         "models:\n"
         "  - {name: near, provider: here, upstream_model: mock-1, capabilities: [chat]}\n"
@@ -280,9 +282,11 @@ class GatewayKeysTest : public GatewayTest {
         "  - {name: chat, candidates: [near, far]}\n"
         "  - {name: cloud, candidates: [far]}\n"
         "keys:\n"
-        "  - {name: team-a, sha256: \"", KeyRing::Sha256Hex("alpha"),
+        "  - {name: team-a, sha256: \"",
+        KeyRing::Sha256Hex("alpha"),
         "\", tenant: a, allow: [chat], zones: [local]}\n"
-        "  - {name: team-b, sha256: \"", KeyRing::Sha256Hex("beta"), "\", tenant: b}\n"));
+        "  - {name: team-b, sha256: \"",
+        KeyRing::Sha256Hex("beta"), "\", tenant: b}\n"));
   }
 };
 
@@ -294,7 +298,8 @@ TEST_F(GatewayKeysTest, MissingOrUnknownKeysAre401) {
   EXPECT_THAT(none.body, HasSubstr(R"("code":"invalid_api_key")"));
   ClientResponse wrong = Post("/v1/chat/completions", kChat, {{"Authorization", "Bearer nope"}});
   EXPECT_EQ(wrong.status, 401);
-  ClientResponse anthropic = Post("/v1/messages", R"({"model":"chat","max_tokens":8,"messages":[]})");
+  ClientResponse anthropic =
+      Post("/v1/messages", R"({"model":"chat","max_tokens":8,"messages":[]})");
   EXPECT_EQ(anthropic.status, 401);
   EXPECT_THAT(anthropic.body, HasSubstr(R"("type":"authentication_error")"));
   EXPECT_EQ(mock->calls(), 0);
@@ -307,9 +312,9 @@ TEST_F(GatewayKeysTest, AKnownKeyGetsItsAllowedRoutesOnly) {
   EXPECT_EQ(ok.status, 200) << ok.body;
   ClientResponse x_api_key = Post("/v1/chat/completions", kChat, {{"x-api-key", "alpha"}});
   EXPECT_EQ(x_api_key.status, 200);
-  ClientResponse forbidden = Post("/v1/chat/completions",
-                                  R"({"model":"cloud","messages":[{"role":"user","content":"hi"}]})",
-                                  {{"Authorization", "Bearer alpha"}});
+  ClientResponse forbidden = Post(
+      "/v1/chat/completions", R"({"model":"cloud","messages":[{"role":"user","content":"hi"}]})",
+      {{"Authorization", "Bearer alpha"}});
   EXPECT_EQ(forbidden.status, 403);
   EXPECT_THAT(forbidden.body, HasSubstr("key team-a may not use `cloud`"));
   auto models = testing::HttpCall(server_->port(), "GET", "/v1/models", "",
@@ -362,17 +367,20 @@ TEST(GatewaySharedLoopsTest, ServesOnTheAcceptingLoopAndSurvivesAnUnusableUrl) {
   auto policy = PolicyEngine::Create(config, core::Clock::Real());
   ASSERT_TRUE(policy.ok());
   auto client = core::HttpClient::Create({.loops = loops->get()});
-  auto gateway = Gateway::Create(**policy, **client);
+  auto gateway = Gateway::Create(**policy, **client, loops->get());
   auto server =
       core::HttpServer::Create({.address = "127.0.0.1:0", .loops = loops->get()}, **gateway);
   ASSERT_TRUE(server.ok());
   for (int i = 0; i < 3; ++i) {
+    // Each request fails once upstream, so its retry runs too (on this loop).
     auto r =
         testing::HttpCall((*server)->port(), "POST", "/v1/chat/completions",
-                          R"({"model":"m","messages":[{"role":"user","content":"hi"}]})", {}, 5000);
+                          R"({"model":"m","messages":[{"role":"user","content":"hi"}]})",
+                          {{"x-mock-fail-first", "1"}, {"x-mock-fail-key", absl::StrCat(i)}}, 5000);
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->status, 200) << r->body;
   }
+  EXPECT_EQ(mock->calls("/v1/chat/completions"), 6);
   (*server)->Shutdown(absl::Seconds(1));
 }
 

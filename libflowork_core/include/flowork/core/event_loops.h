@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 
 namespace flowork::core {
@@ -24,6 +25,9 @@ class EventLoops {
 
   // The index of the loop running the calling thread, or -1.
   int CurrentIndex() const;
+
+  // Runs `work` on loop `index` (0 <= index < size()), later.
+  void Post(int index, absl::AnyInvocable<void() &&> work);
 
   // Private to Flowork's own sources (flowork/core/internal/event_loops.h).
   struct Internal;

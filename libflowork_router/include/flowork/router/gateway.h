@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "flowork/core/clock.h"
+#include "flowork/core/event_loops.h"
 #include "flowork/core/http_client.h"
 #include "flowork/core/http_server.h"
 #include "flowork/router/policy.h"
@@ -35,9 +36,12 @@ namespace flowork::router {
 // disconnects cancels its upstream request. Thread-safe.
 class Gateway : public core::HttpHandler {
  public:
-  // Neither is owned; both must outlive the gateway and every request.
+  // None is owned; all must outlive the gateway. `loops` (may be null) are
+  // the event loops the server and `client` share: retries then run on the
+  // loop the request arrived on, like the rest of it.
   static absl::StatusOr<std::unique_ptr<Gateway>> Create(PolicyEngine& policy,
-                                                         core::HttpClient& client);
+                                                         core::HttpClient& client,
+                                                         core::EventLoops* loops = nullptr);
 
   // The routes this handler serves, "METHOD /path", for mounting.
   static std::vector<std::string> Routes();
