@@ -168,10 +168,13 @@ class ClientImpl;
 
 // One event loop and its pool.
 struct Loop {
-  explicit Loop(asio::io_context& context) : ctx(context) {}
+  explicit Loop(asio::io_context& context) : ctx(context), prune(context.get_executor()) {}
   asio::io_context& ctx;
   // Idle connections by origin, newest last. Touched on this loop only.
   absl::flat_hash_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
+  // Closes idle connections past their time, also for origins no longer used.
+  Timer prune;
+  bool prune_armed = false;
 };
 
 class Exchange final : public HttpCall, public std::enable_shared_from_this<Exchange> {
@@ -248,8 +251,10 @@ class ClientImpl final : public HttpClient {
       auto done = std::make_shared<absl::Notification>();
       cleared.push_back(done);
       asio::post(loop->ctx, [l = loop.get(), done] {
+        l->prune.cancel();  // Queues the cancelled wait, which touches the loop...
         l->idle.clear();
-        done->Notify();
+        // ...so say done only after it ran.
+        asio::post(l->ctx, [done] { done->Notify(); });
       });
     }
     for (auto& done : cleared) done->WaitForNotification();
@@ -342,6 +347,35 @@ class ClientImpl final : public HttpClient {
     c->tcp().expires_never();
     c->idle_since = absl::Now();
     idle.push_back(std::move(c));
+    ArmPrune(loop);
+  }
+
+  // Runs once per idle timeout while the loop has idle connections.
+  void ArmPrune(Loop& loop) {
+    if (loop.prune_armed) return;
+    loop.prune_armed = true;
+    loop.prune.expires_after(absl::ToChronoNanoseconds(options_.idle_connection_timeout));
+    loop.prune.async_wait([this, &loop](beast::error_code ec) {
+      loop.prune_armed = false;
+      if (ec) return;  // Cancelled: the client is going away.
+      const absl::Time now = absl::Now();
+      bool any_left = false;
+      for (auto it = loop.idle.begin(); it != loop.idle.end();) {
+        auto& connections = it->second;
+        std::erase_if(connections, [&](std::unique_ptr<Connection>& c) {
+          if (now - c->idle_since < options_.idle_connection_timeout) return false;
+          c->Close();
+          return true;
+        });
+        any_left = any_left || !connections.empty();
+        if (connections.empty()) {
+          loop.idle.erase(it++);
+        } else {
+          ++it;
+        }
+      }
+      if (any_left) ArmPrune(loop);
+    });
   }
 
  private:

@@ -1,8 +1,11 @@
 #include "flowork/core/http_client.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -238,6 +241,44 @@ TEST_F(HttpClientTest, RetriesOnceWhenTheServerClosedAPooledConnection) {
   ASSERT_TRUE(second->Wait());
   EXPECT_TRUE(second->outcome().ok()) << second->outcome().message;
   EXPECT_EQ(second->body(), "hello world");
+}
+
+TEST(HttpClientPoolTest, ClosesIdleConnectionsPastTheirTimeEvenIfTheOriginIsNotUsedAgain) {
+  // A bare upstream: answers one request with keep-alive, then reports when
+  // the client closes the connection.
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  socklen_t length = sizeof(address);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  absl::Notification closed_by_client;
+  std::thread upstream([&] {
+    int connection = ::accept(listener, nullptr, nullptr);
+    char buffer[4096];
+    ::recv(connection, buffer, sizeof(buffer), 0);
+    const char kAnswer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    ::send(connection, kAnswer, sizeof(kAnswer) - 1, MSG_NOSIGNAL);
+    pollfd fd{connection, POLLIN, 0};
+    if (::poll(&fd, 1, 5000) == 1 && ::recv(connection, buffer, sizeof(buffer), 0) == 0) {
+      closed_by_client.Notify();
+    }
+    ::close(connection);
+  });
+  auto client = HttpClient::Create({.idle_connection_timeout = absl::Milliseconds(100)});
+  ASSERT_TRUE(client.ok());
+  auto collector = std::make_shared<Collector>();
+  (*client)->Start(
+      {.method = "GET", .url = absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port), "/")},
+      collector);
+  ASSERT_TRUE(collector->Wait());
+  EXPECT_TRUE(collector->outcome().ok()) << collector->outcome().message;
+  // No further request to that origin: the pool still lets the connection go.
+  EXPECT_TRUE(closed_by_client.WaitForNotificationWithTimeout(kWait));
+  upstream.join();
+  ::close(listener);
 }
 
 TEST_F(HttpClientTest, ConnectionRefusedIsAConnectFailure) {
