@@ -20,8 +20,8 @@ TEST(KeyRingTest, HashesLikeSha256sum) {
 }
 
 TEST(KeyRingTest, IdentifiesBearerAndXApiKeyCallersByHash) {
-  const v1::RouterConfig config = Config(
-      "keys: [{name: team-a, sha256: \"" + KeyRing::Sha256Hex("secret") + "\", tenant: a}]\n");
+  const v1::RouterConfig config = Config("keys: [{name: team-a, sha256: \"" +
+                                         KeyRing::Sha256Hex("secret") + "\", tenant: a}]\n");
   KeyRing ring(config);
   absl::StatusOr<const v1::ApiKey*> bearer = ring.Identify("Bearer secret", "");
   ASSERT_TRUE(bearer.ok()) << bearer.status();
