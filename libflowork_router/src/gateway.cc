@@ -3,6 +3,7 @@
 
 #include "flowork/router/gateway.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -231,9 +232,35 @@ struct AttemptFormat {
   bool native_errors = false;
 };
 
-// One client request through its attempts. The HTTP client's observer.
-class ProxyCall final : public core::HttpResponseObserver,
-                        public std::enable_shared_from_this<ProxyCall> {
+// One try of one endpoint: its request, its HTTP exchange and what came back.
+// Touched only under its ProxyCall's `mu_` (and `call` also under `call_mu_`).
+struct Attempt {
+  Endpoint endpoint;
+  AttemptFormat format;
+  absl::Time started;
+  int status = 0;
+  std::optional<absl::Duration> retry_after;  // The answer's Retry-After.
+  std::string buffered;                       // A whole answer, or an error body.
+  std::string held;                           // Stream bytes held until the first content.
+  bool stream_ok = false;                     // A 2xx stream is coming in.
+  bool content_seen = false;
+  bool first_token_late = false;  // Abandoned by the first-token deadline.
+  bool lost = false;              // Another attempt won the race; this one was cancelled.
+  std::optional<absl::Duration> ttft;
+  uint64_t first_token_timer = 0;  // DelayScheduler ids; 0 = none.
+  uint64_t hedge_timer = 0;
+  std::shared_ptr<HttpCall> call;
+
+  std::string Name() const {
+    return absl::StrCat(endpoint.model->name(), "@", endpoint.provider->name());
+  }
+};
+
+// One client request through its attempts: one at a time, or two at once
+// while a hedge races the first. Every entry point (the attempts' HTTP
+// callbacks, timers, retries) takes `mu_`, so the state below is never
+// touched at once even when attempts run on different threads.
+class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
  public:
   ProxyCall(GatewayImpl& gateway, HttpRequest request, std::unique_ptr<HttpResponseWriter> writer,
             std::string openai_body, OpenAiRequestFacts facts, const Operation& operation,
@@ -249,38 +276,49 @@ class ProxyCall final : public core::HttpResponseObserver,
         started_(started) {
     NoteCallStarted(gateway_);
   }
-  ~ProxyCall() override { NoteCallEnded(gateway_); }
+  ~ProxyCall() { NoteCallEnded(gateway_); }
 
   void Start();
 
-  void OnHead(int status, const HttpHeaders& headers) override;
-  void OnBody(std::string_view piece) override;
-  void OnDone(const HttpCallOutcome& outcome) override;
+  // From attempt `a`'s exchange, in order: OnHead at most once, OnBody, OnDone.
+  void OnHead(const std::shared_ptr<Attempt>& a, int status, const HttpHeaders& headers);
+  void OnBody(const std::shared_ptr<Attempt>& a, std::string_view piece);
+  void OnDone(const std::shared_ptr<Attempt>& a, const HttpCallOutcome& outcome);
 
  private:
-  void NextAttempt();
-  void Send();
-  absl::StatusOr<AttemptFormat> Prepare(const std::string& openai_body,
+  // Moves candidate_ to the next candidate that may take an attempt now and
+  // claims it; false when none is left within fallback.max_attempts.
+  bool ClaimCandidate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NextAttempt() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends one attempt to `endpoint`.
+  void Launch(const Endpoint& endpoint) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Rule 6: `first` is still the only attempt and has no content: race it.
+  void Hedge(const std::shared_ptr<Attempt>& first) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `a` answers the caller: every other attempt is cancelled.
+  void Win(const std::shared_ptr<Attempt>& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `a` is over: out of the live set, timers dropped.
+  void Forget(const std::shared_ptr<Attempt>& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<AttemptFormat> Prepare(const Endpoint& endpoint, const std::string& openai_body,
                                         const OpenAiRequestFacts& facts) const;
   // After a cut: asks a prefill-capable candidate to continue the answer.
-  bool TryContinue(std::string cut_reason);
+  bool TryContinue(const std::shared_ptr<Attempt>& cut, std::string cut_reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `bytes` through the attempt's translators.
-  std::string Translate(std::string_view bytes);
-  std::string FinishTranslation();
-  void StartClientStream();
+  static std::string Translate(Attempt& a, std::string_view bytes);
+  static std::string FinishTranslation(Attempt& a);
+  void StartClientStream(const Attempt& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The endpoint failed in a way worth retrying (or moving on from).
-  void Transient(core::HttpCallOutcome outcome, FailureKind kind,
-                 std::optional<absl::Duration> retry_after);
-  void MoveOn();
+  void Transient(const std::shared_ptr<Attempt>& a, core::HttpCallOutcome outcome, FailureKind kind,
+                 std::optional<absl::Duration> retry_after) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MoveOn() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Respond(int status, HttpHeaders headers, std::string body);
-  void RespondError(int status, absl::string_view body);
-  void RespondFailure();
+  void RespondError(const Attempt* a, int status, absl::string_view body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RespondFailure() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndStreamWithError(absl::string_view message, absl::string_view code);
-  HttpHeaders ResponseHeaders(bool with_endpoint);
-  int64_t OverheadMicros();
-  std::string EndpointName() const {
-    return absl::StrCat(current_.model->name(), "@", current_.provider->name());
-  }
+  HttpHeaders ResponseHeaders(const Attempt* answered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int64_t OverheadMicros() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CancelCall(const std::shared_ptr<Attempt>& a);
 
   GatewayImpl& gateway_;
   const HttpRequest request_;
@@ -292,41 +330,48 @@ class ProxyCall final : public core::HttpResponseObserver,
   const std::string request_id_;
   const absl::Time started_;
 
-  // Attempt state, touched by one attempt's callbacks at a time.
-  size_t candidate_ = 0;
-  int attempts_ = 0;
-  uint32_t same_endpoint_retries_ = 0;
-  Endpoint current_;
-  AttemptFormat format_;
-  absl::Time attempt_started_;
-  bool attempt_in_flight_ = false;
-  absl::Duration upstream_time_;
-  int status_ = 0;
-  std::optional<absl::Duration> retry_after_;  // The answer's Retry-After.
-  std::string buffered_;
-  bool stream_ok_ = false;  // A 2xx stream is coming in.
-  bool streaming_ = false;  // Content reached the caller: no switching now.
-  std::string held_;        // Stream bytes held until the first content.
-  std::optional<absl::Duration> ttft_;
-  std::vector<std::string> failures_;
-  int rate_limited_ = 0;
-  int timed_out_ = 0;
-  std::optional<absl::Duration> min_retry_after_;
+  absl::Mutex mu_;
+  size_t candidate_ ABSL_GUARDED_BY(mu_) = 0;  // The last candidate claimed.
+  int attempts_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t same_endpoint_retries_ ABSL_GUARDED_BY(mu_) = 0;
+  bool hedged_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<Attempt> winner_ ABSL_GUARDED_BY(mu_);
+  // Upstream time: while at least one attempt is in flight.
+  absl::Time busy_since_ ABSL_GUARDED_BY(mu_);
+  absl::Duration upstream_time_ ABSL_GUARDED_BY(mu_);
+  bool streaming_ ABSL_GUARDED_BY(mu_) = false;  // Content reached the caller: no switching now.
+  std::vector<std::string> failures_ ABSL_GUARDED_BY(mu_);
+  int rate_limited_ ABSL_GUARDED_BY(mu_) = 0;
+  int timed_out_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<absl::Duration> min_retry_after_ ABSL_GUARDED_BY(mu_);
   // Continuing a cut answer on another candidate (route continue_on_cut).
-  bool continuing_ = false;
-  std::string cut_reason_;
-  std::string continuation_body_;
-  OpenAiRequestFacts continuation_facts_;
+  bool continuing_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<Attempt> continue_from_ ABSL_GUARDED_BY(mu_);
+  std::string cut_reason_ ABSL_GUARDED_BY(mu_);
+  std::string continuation_body_ ABSL_GUARDED_BY(mu_);
+  OpenAiRequestFacts continuation_facts_ ABSL_GUARDED_BY(mu_);
 
-  // Set by the first-token timer (another thread) for attempt `attempt_id_`.
-  std::atomic<uint64_t> attempt_id_{0};
-  std::atomic<bool> content_seen_{false};
-  std::atomic<uint64_t> first_token_expired_{0};
-  std::atomic<uint64_t> first_token_timer_{0};  // DelayScheduler id; 0 = none.
-
+  // Taken inside mu_ (never the other way round), and alone by the caller's
+  // cancellation: the attempts in flight, changed under both locks.
   absl::Mutex call_mu_;
-  std::shared_ptr<HttpCall> call_ ABSL_GUARDED_BY(call_mu_);
+  std::vector<std::shared_ptr<Attempt>> live_;
   bool cancelled_ ABSL_GUARDED_BY(call_mu_) = false;
+};
+
+// Forwards one attempt's HTTP callbacks to its ProxyCall.
+class AttemptObserver final : public core::HttpResponseObserver {
+ public:
+  AttemptObserver(std::shared_ptr<ProxyCall> call, std::shared_ptr<Attempt> attempt)
+      : call_(std::move(call)), attempt_(std::move(attempt)) {}
+  void OnHead(int status, const HttpHeaders& headers) override {
+    call_->OnHead(attempt_, status, headers);
+  }
+  void OnBody(std::string_view piece) override { call_->OnBody(attempt_, piece); }
+  void OnDone(const HttpCallOutcome& outcome) override { call_->OnDone(attempt_, outcome); }
+
+ private:
+  const std::shared_ptr<ProxyCall> call_;
+  const std::shared_ptr<Attempt> attempt_;
 };
 
 class GatewayImpl final : public Gateway {
@@ -521,45 +566,105 @@ void ProxyCall::Start() {
   writer_->OnCancel([weak = weak_from_this()] {
     auto self = weak.lock();
     if (!self) return;
-    std::shared_ptr<HttpCall> call;
+    std::vector<std::shared_ptr<HttpCall>> calls;
     {
       absl::MutexLock lock(&self->call_mu_);
       self->cancelled_ = true;
-      call = self->call_;
+      for (const auto& attempt : self->live_) {
+        if (attempt->call) calls.push_back(attempt->call);
+      }
     }
-    if (call) call->Cancel();
+    for (const auto& call : calls) call->Cancel();
   });
+  absl::MutexLock lock(&mu_);
   NextAttempt();
 }
 
-void ProxyCall::NextAttempt() {
+bool ProxyCall::ClaimCandidate() {
   const int max_attempts = static_cast<int>(plan_.fallback.max_attempts());
-  while (candidate_ < plan_.attempts.size() && attempts_ < max_attempts) {
-    current_ = plan_.attempts[candidate_];
-    const v1::Provider::Kind kind = current_.provider->kind();
+  for (; candidate_ < plan_.attempts.size() && attempts_ < max_attempts; ++candidate_) {
+    const Endpoint& endpoint = plan_.attempts[candidate_];
+    const v1::Provider::Kind kind = endpoint.provider->kind();
     const bool openai_wire = kind == v1::Provider::KIND_OPENAI || kind == v1::Provider::KIND_MOCK;
+    const std::string name = absl::StrCat(endpoint.model->name(), "@", endpoint.provider->name());
     if (!openai_wire && !operation_.chat) {
-      failures_.push_back(absl::StrCat(EndpointName(), ": provider kind ",
-                                       v1::Provider::Kind_Name(kind), " does not serve ",
-                                       operation_.capability));
-      ++candidate_;
+      failures_.push_back(absl::StrCat(name, ": provider kind ", v1::Provider::Kind_Name(kind),
+                                       " does not serve ", operation_.capability));
       continue;
     }
-    if (!current_.state->BeginAttempt()) {
-      failures_.push_back(absl::StrCat(EndpointName(), ": circuit open"));
-      ++candidate_;
+    if (!endpoint.state->BeginAttempt()) {
+      failures_.push_back(absl::StrCat(name, ": circuit open"));
       continue;
     }
     ++attempts_;
-    return Send();
+    return true;
   }
+  return false;
+}
+
+void ProxyCall::NextAttempt() {
+  if (ClaimCandidate()) return Launch(plan_.attempts[candidate_]);
+  if (!live_.empty()) return;  // A hedge is still running: its outcome decides.
   RespondFailure();
 }
 
-absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const std::string& openai_body,
+void ProxyCall::Hedge(const std::shared_ptr<Attempt>& first) {
+  if (hedged_ || winner_ != nullptr || live_.size() != 1 || live_.front() != first ||
+      first->content_seen || continuing_) {
+    return;
+  }
+  ++candidate_;
+  same_endpoint_retries_ = 0;
+  if (!ClaimCandidate()) return;  // Nothing to race with: the first goes on alone.
+  hedged_ = true;
+  Launch(plan_.attempts[candidate_]);
+}
+
+void ProxyCall::Win(const std::shared_ptr<Attempt>& a) {
+  winner_ = a;
+  std::vector<std::shared_ptr<HttpCall>> losers;
+  {
+    absl::MutexLock lock(&call_mu_);
+    for (const auto& other : live_) {
+      if (other == a || other->lost) continue;
+      other->lost = true;
+      if (other->call) losers.push_back(other->call);
+    }
+  }
+  for (const auto& other : live_) {
+    if (other != a) {
+      gateway_.delays().Cancel(other->first_token_timer);
+      gateway_.delays().Cancel(other->hedge_timer);
+    }
+  }
+  for (const auto& call : losers) call->Cancel();
+}
+
+void ProxyCall::Forget(const std::shared_ptr<Attempt>& a) {
+  gateway_.delays().Cancel(a->first_token_timer);
+  gateway_.delays().Cancel(a->hedge_timer);
+  {
+    absl::MutexLock lock(&call_mu_);
+    a->call.reset();
+    live_.erase(std::remove(live_.begin(), live_.end(), a), live_.end());
+  }
+  if (live_.empty()) upstream_time_ += absl::Now() - busy_since_;
+}
+
+void ProxyCall::CancelCall(const std::shared_ptr<Attempt>& a) {
+  std::shared_ptr<HttpCall> call;
+  {
+    absl::MutexLock lock(&call_mu_);
+    call = a->call;
+  }
+  if (call) call->Cancel();
+}
+
+absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
+                                                 const std::string& openai_body,
                                                  const OpenAiRequestFacts& facts) const {
-  const v1::Provider& provider = *current_.provider;
-  const v1::Model& model = *current_.model;
+  const v1::Provider& provider = *endpoint.provider;
+  const v1::Model& model = *endpoint.model;
   const std::string upstream_model =
       model.upstream_model().empty() ? model.name() : model.upstream_model();
   const std::string base(absl::StripSuffix(provider.base_url(), "/"));
@@ -635,131 +740,138 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const std::string& openai_body,
   return format;
 }
 
-void ProxyCall::Send() {
-  absl::StatusOr<AttemptFormat> format = continuing_
-                                             ? Prepare(continuation_body_, continuation_facts_)
-                                             : Prepare(openai_body_, facts_);
+void ProxyCall::Launch(const Endpoint& endpoint) {
+  auto a = std::make_shared<Attempt>();
+  a->endpoint = endpoint;
+  absl::StatusOr<AttemptFormat> format =
+      continuing_ ? Prepare(endpoint, continuation_body_, continuation_facts_)
+                  : Prepare(endpoint, openai_body_, facts_);
   if (!format.ok()) {
-    current_.state->OnAbandoned();
+    endpoint.state->OnAbandoned();
     if (continuing_) {
-      return EndStreamWithError(absl::StrCat(cut_reason_, "; cannot continue on ", EndpointName(),
-                                             ": ", format.status().message()),
+      return EndStreamWithError(absl::StrCat(cut_reason_, "; cannot continue on ", a->Name(), ": ",
+                                             format.status().message()),
                                 "upstream_cut");
     }
+    if (!live_.empty()) {
+      // A hedge that this upstream cannot be asked: the first attempt goes on.
+      failures_.push_back(absl::StrCat(a->Name(), ": ", format.status().message()));
+      return;
+    }
     // The caller's request cannot be said in this upstream's terms.
-    return RespondError(400, format.status().message());
+    return RespondError(nullptr, 400, format.status().message());
   }
   if (continuing_ && operation_.front == Front::kAnthropic) {
     // The caller's Anthropic stream goes on: keep its translator and state.
-    format->stream.back() = std::move(format_.stream.back());
+    format->stream.back() = std::move(continue_from_->format.stream.back());
   }
-  format_ = *std::move(format);
-  const v1::Timeouts& timeouts = current_.provider->timeouts();
+  a->format = *std::move(format);
+  const v1::Timeouts& timeouts = endpoint.provider->timeouts();
   core::HttpClientRequest upstream;
   upstream.method = "POST";
-  upstream.url = format_.url;
-  upstream.body = std::move(format_.body);
-  upstream.headers = std::move(format_.headers);
+  upstream.url = a->format.url;
+  upstream.body = std::move(a->format.body);
+  upstream.headers = std::move(a->format.headers);
   upstream.connect_timeout = FromProto(timeouts.connect(), absl::Seconds(2));
   upstream.first_byte_timeout = FromProto(timeouts.first_byte(), absl::Seconds(30));
   upstream.idle_timeout = FromProto(timeouts.idle(), absl::Seconds(60));
   upstream.total_timeout = FromProto(timeouts.total(), absl::Seconds(600));
 
-  status_ = 0;
-  retry_after_.reset();
-  buffered_.clear();
-  held_.clear();
-  stream_ok_ = false;
-  ttft_.reset();
-  content_seen_.store(false);
-  const uint64_t attempt = attempt_id_.fetch_add(1) + 1;
-  attempt_started_ = absl::Now();
-  attempt_in_flight_ = true;
-  std::shared_ptr<HttpCall> call;
+  a->started = absl::Now();
   {
     absl::MutexLock lock(&call_mu_);
     if (cancelled_) {
-      current_.state->OnAbandoned();
+      endpoint.state->OnAbandoned();
       return;
     }
-    call_ = gateway_.client().Start(std::move(upstream), shared_from_this());
-    call = call_;
+    if (live_.empty()) busy_since_ = a->started;
+    live_.push_back(a);
+    a->call = gateway_.client().Start(std::move(upstream),
+                                      std::make_shared<AttemptObserver>(shared_from_this(), a));
   }
+  const std::weak_ptr<ProxyCall> weak = weak_from_this();
   if (facts_.stream) {
-    // Rule: a stream whose first content is late is abandoned once
+    // Rule 2: a stream whose first content is late is abandoned once
     // first_token passes, if nothing reached the caller yet.
     const absl::Duration first_token = FromProto(timeouts.first_token(), absl::Seconds(30));
-    first_token_timer_ = gateway_.delays().After(
-        first_token, [weak = weak_from_this(), attempt, weak_call = std::weak_ptr<HttpCall>(call)] {
+    a->first_token_timer = gateway_.delays().After(first_token, [weak, a] {
+      auto self = weak.lock();
+      if (!self) return;
+      {
+        absl::MutexLock lock(&self->mu_);
+        if (a->content_seen || a->lost) return;
+        a->first_token_late = true;
+      }
+      self->CancelCall(a);
+    });
+  }
+  if (plan_.hedge_after && !hedged_ && !continuing_ && live_.size() == 1) {
+    // Rule 6: when the first token is late, race the next candidate. The
+    // hedge starts on the request's loop, like everything else.
+    a->hedge_timer =
+        gateway_.delays().After(*plan_.hedge_after, [weak, a, loop = gateway_.CurrentLoop()] {
           auto self = weak.lock();
-          auto call = weak_call.lock();
-          if (!self || !call) return;
-          {
-            // Decided under the lock OnBody takes when content arrives: the
-            // stream is either abandoned here or delivered there, never both.
-            absl::MutexLock lock(&self->call_mu_);
-            if (self->attempt_id_.load() != attempt || self->content_seen_.load()) return;
-            self->first_token_expired_.store(attempt);
-          }
-          call->Cancel();
+          if (!self) return;
+          self->gateway_.RunOn(loop, [self, a] {
+            absl::MutexLock lock(&self->mu_);
+            self->Hedge(a);
+          });
         });
   }
 }
 
-std::string ProxyCall::Translate(std::string_view bytes) {
+std::string ProxyCall::Translate(Attempt& a, std::string_view bytes) {
   std::string out(bytes);
-  for (auto& translator : format_.stream) out = translator->Feed(out);
+  for (auto& translator : a.format.stream) out = translator->Feed(out);
   return out;
 }
 
-std::string ProxyCall::FinishTranslation() {
+std::string ProxyCall::FinishTranslation(Attempt& a) {
   std::string out;
-  for (auto& translator : format_.stream) out = translator->Feed(out) + translator->Finish();
+  for (auto& translator : a.format.stream) out = translator->Feed(out) + translator->Finish();
   return out;
 }
 
-void ProxyCall::StartClientStream() {
+void ProxyCall::StartClientStream(const Attempt& a) {
   streaming_ = true;
-  HttpHeaders out = ResponseHeaders(/*with_endpoint=*/true);
+  HttpHeaders out = ResponseHeaders(&a);
   out.emplace_back("Content-Type", "text/event-stream");
   out.emplace_back("Cache-Control", "no-cache");
   writer_->StartStream(200, std::move(out));
 }
 
-void ProxyCall::OnHead(int status, const HttpHeaders& headers) {
-  status_ = status;
-  retry_after_ = RetryAfter(headers);
-  stream_ok_ = status >= 200 && status < 300 && facts_.stream;
+void ProxyCall::OnHead(const std::shared_ptr<Attempt>& a, int status, const HttpHeaders& headers) {
+  absl::MutexLock lock(&mu_);
+  a->status = status;
+  a->retry_after = RetryAfter(headers);
+  a->stream_ok = status >= 200 && status < 300 && facts_.stream;
 }
 
-void ProxyCall::OnBody(std::string_view piece) {
-  if (!stream_ok_) {
-    buffered_.append(piece);
+void ProxyCall::OnBody(const std::shared_ptr<Attempt>& a, std::string_view piece) {
+  absl::MutexLock lock(&mu_);
+  if (a->lost || a->first_token_late) return;  // Abandoned: its OnDone follows.
+  if (!a->stream_ok) {
+    a->buffered.append(piece);
     return;
   }
-  std::string out = Translate(piece);
-  if (!content_seen_.load() && format_.stream.front()->saw_content()) {
-    {
-      absl::MutexLock lock(&call_mu_);
-      if (first_token_expired_.load() == attempt_id_.load()) return;  // Too late: abandoned.
-      content_seen_.store(true);
-    }
-    gateway_.delays().Cancel(first_token_timer_);
-    ttft_ = absl::Now() - attempt_started_;
+  std::string out = Translate(*a, piece);
+  if (!a->content_seen && a->format.stream.front()->saw_content()) {
+    a->content_seen = true;
+    gateway_.delays().Cancel(a->first_token_timer);
+    gateway_.delays().Cancel(a->hedge_timer);
+    a->ttft = absl::Now() - a->started;
+    Win(a);  // The first attempt with content answers; a racing hedge is cancelled.
   }
   if (!streaming_) {
     // Nothing goes to the caller before the first content: until then the
     // attempt may still be abandoned for another.
-    held_.append(out);
-    if (!content_seen_.load()) return;
-    StartClientStream();
-    out = std::move(held_);
-    held_.clear();
+    a->held.append(out);
+    if (!a->content_seen) return;
+    StartClientStream(*a);
+    out = std::move(a->held);
+    a->held.clear();
   }
-  if (!out.empty() && !writer_->Write(std::move(out))) {
-    absl::MutexLock lock(&call_mu_);
-    if (call_) call_->Cancel();
-  }
+  if (!out.empty() && !writer_->Write(std::move(out))) CancelCall(a);
 }
 
 void ProxyCall::EndStreamWithError(absl::string_view message, absl::string_view code) {
@@ -771,51 +883,48 @@ void ProxyCall::EndStreamWithError(absl::string_view message, absl::string_view 
   writer_->Finish();
 }
 
-void ProxyCall::OnDone(const HttpCallOutcome& raw_outcome) {
-  const absl::Duration elapsed = absl::Now() - attempt_started_;
-  upstream_time_ += elapsed;
-  attempt_in_flight_ = false;
-  {
-    absl::MutexLock lock(&call_mu_);
-    call_.reset();
+void ProxyCall::OnDone(const std::shared_ptr<Attempt>& a, const HttpCallOutcome& raw_outcome) {
+  absl::MutexLock lock(&mu_);
+  const absl::Duration elapsed = absl::Now() - a->started;
+  Forget(a);
+  if (a->lost) {
+    a->endpoint.state->OnAbandoned();  // Lost the race: neither blamed nor billed.
+    return;
   }
-  if (const uint64_t timer = first_token_timer_.load(); timer != 0) gateway_.delays().Cancel(timer);
   HttpCallOutcome outcome = raw_outcome;
-  const bool first_token_late = first_token_expired_.load() == attempt_id_.load() &&
-                                outcome.failure == HttpCallFailure::kCancelled;
-  if (first_token_late) {
+  if (a->first_token_late && outcome.failure == HttpCallFailure::kCancelled) {
     outcome = {HttpCallFailure::kFirstByteTimeout, "first token timeout: no content in time"};
   } else if (outcome.failure == HttpCallFailure::kCancelled) {
-    current_.state->OnAbandoned();  // The caller left; the endpoint is not to blame.
+    a->endpoint.state->OnAbandoned();  // The caller left; the endpoint is not to blame.
     return;
   }
   if (streaming_) {
-    StreamTranslator& upstream = *format_.stream.front();
+    StreamTranslator& upstream = *a->format.stream.front();
     if (outcome.ok() && upstream.saw_finish()) {
-      current_.state->OnSuccess(elapsed, ttft_);
-      std::string tail = FinishTranslation();
+      a->endpoint.state->OnSuccess(elapsed, a->ttft);
+      std::string tail = FinishTranslation(*a);
       if (!tail.empty()) writer_->Write(std::move(tail));
       writer_->Finish();
       return;
     }
     // Cut or stalled after content reached the caller: never a truncated
     // answer dressed as success.
-    current_.state->OnFailure(outcome.failure == HttpCallFailure::kIdleTimeout ||
-                                      outcome.failure == HttpCallFailure::kTotalTimeout
-                                  ? FailureKind::kTimeout
-                                  : FailureKind::kServerError);
+    a->endpoint.state->OnFailure(outcome.failure == HttpCallFailure::kIdleTimeout ||
+                                         outcome.failure == HttpCallFailure::kTotalTimeout
+                                     ? FailureKind::kTimeout
+                                     : FailureKind::kServerError);
     std::string why =
-        stream_ok_ || !outcome.ok()
+        a->stream_ok || !outcome.ok()
             ? (outcome.ok() ? "the stream closed before the answer ended" : outcome.message)
-            : absl::StrCat("answered ", status_, " ", buffered_.substr(0, 200));
+            : absl::StrCat("answered ", a->status, " ", a->buffered.substr(0, 200));
     if (continuing_) {
       // Never let the continuation's failure hide the real one.
       return EndStreamWithError(
-          absl::StrCat(cut_reason_, "; continuing on ", EndpointName(), " failed: ", why),
+          absl::StrCat(cut_reason_, "; continuing on ", a->Name(), " failed: ", why),
           "upstream_cut");
     }
-    std::string reason = absl::StrCat("the upstream stream from ", EndpointName(), " broke: ", why);
-    if (TryContinue(reason)) return;
+    std::string reason = absl::StrCat("the upstream stream from ", a->Name(), " broke: ", why);
+    if (TryContinue(a, reason)) return;
     EndStreamWithError(reason,
                        outcome.ok() ? "upstream_cut" : HttpCallFailureName(outcome.failure));
     return;
@@ -829,75 +938,80 @@ void ProxyCall::OnDone(const HttpCallOutcome& raw_outcome) {
     case HttpCallFailure::kTotalTimeout:
       // Silence is not retried on the same endpoint: it only multiplies the wait.
       ++timed_out_;
-      current_.state->OnFailure(FailureKind::kTimeout);
-      failures_.push_back(absl::StrCat(EndpointName(), ": ", outcome.message));
+      a->endpoint.state->OnFailure(FailureKind::kTimeout);
+      failures_.push_back(absl::StrCat(a->Name(), ": ", outcome.message));
       return MoveOn();
     case HttpCallFailure::kConnect:
-      return Transient(outcome, FailureKind::kConnect, std::nullopt);
+      return Transient(a, outcome, FailureKind::kConnect, std::nullopt);
     default:
-      return Transient(outcome, FailureKind::kServerError, std::nullopt);
+      return Transient(a, outcome, FailureKind::kServerError, std::nullopt);
   }
-  if (stream_ok_) {
+  if (a->stream_ok) {
     // A 2xx stream that ended before any content: pass on what there was.
-    current_.state->OnSuccess(elapsed, ttft_);
-    StartClientStream();
-    std::string tail = held_ + FinishTranslation();
+    Win(a);
+    a->endpoint.state->OnSuccess(elapsed, a->ttft);
+    StartClientStream(*a);
+    std::string tail = a->held + FinishTranslation(*a);
     if (!tail.empty()) writer_->Write(std::move(tail));
     writer_->Finish();
     return;
   }
-  if (status_ >= 200 && status_ < 300) {
-    absl::StatusOr<std::string> body = format_.convert(buffered_);
+  if (a->status >= 200 && a->status < 300) {
+    absl::StatusOr<std::string> body = a->format.convert(a->buffered);
     if (!body.ok()) {
-      return Transient({HttpCallFailure::kProtocol,
+      return Transient(a,
+                       {HttpCallFailure::kProtocol,
                         absl::StrCat("unreadable answer: ", body.status().message())},
                        FailureKind::kServerError, std::nullopt);
     }
-    current_.state->OnSuccess(elapsed);
-    HttpHeaders headers = ResponseHeaders(/*with_endpoint=*/true);
+    Win(a);
+    a->endpoint.state->OnSuccess(elapsed);
+    HttpHeaders headers = ResponseHeaders(a.get());
     headers.emplace_back("Content-Type", "application/json");
-    return Respond(status_, std::move(headers), *std::move(body));
+    return Respond(a->status, std::move(headers), *std::move(body));
   }
-  const std::optional<absl::Duration> retry_after = retry_after_;
-  if (status_ == 429) {
+  const std::string answer = absl::StrCat(a->status, " ", a->buffered.substr(0, 200));
+  if (a->status == 429) {
     ++rate_limited_;
-    return Transient({HttpCallFailure::kNone, absl::StrCat("429 ", buffered_.substr(0, 200))},
-                     FailureKind::kRateLimited, retry_after);
+    return Transient(a, {HttpCallFailure::kNone, answer}, FailureKind::kRateLimited,
+                     a->retry_after);
   }
-  if (status_ >= 500) {
-    return Transient({HttpCallFailure::kNone, absl::StrCat(status_, " ", buffered_.substr(0, 200))},
-                     FailureKind::kServerError, retry_after);
+  if (a->status >= 500) {
+    return Transient(a, {HttpCallFailure::kNone, answer}, FailureKind::kServerError,
+                     a->retry_after);
   }
-  if (status_ == 401 || status_ == 403 || status_ == 404) {
+  if (a->status == 401 || a->status == 403 || a->status == 404) {
     // The endpoint is misconfigured (our key, its model name): not the caller's fault.
-    current_.state->OnFailure(FailureKind::kServerError);
-    failures_.push_back(absl::StrCat(EndpointName(), ": ", status_, " ", buffered_.substr(0, 200)));
+    a->endpoint.state->OnFailure(FailureKind::kServerError);
+    failures_.push_back(absl::StrCat(a->Name(), ": ", answer));
     return MoveOn();
   }
   // The caller's own fault: back as it is, except a context-length error,
   // which may go to a candidate with a larger window.
-  current_.state->OnSuccess(elapsed);
-  if (absl::StrContains(buffered_, "context_length_exceeded") ||
-      absl::StrContains(buffered_, "prompt is too long")) {
-    const uint32_t window = current_.model->context_window();
+  a->endpoint.state->OnSuccess(elapsed);
+  if (absl::StrContains(a->buffered, "context_length_exceeded") ||
+      absl::StrContains(a->buffered, "prompt is too long")) {
+    failures_.push_back(absl::StrCat(a->Name(), ": context length exceeded"));
+    if (!live_.empty()) return;  // A hedge on another model is still running.
+    const uint32_t window = a->endpoint.model->context_window();
     for (size_t next = candidate_ + 1; next < plan_.attempts.size(); ++next) {
       if (plan_.attempts[next].model->context_window() > window) {
-        failures_.push_back(absl::StrCat(EndpointName(), ": context length exceeded"));
         candidate_ = next;
         same_endpoint_retries_ = 0;
         return NextAttempt();
       }
     }
   }
-  RespondError(status_, buffered_);
+  Win(a);
+  RespondError(a.get(), a->status, a->buffered);
 }
 
-bool ProxyCall::TryContinue(std::string cut_reason) {
+bool ProxyCall::TryContinue(const std::shared_ptr<Attempt>& cut, std::string cut_reason) {
   if (!plan_.fallback.continue_on_cut() || !operation_.chat ||
       attempts_ >= static_cast<int>(plan_.fallback.max_attempts())) {
     return false;
   }
-  const std::string partial = format_.stream.front()->text();
+  const std::string partial = cut->format.stream.front()->text();
   absl::StatusOr<std::string> body = AppendAssistantPrefill(openai_body_, partial);
   if (!body.ok()) return false;
   absl::StatusOr<OpenAiRequestFacts> facts = ReadOpenAiRequest(*body);
@@ -908,23 +1022,23 @@ bool ProxyCall::TryContinue(std::string cut_reason) {
     if (std::find(caps.begin(), caps.end(), "prefill") == caps.end()) continue;
     if (!e.state->BeginAttempt()) continue;
     continuing_ = true;
+    continue_from_ = cut;
     cut_reason_ = std::move(cut_reason);
     continuation_body_ = *std::move(body);
     continuation_facts_ = *std::move(facts);
     candidate_ = next;
-    current_ = e;
     ++attempts_;
-    Send();
+    Launch(e);
     return true;
   }
   return false;
 }
 
-void ProxyCall::RespondError(int status, absl::string_view body) {
-  HttpHeaders headers = ResponseHeaders(/*with_endpoint=*/true);
+void ProxyCall::RespondError(const Attempt* a, int status, absl::string_view body) {
+  HttpHeaders headers = ResponseHeaders(a);
   headers.emplace_back("Content-Type", "application/json");
   std::string out;
-  if (format_.native_errors) {
+  if (a != nullptr && a->format.native_errors) {
     out = std::string(body);
   } else if (operation_.front == Front::kAnthropic) {
     out = ErrorToAnthropic(status, core::internal::ToStd(body));
@@ -934,14 +1048,15 @@ void ProxyCall::RespondError(int status, absl::string_view body) {
   Respond(status, std::move(headers), std::move(out));
 }
 
-void ProxyCall::Transient(core::HttpCallOutcome outcome, FailureKind kind,
-                          std::optional<absl::Duration> retry_after) {
-  failures_.push_back(absl::StrCat(EndpointName(), ": ", outcome.message));
+void ProxyCall::Transient(const std::shared_ptr<Attempt>& a, core::HttpCallOutcome outcome,
+                          FailureKind kind, std::optional<absl::Duration> retry_after) {
+  failures_.push_back(absl::StrCat(a->Name(), ": ", outcome.message));
   const absl::Duration max_wait = FromProto(plan_.retry.max_wait(), absl::Seconds(5));
   if (retry_after && (!min_retry_after_ || *retry_after < *min_retry_after_)) {
     min_retry_after_ = retry_after;
   }
-  current_.state->OnFailure(kind, retry_after);
+  a->endpoint.state->OnFailure(kind, retry_after);
+  if (!live_.empty()) return;  // A hedge is still running: its outcome decides.
   const bool can_retry = same_endpoint_retries_ < plan_.retry.same_endpoint() &&
                          attempts_ < static_cast<int>(plan_.fallback.max_attempts()) &&
                          (!retry_after || *retry_after <= max_wait);
@@ -952,34 +1067,36 @@ void ProxyCall::Transient(core::HttpCallOutcome outcome, FailureKind kind,
                                               (1.0 + gateway_.Jitter()));
   ++same_endpoint_retries_;
   // The retry itself runs back on the request's loop, like everything else.
-  gateway_.delays().After(delay, [self = shared_from_this(), loop = gateway_.CurrentLoop()] {
-    self->gateway_.RunOn(loop, [self] {
-      if (!self->current_.state->BeginAttempt()) return self->MoveOn();
-      ++self->attempts_;
-      self->Send();
-    });
-  });
+  gateway_.delays().After(
+      delay, [self = shared_from_this(), endpoint = a->endpoint, loop = gateway_.CurrentLoop()] {
+        self->gateway_.RunOn(loop, [self, endpoint] {
+          absl::MutexLock lock(&self->mu_);
+          if (!endpoint.state->BeginAttempt()) return self->MoveOn();
+          ++self->attempts_;
+          self->Launch(endpoint);
+        });
+      });
 }
 
 void ProxyCall::MoveOn() {
+  if (!live_.empty()) return;  // A hedge is still running: its outcome decides.
   ++candidate_;
   same_endpoint_retries_ = 0;
   NextAttempt();
 }
 
 int64_t ProxyCall::OverheadMicros() {
-  // Upstream time excluded, including the attempt still streaming.
+  // Upstream time excluded, including attempts still streaming.
   const absl::Time now = absl::Now();
-  const absl::Duration in_flight =
-      attempt_in_flight_ ? now - attempt_started_ : absl::ZeroDuration();
+  const absl::Duration in_flight = live_.empty() ? absl::ZeroDuration() : now - busy_since_;
   return std::max<int64_t>(0,
                            absl::ToInt64Microseconds(now - started_ - upstream_time_ - in_flight));
 }
 
-HttpHeaders ProxyCall::ResponseHeaders(bool with_endpoint) {
+HttpHeaders ProxyCall::ResponseHeaders(const Attempt* answered) {
   HttpHeaders headers = {{"x-request-id", request_id_},
                          {"x-flowork-overhead-us", absl::StrCat(OverheadMicros())}};
-  if (with_endpoint) headers.emplace_back("x-flowork-endpoint", EndpointName());
+  if (answered != nullptr) headers.emplace_back("x-flowork-endpoint", answered->Name());
   return headers;
 }
 
@@ -989,7 +1106,7 @@ void ProxyCall::Respond(int status, HttpHeaders headers, std::string body) {
 
 void ProxyCall::RespondFailure() {
   const Front front = operation_.front;
-  HttpHeaders headers = ResponseHeaders(/*with_endpoint=*/false);
+  HttpHeaders headers = ResponseHeaders(nullptr);
   const std::string tried =
       failures_.empty() ? "no candidate could be tried" : absl::StrJoin(failures_, "; ");
   if (attempts_ == 0) {

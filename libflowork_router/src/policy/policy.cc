@@ -46,6 +46,7 @@ struct CompiledRoute {
   std::optional<double> max_cost_usd;
   v1::RetryPolicy retry;
   v1::FallbackPolicy fallback;
+  std::optional<absl::Duration> hedge_after;
 };
 
 // A candidate that passed the filters, with what ordering needs.
@@ -256,6 +257,10 @@ void PolicyImpl::Compile(EndpointStats& stats) {
     if (route.require().has_max_cost_usd()) compiled.max_cost_usd = route.require().max_cost_usd();
     compiled.retry = RetryWithDefaults(&route);
     compiled.fallback = FallbackWithDefaults(&route);
+    if (route.has_hedge()) {
+      compiled.hedge_after = absl::Seconds(route.hedge().after().seconds()) +
+                             absl::Nanoseconds(route.hedge().after().nanos());
+    }
     routes_[route.name()] = std::move(compiled);
   }
 }
@@ -361,6 +366,7 @@ absl::StatusOr<AttemptPlan> PolicyImpl::Build(const RequestView& request) const 
   plan.seed = seed;
   plan.retry = route.retry;
   plan.fallback = route.fallback;
+  plan.hedge_after = route.hedge_after;
   plan.snapshot = shared_from_this();
   plan.decisions.resize(route.candidates.size());
   std::vector<Kept> kept;

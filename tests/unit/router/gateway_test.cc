@@ -671,6 +671,113 @@ TEST_F(GatewayTest, ALateFirstTokenMovesToTheNextCandidateBeforeAnythingReachedT
   EXPECT_THAT(r.body, HasSubstr("data: [DONE]"));
 }
 
+class HedgingTest : public GatewayTest {
+ protected:
+  // Route "chat" over primary@p1 then backup@p2, hedged after `after`.
+  void StartHedged(int primary_port, int backup_port, const std::string& after) {
+    Serve(
+        absl::StrCat("providers:\n"
+                     "  - {name: p1, kind: openai, base_url: \"http://127.0.0.1:",
+                     primary_port,
+                     "/v1\", timeouts: {first_byte: 10s, first_token: 10s}}\n"
+                     "  - {name: p2, kind: openai, base_url: \"http://127.0.0.1:",
+                     backup_port,
+                     "/v1\", timeouts: {first_byte: 10s, first_token: 10s}}\n"
+                     "models:\n"
+                     "  - {name: primary, provider: p1, upstream_model: mock-1, "
+                     "capabilities: [chat]}\n"
+                     "  - {name: backup, provider: p2, upstream_model: mock-1, "
+                     "capabilities: [chat]}\n"
+                     "routes:\n"
+                     "  - {name: chat, candidates: [primary, backup]",
+                     after.empty() ? "" : absl::StrCat(", hedge: {after: ", after, "}"), "}\n"));
+  }
+};
+
+TEST_F(HedgingTest, ALateFirstTokenStartsAHedgeThatWinsAndTheFirstIsCancelled) {
+  MockKnobs slow;
+  slow.late_first_token = absl::Seconds(5);
+  auto primary = StartMock(slow);
+  auto backup = StartMock();
+  StartHedged(primary->port(), backup->port(), "200ms");
+  const absl::Time start = absl::Now();
+  ClientResponse r = Post("/v1/chat/completions", kChatStream);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-flowork-endpoint"), "backup@p2");
+  EXPECT_THAT(r.body, HasSubstr("data: [DONE]"));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(200));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));  // Not the primary's 5 s.
+  EXPECT_EQ(primary->calls("/v1/chat/completions"), 1);
+  EXPECT_EQ(backup->calls("/v1/chat/completions"), 1);
+  // The loser was cancelled, not left running, and not blamed for losing.
+  for (int i = 0; i < 200 && Reading("primary@p1").in_flight != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(Reading("primary@p1").in_flight, 0);
+  EXPECT_EQ(Reading("primary@p1").circuit, CircuitState::kClosed);
+  EXPECT_EQ(Reading("backup@p2").in_flight, 0);
+}
+
+TEST_F(HedgingTest, TheFirstAttemptStillWinsWhenItsContentComesFirst) {
+  MockKnobs late;
+  late.late_first_token = absl::Milliseconds(400);
+  auto primary = StartMock(late);
+  MockKnobs later;
+  later.late_first_token = absl::Seconds(5);
+  auto backup = StartMock(later);
+  StartHedged(primary->port(), backup->port(), "100ms");
+  const absl::Time start = absl::Now();
+  ClientResponse r = Post("/v1/chat/completions", kChatStream);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-flowork-endpoint"), "primary@p1");
+  EXPECT_THAT(r.body, HasSubstr("data: [DONE]"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));     // The hedge's 5 s were not waited for.
+  EXPECT_EQ(backup->calls("/v1/chat/completions"), 1);  // The hedge did start.
+  for (int i = 0; i < 200 && Reading("backup@p2").in_flight != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(Reading("backup@p2").in_flight, 0);
+}
+
+TEST_F(HedgingTest, NonStreamingAnswersAreHedgedToo) {
+  MockKnobs slow;
+  slow.latency = absl::Seconds(5);
+  auto primary = StartMock(slow);
+  auto backup = StartMock();
+  StartHedged(primary->port(), backup->port(), "150ms");
+  const absl::Time start = absl::Now();
+  ClientResponse r = Post("/v1/chat/completions", kChat);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-flowork-endpoint"), "backup@p2");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+TEST_F(HedgingTest, AFailingHedgeLeavesTheFirstAttemptToAnswer) {
+  MockKnobs late;
+  late.late_first_token = absl::Milliseconds(500);
+  auto primary = StartMock(late);
+  MockKnobs broken;
+  broken.status = 500;
+  auto backup = StartMock(broken);
+  StartHedged(primary->port(), backup->port(), "100ms");
+  ClientResponse r = Post("/v1/chat/completions", kChatStream);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-flowork-endpoint"), "primary@p1");
+  EXPECT_THAT(r.body, HasSubstr("data: [DONE]"));
+}
+
+TEST_F(HedgingTest, WithoutHedgeASlowFirstTokenIsWaitedFor) {
+  MockKnobs late;
+  late.late_first_token = absl::Milliseconds(400);
+  auto primary = StartMock(late);
+  auto backup = StartMock();
+  StartHedged(primary->port(), backup->port(), "");
+  ClientResponse r = Post("/v1/chat/completions", kChatStream);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Header("x-flowork-endpoint"), "primary@p1");
+  EXPECT_EQ(backup->calls("/v1/chat/completions"), 0);
+}
+
 // The text of every content delta in an OpenAI SSE body, joined.
 std::string StreamedText(const std::string& sse) {
   std::string text;

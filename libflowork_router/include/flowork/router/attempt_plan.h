@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,9 @@ struct AttemptPlan {
   // The route's retry and fallback settings (defaults filled in).
   v1::RetryPolicy retry;
   v1::FallbackPolicy fallback;
+  // Start a second attempt on the next candidate when the first has produced
+  // no content after this long (the route's hedge.after). Unset: no hedging.
+  std::optional<absl::Duration> hedge_after;
   // Keeps the snapshot behind the pointers alive.
   std::shared_ptr<const void> snapshot;
 

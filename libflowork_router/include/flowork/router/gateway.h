@@ -28,8 +28,12 @@ namespace flowork::router {
 //  - the caller's own faults (400, 413, 422) come back as they are, except
 //    context-length errors, which may move to a candidate with a larger
 //    context window;
+//  - with hedge.after, an attempt that has produced no content by then is
+//    raced by one more attempt on the next candidate; the first content wins
+//    and the other attempt is cancelled;
 //  - once a stream has started, an upstream failure ends it with an error
-//    event; nothing is switched silently.
+//    event (or, with continue_on_cut, is continued on a prefill-capable
+//    candidate); nothing is switched silently.
 // Streams are forwarded chunk by chunk as they arrive. Every response has
 // x-request-id, x-flowork-endpoint and x-flowork-overhead-us (time in the
 // router, upstream time excluded). Errors are OpenAI-shaped. A caller that
