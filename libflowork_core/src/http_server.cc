@@ -5,6 +5,7 @@
 
 #include "flowork/core/http_server.h"
 
+#include <array>
 #include <atomic>
 #include <deque>
 #include <optional>
@@ -68,9 +69,13 @@ void HttpRouter::Add(std::string_view method, std::string_view path, HttpHandler
 void HttpRouter::SetFallback(HttpHandler& handler) { fallback_ = &handler; }
 
 void HttpRouter::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) {
-  auto it = routes_.find(absl::StrCat(request.method, " ", ToAbsl(request.path())));
+  // "METHOD /path", built in a buffer each thread reuses: no allocation per request.
+  thread_local std::string key;
+  key.assign(request.method).append(" ").append(request.path());
+  auto it = routes_.find(key);
   if (it == routes_.end() && request.method == "HEAD") {
-    it = routes_.find(absl::StrCat("GET ", ToAbsl(request.path())));
+    key.assign("GET ").append(request.path());
+    it = routes_.find(key);
   }
   if (it != routes_.end()) return it->second->Handle(std::move(request), std::move(writer));
   if (fallback_ != nullptr) return fallback_->Handle(std::move(request), std::move(writer));
@@ -162,6 +167,9 @@ class ServerImpl final : public HttpServer {
   void Accept(const std::shared_ptr<Worker>& worker);
 
   const HttpServerOptions options_;
+  // The response counter of each status code, looked up once: the registry
+  // lookup takes a lock and builds a label map, too much for every response.
+  std::array<std::atomic<Counter*>, 600> response_counters_{};
   HttpHandler& handler_;
   int port_ = 0;
   bool started_ = false;
@@ -593,10 +601,17 @@ void Connection::OnRequest() {
 
 void ServerImpl::CountResponse(int status) {
   if (options_.metrics == nullptr) return;
-  options_.metrics
-      ->GetCounter("flowork_http_requests_total", "HTTP requests answered, by status code.",
-                   {{"code", absl::StrCat(status)}})
-      .Increment();
+  if (status < 0 || status >= static_cast<int>(response_counters_.size())) status = 0;
+  std::atomic<Counter*>& slot = response_counters_[status];
+  Counter* counter = slot.load(std::memory_order_acquire);
+  if (counter == nullptr) {
+    // Racing threads get the same object from the registry.
+    counter = &options_.metrics->GetCounter("flowork_http_requests_total",
+                                            "HTTP requests answered, by status code.",
+                                            {{"code", absl::StrCat(status)}});
+    slot.store(counter, std::memory_order_release);
+  }
+  counter->Increment();
 }
 
 absl::Status ServerImpl::Start(const tcp::endpoint& endpoint, EventLoops* loops) {

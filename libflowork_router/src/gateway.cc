@@ -484,26 +484,27 @@ void GatewayImpl::ListModels(const Policy& policy, const v1::ApiKey* key,
 void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) {
   const absl::Time started = absl::Now();
   const std::string request_id = RequestId(request);
-  const HttpHeaders id_header = {{"x-request-id", request_id}};
-  const std::string path(request.path());
+  const std::string_view path = request.path();  // Into request.target: used before the move.
   auto operation = Operations().find(path);
   const Front front = operation == Operations().end() ? Front::kOpenAi : operation->second.front;
   // Who is asking, before anything else.
   const std::shared_ptr<const Policy> snapshot = policy_.Current();
   const std::string* authorization = request.FindHeader("authorization");
   const std::string* x_api_key = request.FindHeader("x-api-key");
-  absl::StatusOr<const v1::ApiKey*> key =
-      snapshot->keys().Identify(authorization ? *authorization : "", x_api_key ? *x_api_key : "");
+  absl::StatusOr<const v1::ApiKey*> key = snapshot->keys().Identify(
+      authorization ? std::string_view(*authorization) : std::string_view(),
+      x_api_key ? std::string_view(*x_api_key) : std::string_view());
   if (!key.ok()) {
     return Reply(*writer, front, 401, key.status().message(), "invalid_request_error",
-                 "invalid_api_key", id_header);
+                 "invalid_api_key", HttpHeaders{{"x-request-id", request_id}});
   }
   if (request.method == "GET" && path == "/v1/models") {
     return ListModels(*snapshot, *key, request_id, std::move(writer));
   }
   if (operation == Operations().end() || request.method != "POST") {
-    return Reply(*writer, front, 404, absl::StrCat("no route for ", request.method, " ", path),
-                 "invalid_request_error", "unknown_url", id_header);
+    return Reply(*writer, front, 404,
+                 absl::StrCat("no route for ", request.method, " ", ToAbsl(path)),
+                 "invalid_request_error", "unknown_url", HttpHeaders{{"x-request-id", request_id}});
   }
   absl::StatusOr<OpenAiRequestFacts> facts = ReadOpenAiRequest(request.body);
   std::string openai_body;
@@ -519,11 +520,11 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   }
   if (!facts.ok()) {
     return Reply(*writer, front, 400, facts.status().message(), "invalid_request_error",
-                 "invalid_request", id_header);
+                 "invalid_request", HttpHeaders{{"x-request-id", request_id}});
   }
   if (absl::Status allowed = KeyRing::CheckAllowed(*key, facts->model); !allowed.ok()) {
     return Reply(*writer, front, 403, allowed.message(), "invalid_request_error",
-                 "model_not_allowed", id_header);
+                 "model_not_allowed", HttpHeaders{{"x-request-id", request_id}});
   }
   RequestView view;
   if (*key != nullptr) {
@@ -549,12 +550,12 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   absl::StatusOr<AttemptPlan> plan = policy_.Plan(std::move(view));
   if (!plan.ok()) {
     if (plan.status().code() == absl::StatusCode::kNotFound) {
-      return Reply(*writer, front, 404,
-                   absl::StrCat("The model `", facts->model, "` does not exist"),
-                   "invalid_request_error", "model_not_found", id_header);
+      return Reply(
+          *writer, front, 404, absl::StrCat("The model `", facts->model, "` does not exist"),
+          "invalid_request_error", "model_not_found", HttpHeaders{{"x-request-id", request_id}});
     }
     return Reply(*writer, front, 503, plan.status().message(), "service_unavailable",
-                 "no_healthy_candidate", id_header);
+                 "no_healthy_candidate", HttpHeaders{{"x-request-id", request_id}});
   }
   auto call = std::make_shared<ProxyCall>(*this, std::move(request), std::move(writer),
                                           std::move(openai_body), *std::move(facts),
@@ -581,7 +582,7 @@ void ProxyCall::Start() {
 }
 
 bool ProxyCall::ClaimCandidate() {
-  const int max_attempts = static_cast<int>(plan_.fallback.max_attempts());
+  const int max_attempts = static_cast<int>(plan_.fallback.max_attempts);
   for (; candidate_ < plan_.attempts.size() && attempts_ < max_attempts; ++candidate_) {
     const Endpoint& endpoint = plan_.attempts[candidate_];
     const v1::Provider::Kind kind = endpoint.provider->kind();
@@ -687,7 +688,9 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
       format.convert = [name](absl::string_view b) {
         return AnthropicResponseToOpenAiChat(core::internal::ToStd(b), name);
       };
-      format.stream.push_back(NewAnthropicToOpenAiStream(name, facts_.asks_usage || to_anthropic));
+      if (facts.stream)
+        format.stream.push_back(
+            NewAnthropicToOpenAiStream(name, facts_.asks_usage || to_anthropic));
       break;
     }
     case v1::Provider::KIND_OLLAMA: {
@@ -700,7 +703,8 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
       format.convert = [name](absl::string_view b) {
         return OllamaResponseToOpenAiChat(core::internal::ToStd(b), name);
       };
-      format.stream.push_back(NewOllamaToOpenAiStream(name, facts_.asks_usage || to_anthropic));
+      if (facts.stream)
+        format.stream.push_back(NewOllamaToOpenAiStream(name, facts_.asks_usage || to_anthropic));
       break;
     }
     default: {  // OpenAI wire: the body passes through, only "model" changes.
@@ -714,7 +718,8 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
         return std::string(b);
       };
       format.native_errors = !to_anthropic;
-      format.stream.push_back(NewOpenAiStreamInspector(facts_.asks_usage || to_anthropic));
+      if (facts.stream)
+        format.stream.push_back(NewOpenAiStreamInspector(facts_.asks_usage || to_anthropic));
       break;
     }
   }
@@ -728,7 +733,7 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
       if (!openai.ok()) return openai.status();
       return OpenAiChatResponseToAnthropic(*openai, front_model);
     };
-    format.stream.push_back(NewOpenAiToAnthropicStream(facts_.model));
+    if (facts.stream) format.stream.push_back(NewOpenAiToAnthropicStream(facts_.model));
   }
   if (const std::string* trace = request_.FindHeader("traceparent")) {
     format.headers.emplace_back("traceparent", *trace);
@@ -769,7 +774,7 @@ void ProxyCall::Launch(const Endpoint& endpoint) {
   const v1::Timeouts& timeouts = endpoint.provider->timeouts();
   core::HttpClientRequest upstream;
   upstream.method = "POST";
-  upstream.url = a->format.url;
+  upstream.url = std::move(a->format.url);
   upstream.body = std::move(a->format.body);
   upstream.headers = std::move(a->format.headers);
   upstream.connect_timeout = FromProto(timeouts.connect(), absl::Seconds(2));
@@ -1007,8 +1012,8 @@ void ProxyCall::OnDone(const std::shared_ptr<Attempt>& a, const HttpCallOutcome&
 }
 
 bool ProxyCall::TryContinue(const std::shared_ptr<Attempt>& cut, std::string cut_reason) {
-  if (!plan_.fallback.continue_on_cut() || !operation_.chat ||
-      attempts_ >= static_cast<int>(plan_.fallback.max_attempts())) {
+  if (!plan_.fallback.continue_on_cut || !operation_.chat ||
+      attempts_ >= static_cast<int>(plan_.fallback.max_attempts)) {
     return false;
   }
   const std::string partial = cut->format.stream.front()->text();
@@ -1051,18 +1056,18 @@ void ProxyCall::RespondError(const Attempt* a, int status, absl::string_view bod
 void ProxyCall::Transient(const std::shared_ptr<Attempt>& a, core::HttpCallOutcome outcome,
                           FailureKind kind, std::optional<absl::Duration> retry_after) {
   failures_.push_back(absl::StrCat(a->Name(), ": ", outcome.message));
-  const absl::Duration max_wait = FromProto(plan_.retry.max_wait(), absl::Seconds(5));
+  const absl::Duration max_wait = plan_.retry.max_wait;
   if (retry_after && (!min_retry_after_ || *retry_after < *min_retry_after_)) {
     min_retry_after_ = retry_after;
   }
   a->endpoint.state->OnFailure(kind, retry_after);
   if (!live_.empty()) return;  // A hedge is still running: its outcome decides.
-  const bool can_retry = same_endpoint_retries_ < plan_.retry.same_endpoint() &&
-                         attempts_ < static_cast<int>(plan_.fallback.max_attempts()) &&
+  const bool can_retry = same_endpoint_retries_ < plan_.retry.same_endpoint &&
+                         attempts_ < static_cast<int>(plan_.fallback.max_attempts) &&
                          (!retry_after || *retry_after <= max_wait);
   if (!can_retry) return MoveOn();
   // Exponential backoff with jitter, or the Retry-After the endpoint asked for.
-  const absl::Duration backoff = FromProto(plan_.retry.backoff(), absl::Milliseconds(250));
+  const absl::Duration backoff = plan_.retry.backoff;
   absl::Duration delay = retry_after.value_or(backoff * std::pow(2.0, same_endpoint_retries_) *
                                               (1.0 + gateway_.Jitter()));
   ++same_endpoint_retries_;

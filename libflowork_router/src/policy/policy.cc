@@ -44,8 +44,8 @@ struct CompiledRoute {
   uint64_t required_capabilities = 0;
   uint64_t zones = kAllZones;
   std::optional<double> max_cost_usd;
-  v1::RetryPolicy retry;
-  v1::FallbackPolicy fallback;
+  RetrySettings retry;
+  FallbackSettings fallback;
   std::optional<absl::Duration> hedge_after;
 };
 
@@ -89,26 +89,25 @@ CircuitOptions CircuitFrom(const v1::CircuitBreaker& circuit) {
   return options;
 }
 
-v1::RetryPolicy RetryWithDefaults(const v1::Route* route) {
-  v1::RetryPolicy retry;
-  retry.set_same_endpoint(1);
-  retry.mutable_backoff()->set_nanos(250'000'000);
-  retry.mutable_max_wait()->set_seconds(5);
+absl::Duration ToDuration(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+RetrySettings RetryWithDefaults(const v1::Route* route) {
+  RetrySettings retry;
   if (route == nullptr || !route->has_retry()) return retry;
-  retry.set_same_endpoint(route->retry().same_endpoint());
-  if (route->retry().has_backoff()) *retry.mutable_backoff() = route->retry().backoff();
-  if (route->retry().has_max_wait()) *retry.mutable_max_wait() = route->retry().max_wait();
+  retry.same_endpoint = route->retry().same_endpoint();
+  if (route->retry().has_backoff()) retry.backoff = ToDuration(route->retry().backoff());
+  if (route->retry().has_max_wait()) retry.max_wait = ToDuration(route->retry().max_wait());
   return retry;
 }
 
-v1::FallbackPolicy FallbackWithDefaults(const v1::Route* route) {
-  v1::FallbackPolicy fallback;
-  fallback.set_max_attempts(3);
+FallbackSettings FallbackWithDefaults(const v1::Route* route) {
+  FallbackSettings fallback;
   if (route == nullptr) return fallback;
-  if (route->fallback().max_attempts() > 0) {
-    fallback.set_max_attempts(route->fallback().max_attempts());
-  }
-  fallback.set_continue_on_cut(route->fallback().continue_on_cut());
+  if (route->fallback().max_attempts() > 0)
+    fallback.max_attempts = route->fallback().max_attempts();
+  fallback.continue_on_cut = route->fallback().continue_on_cut();
   return fallback;
 }
 
@@ -258,8 +257,7 @@ void PolicyImpl::Compile(EndpointStats& stats) {
     compiled.retry = RetryWithDefaults(&route);
     compiled.fallback = FallbackWithDefaults(&route);
     if (route.has_hedge()) {
-      compiled.hedge_after = absl::Seconds(route.hedge().after().seconds()) +
-                             absl::Nanoseconds(route.hedge().after().nanos());
+      compiled.hedge_after = ToDuration(route.hedge().after());
     }
     routes_[route.name()] = std::move(compiled);
   }

@@ -51,6 +51,24 @@ struct CandidateDecision {
   std::string Explain() const;
 };
 
+// A route's retry settings, defaults filled in (see RetryPolicy in config.proto).
+struct RetrySettings {
+  // Retries of a transient failure on the same endpoint before moving on.
+  uint32_t same_endpoint = 1;
+  // The first retry's backoff; it doubles per retry, with jitter.
+  absl::Duration backoff = absl::Milliseconds(250);
+  // The longest Retry-After waited out; a longer one cools the endpoint down.
+  absl::Duration max_wait = absl::Seconds(5);
+};
+
+// A route's fallback settings, defaults filled in (see FallbackPolicy).
+struct FallbackSettings {
+  // Attempts in all, over every candidate.
+  uint32_t max_attempts = 3;
+  // Continue a stream cut after content on a prefill-capable candidate.
+  bool continue_on_cut = false;
+};
+
 // The endpoints to try for one request, best first, with the verdict on
 // every candidate. Built by Policy::Plan; a value that keeps the config
 // snapshot it points into alive. Not thread-safe to mutate; const use is.
@@ -65,8 +83,8 @@ struct AttemptPlan {
   // Every candidate, kept or dropped, in configuration order.
   std::vector<CandidateDecision> decisions;
   // The route's retry and fallback settings (defaults filled in).
-  v1::RetryPolicy retry;
-  v1::FallbackPolicy fallback;
+  RetrySettings retry;
+  FallbackSettings fallback;
   // Start a second attempt on the next candidate when the first has produced
   // no content after this long (the route's hedge.after). Unset: no hedging.
   std::optional<absl::Duration> hedge_after;
