@@ -1,0 +1,73 @@
+#ifndef FLOWORK_AGENT_AGENT_H_
+#define FLOWORK_AGENT_AGENT_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "flowork/agent/v1/effect.pb.h"
+#include "flowork/agent/v1/task.pb.h"
+
+namespace flowork::agent {
+
+// What an agent's step sees: its task and everything journaled so far.
+struct StepContext {
+  // The task as stored when the step began.
+  const v1::Task& task;
+  // The task's completed steps, oldest first: each one's Effect (input) and
+  // EffectResult (output), serialized.
+  const std::vector<v1::StepRecord>& journal;
+  absl::Time now;
+};
+
+// A native agent. Agents decide, the runtime acts: Step looks at the task's
+// context and returns the next effect (call a model, call tools, wait for a
+// timer, children or a signal, finish or fail); the runtime performs it,
+// journals the result and calls Step again. Step must not block and should be
+// a pure function of its context: after a restart it is asked again with the
+// same journal (a decision already journaled is never asked again; its
+// effect is resumed instead). An error from Step counts as a failed step and
+// is retried by the agent's retry policy. Called for many tasks at once from
+// the runtime's threads: implementations are thread-safe.
+class Agent {
+ public:
+  virtual ~Agent() = default;
+  virtual absl::StatusOr<v1::Effect> Step(const StepContext& context) = 0;
+};
+
+// One effect being performed, as its handler sees it. Thread-safe.
+class EffectCall {
+ public:
+  virtual ~EffectCall() = default;
+  virtual const v1::Task& task() const = 0;
+  // When the runtime gives up on this effect (step timeout or task deadline).
+  virtual absl::Time deadline() const = 0;
+  // True once the runtime abandoned the effect (task cancelled or timed out,
+  // step timeout, heartbeat watchdog). The handler should stop; whatever it
+  // reports afterwards is dropped.
+  virtual bool cancelled() const = 0;
+  // Runs `on_cancel` once when the call is abandoned, at once if it already
+  // was. Typically aborts the model call or tool.
+  virtual void OnCancel(absl::AnyInvocable<void() &&> on_cancel) = 0;
+  // Progress (a streamed token, a tool's output line): resets the heartbeat
+  // watchdog of the step.
+  virtual void Heartbeat() = 0;
+};
+
+// Performs the effects of one kind (model calls or tool calls) for the
+// runtime. The runtime journals the effect before Perform and the result
+// after `done`. Thread-safe; Perform must not block.
+class EffectHandler {
+ public:
+  virtual ~EffectHandler() = default;
+  // `done` runs exactly once, on any thread, possibly inside Perform. An
+  // error is a failed attempt, retried by the agent's retry policy.
+  virtual void Perform(const v1::Effect& effect, std::shared_ptr<EffectCall> call,
+                       absl::AnyInvocable<void(absl::StatusOr<v1::EffectResult>) &&> done) = 0;
+};
+
+}  // namespace flowork::agent
+
+#endif  // FLOWORK_AGENT_AGENT_H_

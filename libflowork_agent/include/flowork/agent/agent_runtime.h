@@ -1,0 +1,108 @@
+#ifndef FLOWORK_AGENT_AGENT_RUNTIME_H_
+#define FLOWORK_AGENT_AGENT_RUNTIME_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "flowork/agent/agent.h"
+#include "flowork/agent/dispatch_queue.h"
+#include "flowork/agent/task_store.h"
+#include "flowork/agent/v1/agent.pb.h"
+#include "flowork/core/clock.h"
+#include "google/protobuf/struct.pb.h"
+
+namespace flowork::agent {
+
+// Options of an AgentRuntime. Every field documents its default.
+struct AgentRuntimeOptions {
+  // Threads that run steps and effect callbacks. Default 4.
+  int threads = 4;
+  // Admission limits and ordering (see DispatchQueueOptions).
+  DispatchQueueOptions dispatch;
+  // Effects of kind `model` and `tools`. Not owned; must outlive the runtime.
+  // Null: a task asking for that kind of effect fails, saying so.
+  EffectHandler* models = nullptr;
+  EffectHandler* tools = nullptr;
+  // How often the watchdog checks running effects for step timeouts and
+  // missed heartbeats. Default 1 s.
+  absl::Duration watchdog_interval = absl::Seconds(1);
+  // Finished tasks kept; checked every `retention_interval`. Default: all.
+  RetentionPolicy retention;
+  absl::Duration retention_interval = absl::Hours(1);
+  // Not owned; must outlive the runtime. Default: the real clock.
+  const core::Clock* clock = nullptr;
+};
+
+// The wait before retry number `attempt` (1 = the first retry) of a step:
+// initial_backoff * 2^(attempt-1), at most max_backoff, scaled by
+// (1 + jitter * (2 * unit_random - 1)). Pure; `unit_random` in [0, 1).
+absl::Duration StepBackoff(const v1::StepRetryPolicy& policy, int attempt, double unit_random);
+
+// The agent runtime: durable tasks run by registered agents. A task is
+// stored at submit, admitted and ordered by the dispatch queue, and run step
+// by step: each step's effect is journaled before it is performed and its
+// result before the next step, in one transaction with the task's state, so
+// after a crash Start() resumes every unfinished task from its journal
+// without performing a finished effect again. Thread-safe.
+class AgentRuntime {
+ public:
+  // `store` is not owned and must outlive the runtime.
+  static absl::StatusOr<std::unique_ptr<AgentRuntime>> Create(const AgentRuntimeOptions& options,
+                                                              TaskStore& store);
+  // Stops (see Shutdown).
+  virtual ~AgentRuntime() = default;
+
+  // Registers a native agent under `spec.name`. A name registered again gets
+  // a new version: tasks already started keep the version they started
+  // with, new tasks get the new one. kInvalidArgument for a bad spec.
+  // Returns the spec as registered (its version set).
+  virtual absl::StatusOr<v1::AgentSpec> RegisterAgent(v1::AgentSpec spec,
+                                                      std::shared_ptr<Agent> agent) = 0;
+
+  // Resumes every unfinished task in the store, then dispatches. Call once,
+  // after registering the agents those tasks need (a task whose agent is
+  // missing waits for it).
+  virtual absl::Status Start() = 0;
+
+  // Stores a task and queues it. The same (tenant, idempotency_key) returns
+  // the first task (`created` false). kNotFound: no agent by that name.
+  virtual absl::StatusOr<SubmitResult> Submit(v1::Task task) = 0;
+
+  virtual absl::StatusOr<v1::Task> Get(std::string_view id) const = 0;
+
+  // Cancels the task and, first, every descendant: durably (a restart
+  // finishes the cancellation), aborting an effect in flight. Idempotent:
+  // cancelling a final task changes nothing and is OK. kNotFound: no task.
+  virtual absl::Status Cancel(std::string_view id) = 0;
+
+  // Delivers a signal to a task waiting for one (WaitSignal with this name,
+  // or any name when the wait names none). kFailedPrecondition when the task
+  // is not waiting for it. kNotFound: no task.
+  virtual absl::Status Signal(std::string_view id, std::string_view name,
+                              google::protobuf::Value payload) = 0;
+
+  // Adds a cron schedule: `schedule.task` is submitted at every fire time
+  // (see v1::Schedule). Durable: a schedule is a task of the built-in agent
+  // "flowork-cron", resumed after a restart like any other. Returns it with
+  // its id. kInvalidArgument: a bad name, expression or zone; kNotFound: the
+  // task's agent; kAlreadyExists: an active schedule has that name.
+  virtual absl::StatusOr<v1::Schedule> AddSchedule(v1::Schedule schedule) = 0;
+  // The active schedules, by name.
+  virtual absl::StatusOr<std::vector<v1::Schedule>> ListSchedules() const = 0;
+  // Stops a schedule (tasks it already started go on). kNotFound: none active.
+  virtual absl::Status RemoveSchedule(std::string_view name) = 0;
+
+  // Stops dispatching and abandons effects in flight without journaling a
+  // result (they are performed again after the next Start), then waits for
+  // the runtime's threads. Idempotent.
+  virtual void Shutdown() = 0;
+};
+
+}  // namespace flowork::agent
+
+#endif  // FLOWORK_AGENT_AGENT_RUNTIME_H_

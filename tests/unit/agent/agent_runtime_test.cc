@@ -1,0 +1,504 @@
+#include "flowork/agent/agent_runtime.h"
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "flowork/agent/in_memory_task_store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace flowork::agent {
+namespace {
+
+using ::testing::HasSubstr;
+
+google::protobuf::Value Str(const std::string& s) {
+  google::protobuf::Value v;
+  v.set_string_value(s);
+  return v;
+}
+
+// An agent whose step is a function of its context.
+class FunctionAgent final : public Agent {
+ public:
+  explicit FunctionAgent(std::function<absl::StatusOr<v1::Effect>(const StepContext&)> step)
+      : step_(std::move(step)) {}
+  absl::StatusOr<v1::Effect> Step(const StepContext& context) override {
+    steps_.fetch_add(1);
+    return step_(context);
+  }
+  int steps() const { return steps_.load(); }
+
+ private:
+  std::function<absl::StatusOr<v1::Effect>(const StepContext&)> step_;
+  std::atomic<int> steps_{0};
+};
+
+v1::Effect ToolEffect(const std::string& name, const std::string& argument) {
+  v1::Effect effect;
+  v1::ToolCall* call = effect.mutable_tools()->add_calls();
+  call->set_id("c1");
+  call->set_name(name);
+  *call->mutable_arguments() = Str(argument);
+  return effect;
+}
+v1::Effect FinishEffect(const std::string& output) {
+  v1::Effect effect;
+  *effect.mutable_finish()->mutable_output() = Str(output);
+  return effect;
+}
+v1::EffectResult Result(const v1::StepRecord& step) {
+  v1::EffectResult result;
+  result.ParseFromString(step.output());
+  return result;
+}
+
+// Tool calls, answered by a function; counts every call by argument.
+class FakeTools final : public EffectHandler {
+ public:
+  // What a call does: answer, fail, or hang until cancelled.
+  enum class Mode { kAnswer, kFail, kHang };
+  std::function<Mode(const std::string& argument, int call)> mode = [](const std::string&, int) {
+    return Mode::kAnswer;
+  };
+
+  void Perform(const v1::Effect& effect, std::shared_ptr<EffectCall> call,
+               absl::AnyInvocable<void(absl::StatusOr<v1::EffectResult>) &&> done) override {
+    const std::string argument = effect.tools().calls(0).arguments().string_value();
+    int n;
+    {
+      absl::MutexLock lock(&mu_);
+      n = ++calls_[argument];
+    }
+    switch (mode(argument, n)) {
+      case Mode::kAnswer: {
+        v1::EffectResult result;
+        v1::ToolResult* r = result.mutable_tools()->add_results();
+        r->set_id(effect.tools().calls(0).id());
+        *r->mutable_output() = Str(absl::StrCat("did ", argument));
+        return std::move(done)(std::move(result));
+      }
+      case Mode::kFail:
+        return std::move(done)(absl::UnavailableError("tool down"));
+      case Mode::kHang: {
+        auto shared = std::make_shared<decltype(done)>(std::move(done));
+        call->OnCancel([this, shared] {
+          cancelled_.fetch_add(1);
+          std::move (*shared)(absl::CancelledError("aborted"));
+        });
+        return;
+      }
+    }
+  }
+  int calls(const std::string& argument) {
+    absl::MutexLock lock(&mu_);
+    return calls_[argument];
+  }
+  int cancelled() const { return cancelled_.load(); }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, int> calls_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int> cancelled_{0};
+};
+
+// Two steps: a tool call with the task's input, then finish with its output.
+std::shared_ptr<FunctionAgent> ToolThenFinish() {
+  return std::make_shared<FunctionAgent>([](const StepContext& c) -> absl::StatusOr<v1::Effect> {
+    if (c.journal.empty()) return ToolEffect("work", c.task.input().string_value());
+    const v1::EffectResult last = Result(c.journal.back());
+    return FinishEffect(last.tools().results(0).output().string_value());
+  });
+}
+
+class AgentRuntimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = CreateInMemoryTaskStore(); }
+
+  void Start(AgentRuntimeOptions options = {}) {
+    options.tools = &tools_;
+    options.threads = 2;
+    if (options.watchdog_interval == absl::Seconds(1)) {
+      options.watchdog_interval = absl::Milliseconds(20);
+    }
+    auto runtime = AgentRuntime::Create(options, *store_);
+    ASSERT_TRUE(runtime.ok()) << runtime.status();
+    runtime_ = *std::move(runtime);
+  }
+
+  v1::AgentSpec Spec(const std::string& name) {
+    v1::AgentSpec spec;
+    spec.set_name(name);
+    spec.mutable_retry()->mutable_initial_backoff()->set_nanos(10'000'000);
+    return spec;
+  }
+
+  std::string Submit(const std::string& agent, const std::string& input,
+                     const std::string& key = "") {
+    v1::Task task;
+    task.set_agent(agent);
+    task.set_tenant("t1");
+    *task.mutable_input() = Str(input);
+    task.set_idempotency_key(key);
+    auto submitted = runtime_->Submit(task);
+    EXPECT_TRUE(submitted.ok()) << submitted.status();
+    return submitted.ok() ? submitted->task.id() : "";
+  }
+
+  // Waits (bounded) until the task is in `state`.
+  v1::Task WaitFor(const std::string& id, v1::TaskState state,
+                   absl::Duration limit = absl::Seconds(10)) {
+    const absl::Time end = absl::Now() + limit;
+    absl::StatusOr<v1::Task> task = store_->Get(id);
+    while (absl::Now() < end) {
+      task = store_->Get(id);
+      if (task.ok() && task->state() == state) return *task;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    ADD_FAILURE() << "task " << id << " never reached " << v1::TaskState_Name(state) << "; is "
+                  << (task.ok() ? v1::TaskState_Name(task->state()) + " " + task->error()
+                                : task.status().ToString());
+    return task.ok() ? *task : v1::Task();
+  }
+
+  std::unique_ptr<TaskStore> store_;
+  FakeTools tools_;
+  std::unique_ptr<AgentRuntime> runtime_;
+};
+
+TEST_F(AgentRuntimeTest, RunsEachStepAndJournalsItsEffectAndResult) {
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("worker", "x");
+  v1::Task done = WaitFor(id, v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(done.output().string_value(), "did x");
+  auto journal = store_->Journal(id);
+  ASSERT_TRUE(journal.ok());
+  ASSERT_EQ(journal->size(), 2u);
+  EXPECT_EQ((*journal)[0].kind(), "tools");
+  EXPECT_EQ((*journal)[0].status(), v1::StepRecord::STATUS_COMPLETED);
+  EXPECT_EQ(Result((*journal)[0]).tools().results(0).output().string_value(), "did x");
+  EXPECT_EQ((*journal)[1].kind(), "finish");
+  EXPECT_EQ(tools_.calls("x"), 1);
+}
+
+TEST_F(AgentRuntimeTest, ARepeatedSubmitReturnsTheFirstTask) {
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string first = Submit("worker", "x", "key-1");
+  const std::string again = Submit("worker", "y", "key-1");
+  EXPECT_EQ(first, again);
+  WaitFor(first, v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(tools_.calls("y"), 0);
+}
+
+TEST_F(AgentRuntimeTest, UnknownAgentIsRefusedAtSubmit) {
+  Start();
+  ASSERT_TRUE(runtime_->Start().ok());
+  v1::Task task;
+  task.set_agent("nobody");
+  EXPECT_EQ(runtime_->Submit(task).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(AgentRuntimeTest, AFailingEffectIsRetriedThenSucceeds) {
+  tools_.mode = [](const std::string&, int call) {
+    return call < 3 ? FakeTools::Mode::kFail : FakeTools::Mode::kAnswer;
+  };
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("worker", "x");
+  WaitFor(id, v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(tools_.calls("x"), 3);
+  auto journal = store_->Journal(id);
+  EXPECT_EQ((*journal)[0].attempt(), 3);
+}
+
+TEST_F(AgentRuntimeTest, AnEffectFailingEveryAttemptFailsTheTaskSayingWhy) {
+  tools_.mode = [](const std::string&, int) { return FakeTools::Mode::kFail; };
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("worker", "x");
+  v1::Task failed = WaitFor(id, v1::TASK_STATE_FAILED);
+  EXPECT_THAT(failed.error(), HasSubstr("step 1 (tools) failed after 3 attempts: tool down"));
+  EXPECT_EQ(tools_.calls("x"), 3);
+  EXPECT_EQ((*store_->Journal(id))[0].status(), v1::StepRecord::STATUS_FAILED);
+}
+
+TEST_F(AgentRuntimeTest, MaxStepsEndsTheTaskWithItsReason) {
+  Start();
+  v1::AgentSpec spec = Spec("looper");
+  spec.mutable_limits()->set_max_steps(4);
+  auto looper =
+      std::make_shared<FunctionAgent>([](const StepContext& c) -> absl::StatusOr<v1::Effect> {
+        return ToolEffect("work", absl::StrCat("step", c.journal.size()));
+      });
+  ASSERT_TRUE(runtime_->RegisterAgent(spec, looper).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("looper", "x");
+  v1::Task failed = WaitFor(id, v1::TASK_STATE_FAILED);
+  EXPECT_EQ(failed.error(), "max_steps reached (4)");
+  EXPECT_EQ(store_->Journal(id)->size(), 4u);
+}
+
+TEST_F(AgentRuntimeTest, ATimerEffectWaitsThenTheTaskGoesOn) {
+  Start();
+  auto sleeper =
+      std::make_shared<FunctionAgent>([](const StepContext& c) -> absl::StatusOr<v1::Effect> {
+        if (!c.journal.empty()) return FinishEffect("woke");
+        v1::Effect effect;
+        effect.mutable_timer()->mutable_after()->set_nanos(200'000'000);
+        return effect;
+      });
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("sleeper"), sleeper).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const absl::Time start = absl::Now();
+  const std::string id = Submit("sleeper", "x");
+  WaitFor(id, v1::TASK_STATE_WAITING_TIMER);
+  WaitFor(id, v1::TASK_STATE_SUCCEEDED);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(200));
+}
+
+TEST_F(AgentRuntimeTest, CancelAbortsTheRunningEffectAndIsIdempotent) {
+  tools_.mode = [](const std::string&, int) { return FakeTools::Mode::kHang; };
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("worker", "x");
+  WaitFor(id, v1::TASK_STATE_WAITING_TOOL);
+  ASSERT_TRUE(runtime_->Cancel(id).ok());
+  v1::Task cancelled = WaitFor(id, v1::TASK_STATE_CANCELLED);
+  EXPECT_TRUE(cancelled.cancel_requested());
+  EXPECT_EQ(tools_.cancelled(), 1);
+  EXPECT_TRUE(runtime_->Cancel(id).ok());  // Again: nothing changes.
+  EXPECT_EQ(store_->Get(id)->state(), v1::TASK_STATE_CANCELLED);
+  EXPECT_EQ(runtime_->Cancel("no-such-task").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(AgentRuntimeTest, CancellingAParentCancelsItsChildren) {
+  tools_.mode = [](const std::string&, int) { return FakeTools::Mode::kHang; };
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  auto parent =
+      std::make_shared<FunctionAgent>([](const StepContext& c) -> absl::StatusOr<v1::Effect> {
+        if (!c.journal.empty()) return FinishEffect("children done");
+        v1::Effect effect;
+        for (const char* input : {"a", "b"}) {
+          v1::Task* child = effect.mutable_children()->add_tasks();
+          child->set_agent("worker");
+          *child->mutable_input() = Str(input);
+        }
+        return effect;
+      });
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("parent"), parent).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("parent", "p");
+  WaitFor(id, v1::TASK_STATE_WAITING_CHILDREN);
+  std::vector<std::string> children;
+  for (int i = 0; i < 500 && children.size() < 2; ++i) {
+    children = *store_->Children(id);
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(children.size(), 2u);
+  for (const auto& child : children) WaitFor(child, v1::TASK_STATE_WAITING_TOOL);
+  ASSERT_TRUE(runtime_->Cancel(id).ok());
+  WaitFor(id, v1::TASK_STATE_CANCELLED);
+  for (const auto& child : children) WaitFor(child, v1::TASK_STATE_CANCELLED);
+  EXPECT_EQ(tools_.cancelled(), 2);
+}
+
+TEST_F(AgentRuntimeTest, AParentWaitsForItsChildrenAndSeesTheirResults) {
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  auto parent =
+      std::make_shared<FunctionAgent>([](const StepContext& c) -> absl::StatusOr<v1::Effect> {
+        if (!c.journal.empty()) {
+          std::string joined;
+          const v1::EffectResult result = Result(c.journal.back());
+          for (const v1::Task& child : result.children().tasks()) {
+            joined += child.output().string_value() + ";";
+          }
+          return FinishEffect(joined);
+        }
+        v1::Effect effect;
+        for (const char* input : {"a", "b", "c"}) {
+          v1::Task* child = effect.mutable_children()->add_tasks();
+          child->set_agent("worker");
+          *child->mutable_input() = Str(input);
+        }
+        return effect;
+      });
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("parent"), parent).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("parent", "p");
+  v1::Task done = WaitFor(id, v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(done.output().string_value(), "did a;did b;did c;");
+}
+
+TEST_F(AgentRuntimeTest, ATaskPastItsDeadlineTimesOut) {
+  tools_.mode = [](const std::string&, int) { return FakeTools::Mode::kHang; };
+  Start();
+  v1::AgentSpec spec = Spec("worker");
+  spec.mutable_limits()->mutable_task_timeout()->set_nanos(200'000'000);
+  ASSERT_TRUE(runtime_->RegisterAgent(spec, ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("worker", "x");
+  v1::Task timed_out = WaitFor(id, v1::TASK_STATE_TIMED_OUT);
+  EXPECT_THAT(timed_out.error(), HasSubstr("deadline"));
+  EXPECT_EQ(tools_.cancelled(), 1);
+}
+
+TEST_F(AgentRuntimeTest, AStepWithoutHeartbeatIsFailedByTheWatchdogAndRetried) {
+  tools_.mode = [](const std::string&, int call) {
+    return call == 1 ? FakeTools::Mode::kHang : FakeTools::Mode::kAnswer;
+  };
+  Start();
+  v1::AgentSpec spec = Spec("worker");
+  spec.mutable_limits()->mutable_heartbeat_timeout()->set_nanos(100'000'000);
+  ASSERT_TRUE(runtime_->RegisterAgent(spec, ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("worker", "x");
+  WaitFor(id, v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(tools_.calls("x"), 2);
+  EXPECT_EQ(tools_.cancelled(), 1);
+}
+
+TEST_F(AgentRuntimeTest, AStepTimeoutFailsTheTaskAfterItsAttempts) {
+  tools_.mode = [](const std::string&, int) { return FakeTools::Mode::kHang; };
+  Start();
+  v1::AgentSpec spec = Spec("worker");
+  spec.mutable_limits()->mutable_step_timeout()->set_nanos(50'000'000);
+  spec.mutable_retry()->set_max_attempts(2);
+  ASSERT_TRUE(runtime_->RegisterAgent(spec, ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("worker", "x");
+  v1::Task failed = WaitFor(id, v1::TASK_STATE_FAILED);
+  EXPECT_THAT(failed.error(), HasSubstr("failed after 2 attempts: step timeout"));
+}
+
+TEST_F(AgentRuntimeTest, ASignalWakesATaskWaitingForIt) {
+  Start();
+  auto waiter =
+      std::make_shared<FunctionAgent>([](const StepContext& c) -> absl::StatusOr<v1::Effect> {
+        if (!c.journal.empty()) {
+          return FinishEffect(Result(c.journal.back()).signal().payload().string_value());
+        }
+        v1::Effect effect;
+        effect.mutable_signal()->set_name("go");
+        return effect;
+      });
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("waiter"), waiter).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("waiter", "x");
+  WaitFor(id, v1::TASK_STATE_WAITING_TIMER);
+  EXPECT_EQ(runtime_->Signal(id, "other", Str("no")).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(runtime_->Signal(id, "go", Str("hello")).ok());
+  v1::Task done = WaitFor(id, v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(done.output().string_value(), "hello");
+}
+
+TEST_F(AgentRuntimeTest, RunningTasksKeepTheirAgentVersionNewTasksGetTheNewOne) {
+  Start();
+  auto versioned = [](const std::string& name) {
+    return std::make_shared<FunctionAgent>(
+        [name](const StepContext& c) -> absl::StatusOr<v1::Effect> {
+          if (c.journal.empty()) {
+            v1::Effect effect;
+            effect.mutable_signal()->set_name("go");
+            return effect;
+          }
+          return FinishEffect(name);
+        });
+  };
+  ASSERT_EQ(runtime_->RegisterAgent(Spec("agent"), versioned("v1"))->version(), 1u);
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string old_task = Submit("agent", "x");
+  WaitFor(old_task, v1::TASK_STATE_WAITING_TIMER);
+  ASSERT_EQ(runtime_->RegisterAgent(Spec("agent"), versioned("v2"))->version(), 2u);
+  const std::string new_task = Submit("agent", "y");
+  WaitFor(new_task, v1::TASK_STATE_WAITING_TIMER);
+  ASSERT_TRUE(runtime_->Signal(old_task, "go", Str("")).ok());
+  ASSERT_TRUE(runtime_->Signal(new_task, "go", Str("")).ok());
+  EXPECT_EQ(WaitFor(old_task, v1::TASK_STATE_SUCCEEDED).output().string_value(), "v1");
+  EXPECT_EQ(WaitFor(new_task, v1::TASK_STATE_SUCCEEDED).output().string_value(), "v2");
+}
+
+TEST_F(AgentRuntimeTest, AfterARestartFinishedStepsAreReplayedNotPerformedAgain) {
+  // Step 1's tool answers; step 2's hangs until the runtime goes away.
+  tools_.mode = [](const std::string& argument, int) {
+    return argument == "second" ? FakeTools::Mode::kHang : FakeTools::Mode::kAnswer;
+  };
+  auto two_tools =
+      std::make_shared<FunctionAgent>([](const StepContext& c) -> absl::StatusOr<v1::Effect> {
+        if (c.journal.empty()) return ToolEffect("work", "first");
+        if (c.journal.size() == 1) return ToolEffect("work", "second");
+        return FinishEffect(Result(c.journal.back()).tools().results(0).output().string_value());
+      });
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), two_tools).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("worker", "x");
+  for (int i = 0; i < 1000 && tools_.calls("second") == 0; ++i)
+    absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_EQ(tools_.calls("second"), 1);
+  runtime_->Shutdown();  // As if the process died with step 2 in flight.
+  runtime_.reset();
+
+  tools_.mode = [](const std::string&, int) { return FakeTools::Mode::kAnswer; };
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), two_tools).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  v1::Task done = WaitFor(id, v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(done.output().string_value(), "did second");
+  EXPECT_EQ(tools_.calls("first"), 1);   // Finished before the restart: never again.
+  EXPECT_EQ(tools_.calls("second"), 2);  // Unfinished: performed again.
+}
+
+TEST_F(AgentRuntimeTest, DelayedTasksWaitForNotBefore) {
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  v1::Task task;
+  task.set_agent("worker");
+  *task.mutable_input() = Str("later");
+  const absl::Time start = absl::Now();
+  task.mutable_not_before()->set_seconds(absl::ToUnixSeconds(start + absl::Milliseconds(1500)));
+  auto submitted = runtime_->Submit(task);
+  ASSERT_TRUE(submitted.ok());
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(store_->Get(submitted->task.id())->state(), v1::TASK_STATE_PENDING);
+  WaitFor(submitted->task.id(), v1::TASK_STATE_SUCCEEDED);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(500));
+}
+
+TEST(StepBackoffTest, DoublesFromTheInitialWaitUpToTheMaximumWithJitter) {
+  v1::StepRetryPolicy policy;
+  policy.mutable_initial_backoff()->set_seconds(1);
+  policy.mutable_max_backoff()->set_seconds(5);
+  policy.set_jitter(-1);  // None.
+  EXPECT_EQ(StepBackoff(policy, 1, 0.5), absl::Seconds(1));
+  EXPECT_EQ(StepBackoff(policy, 2, 0.5), absl::Seconds(2));
+  EXPECT_EQ(StepBackoff(policy, 3, 0.5), absl::Seconds(4));
+  EXPECT_EQ(StepBackoff(policy, 4, 0.5), absl::Seconds(5));
+  EXPECT_EQ(StepBackoff(policy, 40, 0.5), absl::Seconds(5));
+  policy.set_jitter(0.5);
+  EXPECT_EQ(StepBackoff(policy, 2, 0.0), absl::Seconds(1));  // 2 s * (1 - 0.5)
+  EXPECT_EQ(StepBackoff(policy, 2, 0.5), absl::Seconds(2));
+  EXPECT_EQ(StepBackoff(policy, 2, 1.0), absl::Seconds(3));  // 2 s * (1 + 0.5)
+  v1::StepRetryPolicy defaults;                              // 1 s, 60 s, jitter 0.2
+  EXPECT_EQ(StepBackoff(defaults, 1, 0.0), absl::Milliseconds(800));
+  EXPECT_EQ(StepBackoff(defaults, 7, 0.5), absl::Seconds(60));
+}
+
+}  // namespace
+}  // namespace flowork::agent
