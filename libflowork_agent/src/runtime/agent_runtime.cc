@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "flowork/agent/agent_supervisor.h"
 #include "flowork/agent/cron_schedule.h"
 #include "flowork/agent/task_state.h"
 #include "flowork/core/executor.h"
@@ -177,6 +178,7 @@ struct TaskRun {
   std::shared_ptr<const RegisteredAgent> agent;
   ReadyTask ready;
   bool holds_slot = false;
+  bool counted = false;  // Counted by the supervisor as one of its agent's running tasks.
   Phase phase = Phase::kBusy;
   // Why the task must end now (cancel, deadline), seen by the next continuation.
   std::optional<std::pair<v1::TaskState, std::string>> abort;
@@ -185,6 +187,30 @@ struct TaskRun {
   absl::Duration heartbeat_timeout = absl::ZeroDuration();
   uint64_t timer = 0;           // Timer, signal timeout or retry backoff.
   uint64_t deadline_timer = 0;  // The task's deadline.
+};
+
+// The supervisor's hooks of one agent name: its newest version's lifecycle.
+class NativeHooks final : public AgentHooks {
+ public:
+  void Set(std::shared_ptr<Agent> agent) {
+    absl::MutexLock lock(&mu_);
+    agent_ = std::move(agent);
+  }
+  void Start(absl::AnyInvocable<void(absl::Status) &&> done) override {
+    Get()->Start(std::move(done));
+  }
+  void Stop() override { Get()->Stop(); }
+  void CheckHealth(absl::AnyInvocable<void(absl::Status) &&> done) override {
+    Get()->CheckHealth(std::move(done));
+  }
+
+ private:
+  std::shared_ptr<Agent> Get() {
+    absl::MutexLock lock(&mu_);
+    return agent_;
+  }
+  absl::Mutex mu_;
+  std::shared_ptr<Agent> agent_ ABSL_GUARDED_BY(mu_);
 };
 
 class AgentRuntimeImpl final : public AgentRuntime {
@@ -211,6 +237,22 @@ class AgentRuntimeImpl final : public AgentRuntime {
   absl::Status Cancel(std::string_view id) override;
   absl::Status Signal(std::string_view id, std::string_view name,
                       google::protobuf::Value payload) override;
+  absl::StatusOr<v1::AgentStatus> GetAgentStatus(std::string_view name) const override {
+    return supervisor_.Status(std::string(name));
+  }
+  std::vector<v1::AgentStatus> ListAgentStatuses() const override { return supervisor_.List(); }
+  absl::Status StartAgent(std::string_view name) override {
+    return supervisor_.Start(std::string(name));
+  }
+  absl::Status StopAgent(std::string_view name) override {
+    return supervisor_.Stop(std::string(name));
+  }
+  absl::Status RestartAgent(std::string_view name) override {
+    return supervisor_.Restart(std::string(name));
+  }
+  absl::Status DrainAgent(std::string_view name, absl::Duration grace) override {
+    return supervisor_.Drain(std::string(name), grace);
+  }
   absl::StatusOr<v1::Schedule> AddSchedule(v1::Schedule schedule) override;
   absl::StatusOr<std::vector<v1::Schedule>> ListSchedules() const override;
   absl::Status RemoveSchedule(std::string_view name) override;
@@ -253,6 +295,13 @@ class AgentRuntimeImpl final : public AgentRuntime {
   void Abort(const RunPtr& run, v1::TaskState state, std::string why);
   void Watchdog();
   void Prune();
+  // Counts the task as running for its agent's supervisor; false (and the
+  // task parked until the agent runs) when the agent takes no tasks now.
+  bool AdmitToAgent(const RunPtr& run, const ReadyTask& ready);
+  // The task no longer runs for its agent (ended, or waits without its slot).
+  void ReleaseFromAgent(const RunPtr& run);
+  // The agent's drain ran out of time: its running tasks go back to PENDING.
+  void HandBack(const std::string& agent);
   // The pending abort of `run`, if any: the caller ends the task with it.
   std::optional<std::pair<v1::TaskState, std::string>> PendingAbort(const RunPtr& run) {
     absl::MutexLock lock(&mu_);
@@ -270,6 +319,7 @@ class AgentRuntimeImpl final : public AgentRuntime {
   internal::TimerQueue timers_;
   std::unique_ptr<core::Executor> executor_;
   std::unique_ptr<DispatchQueue> queue_;
+  AgentSupervisor supervisor_{clock_};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> started_{false};
 
@@ -291,6 +341,10 @@ class AgentRuntimeImpl final : public AgentRuntime {
   // Tasks to cancel that were between the queue and their TaskRun when
   // Cancel looked: Begin ends them.
   absl::flat_hash_set<std::string> cancel_pending_ ABSL_GUARDED_BY(mu_);
+  // The supervisor's hooks, by agent name.
+  absl::flat_hash_map<std::string, std::unique_ptr<NativeHooks>> hooks_ ABSL_GUARDED_BY(mu_);
+  // Tasks waiting for their agent to run again, by agent.
+  std::map<std::string, std::vector<ReadyTask>> parked_ ABSL_GUARDED_BY(mu_);
   const std::shared_ptr<Lifeline> lifeline_ = std::make_shared<Lifeline>();
 
   absl::Mutex dispatch_mu_;   // One Pop loop at a time.
@@ -319,17 +373,26 @@ absl::StatusOr<v1::AgentSpec> AgentRuntimeImpl::RegisterAgent(v1::AgentSpec spec
     return absl::InvalidArgumentError(absl::StrCat("agent ", spec.name(), ": no implementation"));
   }
   if (spec.kind() == v1::AgentSpec::KIND_UNSPECIFIED) spec.set_kind(v1::AgentSpec::KIND_NATIVE);
-  absl::MutexLock lock(&mu_);
-  auto& versions = agents_[spec.name()];
-  spec.set_version(versions.empty() ? 1 : versions.rbegin()->first + 1);
-  versions[spec.version()] =
-      std::make_shared<const RegisteredAgent>(RegisteredAgent{spec, std::move(agent)});
-  if (spec.limits().max_concurrency() > 0) {
-    dispatch_options_.max_running_per_agent[spec.name()] =
-        static_cast<int>(spec.limits().max_concurrency());
-    absl::Status updated = queue_->UpdateOptions(dispatch_options_);
-    if (!updated.ok()) return updated;
+  bool first = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto& versions = agents_[spec.name()];
+    spec.set_version(versions.empty() ? 1 : versions.rbegin()->first + 1);
+    versions[spec.version()] =
+        std::make_shared<const RegisteredAgent>(RegisteredAgent{spec, agent});
+    if (spec.limits().max_concurrency() > 0) {
+      dispatch_options_.max_running_per_agent[spec.name()] =
+          static_cast<int>(spec.limits().max_concurrency());
+      FLOWORK_RETURN_IF_ERROR(queue_->UpdateOptions(dispatch_options_));
+    }
+    std::unique_ptr<NativeHooks>& hooks = hooks_[spec.name()];
+    first = hooks == nullptr;
+    if (first) hooks = std::make_unique<NativeHooks>();
+    hooks->Set(agent);
+    if (first) FLOWORK_RETURN_IF_ERROR(supervisor_.Add(spec, *hooks));
   }
+  // Outside the lock: Start calls the agent's Start hook.
+  if (first) FLOWORK_RETURN_IF_ERROR(supervisor_.Start(spec.name()));
   return spec;
 }
 
@@ -453,10 +516,17 @@ void AgentRuntimeImpl::Begin(ReadyTask ready) {
         Post([this] { Dispatch(); });
         return;
       }
-      run->phase = Phase::kBusy;
     }
   }
-  if (run != nullptr) return Advance(run);
+  if (run != nullptr) {
+    if (!AdmitToAgent(run, ready)) return;
+    {
+      absl::MutexLock lock(&mu_);
+      if (run->phase != Phase::kQueued) return;  // Ended meanwhile.
+      run->phase = Phase::kBusy;
+    }
+    return Advance(run);
+  }
 
   absl::StatusOr<v1::Task> task = store_.Get(ready.id);
   if (!task.ok() || IsFinal(task->state())) {
@@ -477,6 +547,12 @@ void AgentRuntimeImpl::Begin(ReadyTask ready) {
         Post([this, run] { Abort(run, v1::TASK_STATE_TIMED_OUT, "the task's deadline passed"); });
       });
     }
+  }
+  if (run->agent != nullptr && !AdmitToAgent(run, ready)) {
+    absl::MutexLock lock(&mu_);
+    runs_.erase(ready.id);  // Parked: picked up again from the store's state.
+    if (run->deadline_timer) timers_.Cancel(run->deadline_timer);
+    return;
   }
   if (run->agent == nullptr) {
     return Finish(run, v1::TASK_STATE_FAILED,
@@ -653,6 +729,7 @@ void AgentRuntimeImpl::Perform(const RunPtr& run) {
         if (released) queue_->Finish(run->ready, 0);
       }
     }
+    ReleaseFromAgent(run);
     if (auto abort = PendingAbort(run)) return Finish(run, abort->first, abort->second, {}, {});
     if (released) Post([this] { Dispatch(); });
     if (effect.has_timer()) {
@@ -773,6 +850,11 @@ void AgentRuntimeImpl::Complete(const RunPtr& run, v1::EffectResult result) {
 void AgentRuntimeImpl::StepFailed(const RunPtr& run, const absl::Status& error,
                                   bool effect_journaled) {
   const v1::AgentSpec& spec = run->agent->spec;
+  if (!effect_journaled) {
+    // The agent itself failed: its supervisor decides about restarting it.
+    // (Already down: nothing more to report.)
+    supervisor_.ReportFailure(spec.name(), error).IgnoreError();
+  }
   const int attempt = std::max(1, run->task.attempt());
   const std::string what = effect_journaled ? absl::StrCat("step ", run->journal.back().seq(), " (",
                                                            run->journal.back().kind(), ")")
@@ -868,6 +950,7 @@ void AgentRuntimeImpl::Finish(const RunPtr& run, v1::TaskState state, std::strin
 }
 
 void AgentRuntimeImpl::Done(const RunPtr& run) {
+  ReleaseFromAgent(run);
   std::string parent;
   {
     absl::MutexLock lock(&mu_);
@@ -968,6 +1051,10 @@ absl::Status AgentRuntimeImpl::Cancel(std::string_view id_view) {
       end_here = true;
     } else if (queue_->Remove(id) || task.state() == v1::TASK_STATE_SUSPENDED || !started_.load()) {
       end_here = true;
+    } else if (auto parked = parked_.find(task.agent());
+               parked != parked_.end() &&
+               std::erase_if(parked->second, [&](const ReadyTask& r) { return r.id == id; }) > 0) {
+      end_here = true;  // Was waiting for its agent.
     } else {
       // Between the queue and its TaskRun: Begin ends it.
       cancel_pending_.emplace(id);
@@ -1016,6 +1103,71 @@ absl::Status AgentRuntimeImpl::Signal(std::string_view id_view, std::string_view
   return absl::OkStatus();
 }
 
+bool AgentRuntimeImpl::AdmitToAgent(const RunPtr& run, const ReadyTask& ready) {
+  const absl::Status started = supervisor_.TaskStarted(ready.agent);
+  if (started.ok() || started.code() == absl::StatusCode::kNotFound) {
+    absl::MutexLock lock(&mu_);
+    run->counted = started.ok();
+    return true;
+  }
+  // Not running now (starting, crashed, stopped, draining) or at its limit:
+  // the task waits for it without holding a slot.
+  {
+    absl::MutexLock lock(&mu_);
+    run->holds_slot = false;
+    queue_->Finish(ready, 0);
+    parked_[ready.agent].push_back(ready);
+  }
+  Post([this] { Dispatch(); });
+  return false;
+}
+
+void AgentRuntimeImpl::ReleaseFromAgent(const RunPtr& run) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!run->counted) return;
+    run->counted = false;
+  }
+  supervisor_.TaskFinished(run->task.agent()).IgnoreError();
+}
+
+void AgentRuntimeImpl::HandBack(const std::string& agent) {
+  std::vector<RunPtr> handed;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, run] : runs_) {
+      if (run->task.agent() != agent || !run->counted) continue;
+      if (run->phase != Phase::kEffect && run->phase != Phase::kBackoff) continue;
+      if (run->call) run->call->Cancel();  // Performed again when the agent runs.
+      run->call = nullptr;
+      if (run->timer) timers_.Cancel(run->timer);
+      if (run->deadline_timer) timers_.Cancel(run->deadline_timer);
+      run->phase = Phase::kDone;
+      handed.push_back(run);
+    }
+  }
+  for (const RunPtr& run : handed) {
+    TaskUpdate back{.task_id = run->task.id()};
+    back.state = v1::TASK_STATE_PENDING;
+    Write(std::move(back), [this, run](absl::Status s) {
+      {
+        absl::MutexLock lock(&mu_);
+        runs_.erase(run->task.id());
+        if (run->holds_slot) {
+          run->holds_slot = false;
+          queue_->Finish(run->ready, 0);
+        }
+      }
+      ReleaseFromAgent(run);
+      if (s.ok()) {
+        run->task.set_state(v1::TASK_STATE_PENDING);
+        Enqueue(run->task);  // Parked at dispatch until the agent runs again.
+      }
+      Dispatch();
+    });
+  }
+}
+
 void AgentRuntimeImpl::Watchdog() {
   if (stopping_.load()) return;
   const absl::Time now = Now();
@@ -1042,6 +1194,26 @@ void AgentRuntimeImpl::Watchdog() {
       StepFailed(run, absl::DeadlineExceededError(why), /*effect_journaled=*/true);
     });
   }
+  // The supervisor's restarts and health checks; drains out of time.
+  for (const SupervisorAction& action : supervisor_.Poll()) {
+    if (action.kind == SupervisorAction::kHandBack) {
+      Post([this, agent = action.agent] { HandBack(agent); });
+    }
+  }
+  bool unparked = false;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      if (!supervisor_.MayTakeTask(it->first)) {
+        ++it;
+        continue;
+      }
+      for (ReadyTask& ready : it->second) queue_->Push(std::move(ready));
+      parked_.erase(it++);
+      unparked = true;
+    }
+  }
+  if (unparked) Post([this] { Dispatch(); });
   At(Now() + options_.watchdog_interval, [this] { Watchdog(); });
 }
 
@@ -1098,7 +1270,7 @@ absl::StatusOr<std::vector<v1::Schedule>> AgentRuntimeImpl::ListSchedules() cons
   for (;;) {
     FLOWORK_ASSIGN_OR_RETURN(TaskPage page, store_.List(filter));
     for (const v1::Task& task : page.tasks) {
-      if (IsFinal(task.state())) continue;
+      if (IsFinal(task.state()) || task.cancel_requested()) continue;  // Removed.
       v1::Schedule schedule;
       if (!schedule.ParseFromString(task.input_bytes())) continue;
       schedule.set_id(task.id());

@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "flowork/agent/in_memory_task_store.h"
+#include "flowork/testing/fake_clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -479,6 +480,146 @@ TEST_F(AgentRuntimeTest, DelayedTasksWaitForNotBefore) {
   EXPECT_EQ(store_->Get(submitted->task.id())->state(), v1::TASK_STATE_PENDING);
   WaitFor(submitted->task.id(), v1::TASK_STATE_SUCCEEDED);
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(500));
+}
+
+// Fails its first Start; fine afterwards.
+class FlakyStartAgent final : public Agent {
+ public:
+  absl::StatusOr<v1::Effect> Step(const StepContext&) override { return FinishEffect("ran"); }
+  void Start(absl::AnyInvocable<void(absl::Status) &&> done) override {
+    std::move(done)(starts_.fetch_add(1) == 0 ? absl::InternalError("no GPU yet")
+                                              : absl::OkStatus());
+  }
+  int starts() const { return starts_.load(); }
+
+ private:
+  std::atomic<int> starts_{0};
+};
+
+TEST_F(AgentRuntimeTest, TasksWaitForAnAgentThatFailedToStartAndRunOnceItRestarted) {
+  Start();
+  v1::AgentSpec spec = Spec("flaky");
+  spec.mutable_restart()->mutable_initial_backoff()->set_nanos(300'000'000);
+  auto agent = std::make_shared<FlakyStartAgent>();
+  ASSERT_TRUE(runtime_->RegisterAgent(spec, agent).ok());
+  EXPECT_EQ(runtime_->GetAgentStatus("flaky")->state(), v1::AGENT_STATE_FAILED);
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("flaky", "x");
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(store_->Get(id)->state(), v1::TASK_STATE_PENDING);  // Waits, does not fail.
+  WaitFor(id, v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(agent->starts(), 2);
+  EXPECT_EQ(runtime_->GetAgentStatus("flaky")->restarts(), 1u);
+}
+
+TEST_F(AgentRuntimeTest, AStoppedAgentTakesNoTasksUntilStartedAgain) {
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  ASSERT_TRUE(runtime_->StopAgent("worker").ok());
+  EXPECT_EQ(runtime_->GetAgentStatus("worker")->state(), v1::AGENT_STATE_STOPPED);
+  const std::string id = Submit("worker", "x");
+  absl::SleepFor(absl::Milliseconds(150));
+  EXPECT_EQ(store_->Get(id)->state(), v1::TASK_STATE_PENDING);
+  EXPECT_EQ(tools_.calls("x"), 0);
+  ASSERT_TRUE(runtime_->StartAgent("worker").ok());
+  WaitFor(id, v1::TASK_STATE_SUCCEEDED);
+}
+
+TEST_F(AgentRuntimeTest, ADrainOutOfTimeHandsRunningTasksBackToRunAgainLater) {
+  tools_.mode = [](const std::string&, int call) {
+    return call == 1 ? FakeTools::Mode::kHang : FakeTools::Mode::kAnswer;
+  };
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("worker", "x");
+  WaitFor(id, v1::TASK_STATE_WAITING_TOOL);
+  ASSERT_TRUE(runtime_->DrainAgent("worker", absl::Milliseconds(50)).ok());
+  WaitFor(id, v1::TASK_STATE_PENDING);  // Handed back, its tool call abandoned.
+  EXPECT_EQ(tools_.cancelled(), 1);
+  for (int i = 0; i < 200 && runtime_->GetAgentStatus("worker")->state() != v1::AGENT_STATE_STOPPED;
+       ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(runtime_->GetAgentStatus("worker")->state(), v1::AGENT_STATE_STOPPED);
+  ASSERT_TRUE(runtime_->StartAgent("worker").ok());
+  WaitFor(id, v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(tools_.calls("x"), 2);
+}
+
+TEST_F(AgentRuntimeTest, CancellingATaskWaitingForItsAgentEndsIt) {
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  ASSERT_TRUE(runtime_->StopAgent("worker").ok());
+  const std::string id = Submit("worker", "x");
+  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_TRUE(runtime_->Cancel(id).ok());
+  WaitFor(id, v1::TASK_STATE_CANCELLED);
+}
+
+// Scheduled tasks spawned so far (tasks labelled with the schedule).
+int ScheduledRuns(TaskStore& store, const std::string& schedule) {
+  TaskFilter filter;
+  filter.agent = "worker";
+  filter.page_size = 1000;
+  int runs = 0;
+  const absl::StatusOr<TaskPage> page = store.List(filter);
+  for (const v1::Task& task : page->tasks) {
+    auto it = task.labels().find("flowork-schedule");
+    if (it != task.labels().end() && it->second == schedule) ++runs;
+  }
+  return runs;
+}
+
+TEST_F(AgentRuntimeTest, ASchedulePicksUpAfterDowntimeWithOneRunNotAStorm) {
+  // 12:00:59.8 UTC: the first minute boundary is 200 ms away.
+  testing::FakeClock clock(absl::FromUnixSeconds(1'800'000'000 - 1'800'000'000 % 60 + 59) +
+                           absl::Milliseconds(800));
+  AgentRuntimeOptions options;
+  options.clock = &clock;
+  Start(options);
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  v1::Schedule schedule;
+  schedule.set_name("every-minute");
+  schedule.set_cron("* * * * *");
+  schedule.mutable_task()->set_agent("worker");
+  *schedule.mutable_task()->mutable_input() = Str("tick");
+  auto added = runtime_->AddSchedule(schedule);
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(runtime_->AddSchedule(schedule).status().code(), absl::StatusCode::kAlreadyExists);
+  schedule.set_name("bad");
+  schedule.set_cron("61 * * * *");
+  EXPECT_EQ(runtime_->AddSchedule(schedule).status().code(), absl::StatusCode::kInvalidArgument);
+  for (int i = 0; i < 400 && ScheduledRuns(*store_, "every-minute") < 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(ScheduledRuns(*store_, "every-minute"), 1);
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(ScheduledRuns(*store_, "every-minute"), 1);  // The next is a minute away.
+
+  // Down for three and a half hours: 210 runs were missed.
+  runtime_->Shutdown();
+  runtime_.reset();
+  clock.Advance(absl::Hours(3) + absl::Minutes(30) + absl::Milliseconds(100));
+  Start(options);
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  // One run for all that was missed, then the next boundary (100 ms away).
+  for (int i = 0; i < 400 && ScheduledRuns(*store_, "every-minute") < 3; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(ScheduledRuns(*store_, "every-minute"), 3);
+  auto listed = runtime_->ListSchedules();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].name(), "every-minute");
+  ASSERT_TRUE(runtime_->RemoveSchedule("every-minute").ok());
+  EXPECT_TRUE(runtime_->ListSchedules()->empty());
+  EXPECT_EQ(runtime_->RemoveSchedule("every-minute").code(), absl::StatusCode::kNotFound);
 }
 
 TEST(StepBackoffTest, DoublesFromTheInitialWaitUpToTheMaximumWithJitter) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "flowork/agent/v1/effect.pb.h"
@@ -35,6 +36,19 @@ class Agent {
  public:
   virtual ~Agent() = default;
   virtual absl::StatusOr<v1::Effect> Step(const StepContext& context) = 0;
+
+  // Lifecycle, driven by the runtime's supervisor (see AgentSupervisor): the
+  // agent takes tasks once Start reported OK, and a failed health check counts
+  // as a crash (restarted by the agent's restart policy). `done` runs exactly
+  // once, on any thread, possibly inline. Defaults: nothing to start or stop,
+  // always healthy.
+  virtual void Start(absl::AnyInvocable<void(absl::Status) &&> done) {
+    std::move(done)(absl::OkStatus());
+  }
+  virtual void Stop() {}
+  virtual void CheckHealth(absl::AnyInvocable<void(absl::Status) &&> done) {
+    std::move(done)(absl::OkStatus());
+  }
 };
 
 // One effect being performed, as its handler sees it. Thread-safe.

@@ -97,6 +97,22 @@ class AgentRuntime {
   // Stops a schedule (tasks it already started go on). kNotFound: none active.
   virtual absl::Status RemoveSchedule(std::string_view name) = 0;
 
+  // The agents' lifecycles (see AgentSupervisor): a task waits while its
+  // agent is not READY or BUSY (starting, restarting after a crash, stopped),
+  // and runs once it is. kNotFound: no agent by that name;
+  // kFailedPrecondition: not possible from the agent's state.
+  virtual absl::StatusOr<v1::AgentStatus> GetAgentStatus(std::string_view name) const = 0;
+  virtual std::vector<v1::AgentStatus> ListAgentStatuses() const = 0;
+  virtual absl::Status StartAgent(std::string_view name) = 0;
+  // Takes no new tasks; stops once the running ones end.
+  virtual absl::Status StopAgent(std::string_view name) = 0;
+  // Clears a crash loop and starts the agent again.
+  virtual absl::Status RestartAgent(std::string_view name) = 0;
+  // Takes no new tasks; after `grace` the tasks still running are handed
+  // back (their effects abandoned, the tasks queued again for when the agent
+  // runs again).
+  virtual absl::Status DrainAgent(std::string_view name, absl::Duration grace) = 0;
+
   // Stops dispatching and abandons effects in flight without journaling a
   // result (they are performed again after the next Start), then waits for
   // the runtime's threads. Idempotent.
