@@ -27,6 +27,7 @@
 #include "absl/time/clock.h"
 #include "flowork/agent/agent_supervisor.h"
 #include "flowork/agent/cron_schedule.h"
+#include "flowork/agent/llm_client.h"
 #include "flowork/agent/task_state.h"
 #include "flowork/core/executor.h"
 #include "flowork/core/internal/status_macros.h"
@@ -878,7 +879,12 @@ void AgentRuntimeImpl::StepFailed(const RunPtr& run, const absl::Status& error,
     absl::MutexLock lock(&mu_);
     unit = std::uniform_real_distribution<double>(0, 1)(rng_);
   }
-  const absl::Duration wait = StepBackoff(spec.retry(), attempt, unit);
+  absl::Duration wait = StepBackoff(spec.retry(), attempt, unit);
+  if (std::optional<absl::Duration> retry_after = LlmRetryAfter(error)) {
+    // The router said 429: no task of this model is dispatched before then.
+    if (!spec.model().empty()) queue_->BackOffModel(spec.model(), Now() + *retry_after);
+    wait = std::max(wait, *retry_after);
+  }
   TaskUpdate update{.task_id = run->task.id()};
   update.attempt = attempt + 1;
   update.error = absl::StrCat(what, " attempt ", attempt, " failed: ", error.message());

@@ -1,0 +1,41 @@
+#ifndef FLOWORK_AGENT_LLM_AGENT_H_
+#define FLOWORK_AGENT_LLM_AGENT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "flowork/agent/agent.h"
+#include "flowork/agent/v1/agent.pb.h"
+
+namespace flowork::agent {
+
+// Options of a declarative LLM agent. Every field documents its default.
+struct LlmAgentOptions {
+  // The tools offered to the model, in OpenAI "tools" format (a JSON array).
+  // Default "": none.
+  std::string tools_json;
+  // JSON Schema the final answer must match (then the answer is JSON).
+  // A non-matching answer is sent back to the model once to be repaired;
+  // a second miss fails the task. Default "": any text.
+  std::string output_schema_json;
+  // USD per million tokens, for AgentLimits.max_cost_usd. Default 0: free.
+  double input_usd_per_mtok = 0;
+  double output_usd_per_mtok = 0;
+};
+
+// The agent of a kind-llm AgentSpec: a tool-calling loop run as journaled
+// steps. Each step asks the model (spec.model, through the runtime's model
+// handler) with the system prompt, the task's input and everything the
+// journal holds so far; tool calls the model asks for become one tools
+// effect (performed in parallel); a plain answer finishes the task. The
+// spec's limits end the task with a clear reason: max_steps (the runtime),
+// max_tokens and max_cost_usd (here, from the usage the model reported), the
+// deadline (the runtime). Thread-safe; stateless between steps.
+// kInvalidArgument for malformed tools or schema JSON.
+absl::StatusOr<std::shared_ptr<Agent>> CreateLlmAgent(const v1::AgentSpec& spec,
+                                                      LlmAgentOptions options = {});
+
+}  // namespace flowork::agent
+
+#endif  // FLOWORK_AGENT_LLM_AGENT_H_

@@ -1,0 +1,282 @@
+// The declarative LLM agent: decisions from the journal, no state of its own.
+
+#include "flowork/agent/llm_agent.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "boost/json.hpp"
+#include "google/protobuf/util/json_util.h"
+
+namespace flowork::agent {
+namespace {
+
+namespace json = boost::json;
+
+std::string ToJson(const google::protobuf::Value& value) {
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(value, &out).ok()) return "null";
+  return out;
+}
+
+google::protobuf::Value FromJson(const std::string& text) {
+  google::protobuf::Value value;
+  if (!google::protobuf::util::JsonStringToMessage(text, &value).ok()) {
+    value.set_string_value(text);
+  }
+  return value;
+}
+
+// What the journal says so far, as a conversation.
+struct Transcript {
+  json::array messages;
+  // The last model answer's message, when the last step was a model call.
+  std::optional<json::object> last_answer;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  bool repair_asked = false;
+};
+
+class LlmAgent final : public Agent {
+ public:
+  LlmAgent(v1::AgentSpec spec, LlmAgentOptions options, json::value tools,
+           std::optional<json::value> schema)
+      : spec_(std::move(spec)),
+        options_(std::move(options)),
+        tools_(std::move(tools)),
+        schema_(std::move(schema)) {}
+
+  absl::StatusOr<v1::Effect> Step(const StepContext& context) override {
+    Transcript t = Read(context);
+    v1::Effect effect;
+    // Limits first: the usage already spent decides.
+    const int64_t tokens = t.prompt_tokens + t.completion_tokens;
+    if (spec_.limits().max_tokens() > 0 &&
+        tokens >= static_cast<int64_t>(spec_.limits().max_tokens())) {
+      effect.mutable_fail()->set_error(
+          absl::StrCat("max_tokens reached (", tokens, " of ", spec_.limits().max_tokens(), ")"));
+      return effect;
+    }
+    const double cost = (t.prompt_tokens * options_.input_usd_per_mtok +
+                         t.completion_tokens * options_.output_usd_per_mtok) /
+                        1e6;
+    if (spec_.limits().max_cost_usd() > 0 && cost >= spec_.limits().max_cost_usd()) {
+      effect.mutable_fail()->set_error(absl::StrCat("max_cost_usd reached ($", cost, " of $",
+                                                    spec_.limits().max_cost_usd(), ")"));
+      return effect;
+    }
+    if (t.last_answer) {
+      const json::object& answer = *t.last_answer;
+      if (const json::value* calls = answer.if_contains("tool_calls");
+          calls && calls->is_array() && !calls->as_array().empty()) {
+        for (const json::value& c : calls->as_array()) {
+          if (!c.is_object()) continue;
+          v1::ToolCall* call = effect.mutable_tools()->add_calls();
+          if (const json::value* id = c.as_object().if_contains("id"); id && id->is_string()) {
+            call->set_id(std::string(id->as_string()));
+          }
+          const json::value* function = c.as_object().if_contains("function");
+          if (function && function->is_object()) {
+            const json::object& f = function->as_object();
+            if (const json::value* name = f.if_contains("name"); name && name->is_string()) {
+              call->set_name(std::string(name->as_string()));
+            }
+            if (const json::value* args = f.if_contains("arguments"); args && args->is_string()) {
+              *call->mutable_arguments() = FromJson(std::string(args->as_string()));
+            }
+          }
+        }
+        return effect;
+      }
+      std::string content;
+      if (const json::value* c = answer.if_contains("content"); c && c->is_string()) {
+        content = std::string(c->as_string());
+      }
+      if (!schema_) {
+        effect.mutable_finish()->mutable_output()->set_string_value(content);
+        return effect;
+      }
+      // Structured output: JSON, and the schema's required fields and types.
+      std::string problem = CheckAgainstSchema(content);
+      if (problem.empty()) {
+        *effect.mutable_finish()->mutable_output() = FromJson(content);
+        return effect;
+      }
+      if (t.repair_asked) {
+        effect.mutable_fail()->set_error(
+            absl::StrCat("the answer does not match the output schema after a repair: ", problem));
+        return effect;
+      }
+      json::object repair;
+      repair["role"] = "user";
+      repair["content"] =
+          absl::StrCat("Your answer does not match the required JSON schema: ", problem,
+                       ". Answer again with only a JSON value that matches this schema: ",
+                       json::serialize(*schema_));
+      t.messages.push_back(std::move(repair));
+    }
+    return ModelCall(t.messages);
+  }
+
+ private:
+  Transcript Read(const StepContext& context) const {
+    Transcript t;
+    if (!spec_.system_prompt().empty()) {
+      t.messages.push_back(json::object{{"role", "system"}, {"content", spec_.system_prompt()}});
+    }
+    std::string input = context.task.input().has_string_value()
+                            ? context.task.input().string_value()
+                            : ToJson(context.task.input());
+    t.messages.push_back(json::object{{"role", "user"}, {"content", input}});
+    for (const v1::StepRecord& step : context.journal) {
+      t.last_answer.reset();
+      if (step.status() != v1::StepRecord::STATUS_COMPLETED) continue;
+      v1::Effect asked;
+      v1::EffectResult result;
+      if (!asked.ParseFromString(step.input()) || !result.ParseFromString(step.output())) continue;
+      if (asked.has_model()) {
+        // A repair request is part of what was asked: keep it in the transcript.
+        const auto& sent = asked.model().request().struct_value().fields();
+        if (auto it = sent.find("messages"); it != sent.end()) {
+          const auto& values = it->second.list_value().values();
+          if (values.size() > 0 &&
+              values[values.size() - 1].struct_value().fields().count("content") &&
+              absl::StartsWith(
+                  values[values.size() - 1].struct_value().fields().at("content").string_value(),
+                  "Your answer does not match the required JSON schema")) {
+            t.repair_asked = true;
+            boost::system::error_code ec;
+            json::value repair = json::parse(ToJson(values[values.size() - 1]), ec);
+            if (!ec) t.messages.push_back(std::move(repair));
+          }
+        }
+        boost::system::error_code ec;
+        json::value body = json::parse(ToJson(result.model()), ec);
+        if (ec || !body.is_object()) continue;
+        const json::object& completion = body.as_object();
+        if (const json::value* usage = completion.if_contains("usage");
+            usage && usage->is_object()) {
+          auto number = [&](const char* key) -> int64_t {
+            const json::value* v = usage->as_object().if_contains(key);
+            if (v == nullptr) return 0;
+            if (v->is_int64()) return v->as_int64();
+            if (v->is_double()) return static_cast<int64_t>(v->as_double());
+            return 0;
+          };
+          t.prompt_tokens += number("prompt_tokens");
+          t.completion_tokens += number("completion_tokens");
+        }
+        const json::value* choices = completion.if_contains("choices");
+        if (!choices || !choices->is_array() || choices->as_array().empty()) continue;
+        const json::value& first = choices->as_array()[0];
+        const json::value* message =
+            first.is_object() ? first.as_object().if_contains("message") : nullptr;
+        if (!message || !message->is_object()) continue;
+        json::object assistant = message->as_object();
+        assistant["role"] = "assistant";
+        t.messages.push_back(assistant);
+        t.last_answer = std::move(assistant);
+      } else if (asked.has_tools()) {
+        for (const v1::ToolResult& r : result.tools().results()) {
+          const std::string content =
+              r.error().empty()
+                  ? (r.output().has_string_value() ? r.output().string_value() : ToJson(r.output()))
+                  : absl::StrCat("error: ", r.error());
+          t.messages.push_back(
+              json::object{{"role", "tool"}, {"tool_call_id", r.id()}, {"content", content}});
+        }
+      }
+    }
+    return t;
+  }
+
+  v1::Effect ModelCall(const json::array& messages) const {
+    json::object request;
+    request["messages"] = messages;
+    if (tools_.is_array() && !tools_.as_array().empty()) request["tools"] = tools_;
+    if (schema_) request["response_format"] = json::object{{"type", "json_object"}};
+    v1::Effect effect;
+    effect.mutable_model()->set_model(spec_.model());
+    *effect.mutable_model()->mutable_request() = FromJson(json::serialize(request));
+    return effect;
+  }
+
+  // "" when `answer` is JSON matching the schema's type, required fields and
+  // their types; otherwise what is wrong.
+  std::string CheckAgainstSchema(const std::string& answer) const {
+    boost::system::error_code ec;
+    json::value value = json::parse(answer, ec);
+    if (ec) return "the answer is not JSON";
+    return Check(value, *schema_, "answer");
+  }
+
+  static std::string Check(const json::value& value, const json::value& schema,
+                           const std::string& path) {
+    if (!schema.is_object()) return "";
+    const json::object& s = schema.as_object();
+    if (const json::value* type = s.if_contains("type"); type && type->is_string()) {
+      const std::string t(type->as_string());
+      const bool ok = (t == "object" && value.is_object()) || (t == "array" && value.is_array()) ||
+                      (t == "string" && value.is_string()) ||
+                      (t == "integer" && (value.is_int64() || value.is_uint64())) ||
+                      (t == "number" && value.is_number()) || (t == "boolean" && value.is_bool()) ||
+                      (t == "null" && value.is_null());
+      if (!ok) return absl::StrCat(path, ": expected ", t);
+    }
+    if (value.is_object()) {
+      if (const json::value* required = s.if_contains("required");
+          required && required->is_array()) {
+        for (const json::value& name : required->as_array()) {
+          if (name.is_string() && !value.as_object().contains(name.as_string())) {
+            return absl::StrCat(path, ".", std::string(name.as_string()), ": required");
+          }
+        }
+      }
+      if (const json::value* props = s.if_contains("properties"); props && props->is_object()) {
+        for (const auto& [name, sub] : props->as_object()) {
+          if (const json::value* field = value.as_object().if_contains(name)) {
+            std::string problem = Check(*field, sub, absl::StrCat(path, ".", std::string(name)));
+            if (!problem.empty()) return problem;
+          }
+        }
+      }
+    }
+    return "";
+  }
+
+  const v1::AgentSpec spec_;
+  const LlmAgentOptions options_;
+  const json::value tools_;
+  const std::optional<json::value> schema_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<Agent>> CreateLlmAgent(const v1::AgentSpec& spec,
+                                                      LlmAgentOptions options) {
+  if (spec.model().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("agent ", spec.name(), ": model must be set"));
+  }
+  json::value tools = json::array();
+  if (!options.tools_json.empty()) {
+    boost::system::error_code ec;
+    tools = json::parse(options.tools_json, ec);
+    if (ec || !tools.is_array()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("agent ", spec.name(), ": tools must be a JSON array"));
+    }
+  }
+  std::optional<json::value> schema;
+  if (!options.output_schema_json.empty()) {
+    boost::system::error_code ec;
+    schema = json::parse(options.output_schema_json, ec);
+    if (ec || !schema->is_object()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("agent ", spec.name(), ": the output schema must be a JSON object"));
+    }
+  }
+  return std::make_shared<LlmAgent>(spec, std::move(options), std::move(tools), std::move(schema));
+}
+
+}  // namespace flowork::agent
