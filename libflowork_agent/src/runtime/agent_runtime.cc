@@ -72,6 +72,8 @@ const char* KindName(const v1::Effect& effect) {
       return "finish";
     case v1::Effect::kFail:
       return "fail";
+    case v1::Effect::kApproval:
+      return "approval";
     default:
       return "unknown";
   }
@@ -87,6 +89,8 @@ v1::TaskState WaitingState(const v1::Effect& effect) {
       return v1::TASK_STATE_WAITING_TIMER;
     case v1::Effect::kChildren:
       return v1::TASK_STATE_WAITING_CHILDREN;
+    case v1::Effect::kApproval:
+      return v1::TASK_STATE_WAITING_APPROVAL;
     default:
       return v1::TASK_STATE_RUNNING;
   }
@@ -96,7 +100,7 @@ v1::TaskState WaitingState(const v1::Effect& effect) {
 bool ReleasesSlot(const v1::Effect& effect) {
   return effect.kind_case() == v1::Effect::kTimer ||
          (effect.kind_case() == v1::Effect::kChildren && !effect.children().detach()) ||
-         effect.kind_case() == v1::Effect::kSignal;
+         effect.kind_case() == v1::Effect::kSignal || effect.kind_case() == v1::Effect::kApproval;
 }
 
 uint32_t MaxAttempts(const v1::AgentSpec& spec) {
@@ -238,6 +242,9 @@ class AgentRuntimeImpl final : public AgentRuntime {
   absl::Status Cancel(std::string_view id) override;
   absl::Status Signal(std::string_view id, std::string_view name,
                       google::protobuf::Value payload) override;
+  absl::Status Decide(std::string_view task_id, std::string_view call_id,
+                      ApprovalVerdict verdict) override;
+  std::vector<v1::PendingApproval> PendingApprovals() const override;
   absl::StatusOr<v1::AgentStatus> GetAgentStatus(std::string_view name) const override {
     return supervisor_.Status(std::string(name));
   }
@@ -284,7 +291,11 @@ class AgentRuntimeImpl final : public AgentRuntime {
   void Begin(ReadyTask ready);
   void Admitted(const RunPtr& run);
   void Advance(const RunPtr& run);
-  void Act(const RunPtr& run, v1::Effect effect);
+  // `decided`: the tools step after an approval (not checked again).
+  void Act(const RunPtr& run, v1::Effect effect, bool decided = false);
+  // Records decisions on the approval step in flight; completes it when every
+  // call is decided.
+  void RecordDecisions(const RunPtr& run, std::vector<v1::ApprovalDecision> decisions);
   void Perform(const RunPtr& run);
   void Complete(const RunPtr& run, v1::EffectResult result);
   void StepFailed(const RunPtr& run, const absl::Status& error, bool effect_journaled);
@@ -606,6 +617,23 @@ void AgentRuntimeImpl::Advance(const RunPtr& run) {
   if (!run->journal.empty() && run->journal.back().status() == v1::StepRecord::STATUS_STARTED) {
     return Perform(run);  // Journaled before a crash (or a retry): act on it again.
   }
+  if (!run->journal.empty() && run->journal.back().kind() == "approval") {
+    // The decisions are in: the approved calls run, as edited.
+    v1::Effect asked;
+    v1::EffectResult decided;
+    asked.ParseFromString(run->journal.back().input());
+    decided.ParseFromString(run->journal.back().output());
+    v1::Effect tools;
+    for (const v1::ToolCall& call : asked.approval().calls().calls()) {
+      v1::ToolCall* kept = tools.mutable_tools()->add_calls();
+      *kept = call;
+      for (const v1::ApprovalDecision& d : decided.approval().decisions()) {
+        if (d.call_id() == call.id() && d.edited())
+          *kept->mutable_arguments() = d.edited_arguments();
+      }
+    }
+    return Act(run, std::move(tools), /*decided=*/true);
+  }
   const v1::AgentSpec& spec = run->agent->spec;
   if (run->journal.size() >= MaxSteps(spec)) {
     return Finish(run, v1::TASK_STATE_FAILED,
@@ -618,8 +646,35 @@ void AgentRuntimeImpl::Advance(const RunPtr& run) {
 }
 
 // Journals `effect` (STARTED, or the final step), then performs it.
-void AgentRuntimeImpl::Act(const RunPtr& run, v1::Effect effect) {
+void AgentRuntimeImpl::Act(const RunPtr& run, v1::Effect effect, bool decided) {
   const absl::Time now = Now();
+  if (effect.has_approval()) {
+    return StepFailed(run, absl::InvalidArgumentError("an agent may not return an approval effect"),
+                      false);
+  }
+  if (effect.has_tools() && !decided && options_.approvals != nullptr) {
+    // Calls that need a person first: the step becomes an approval, and the
+    // tools step follows it once every call is decided.
+    v1::ApprovalRequest request;
+    absl::Duration timeout = absl::InfiniteDuration();
+    for (const v1::ToolCall& call : effect.tools().calls()) {
+      if (std::optional<ApprovalPolicy::Rule> rule = options_.approvals->Check(run->task, call)) {
+        v1::ApprovalRequest::Pending* pending = request.add_pending();
+        pending->set_call_id(call.id());
+        pending->set_reason(rule->reason);
+        if (rule->timeout < timeout) {
+          timeout = rule->timeout;
+          request.set_default_verdict(rule->on_timeout);
+        }
+      }
+    }
+    if (request.pending_size() > 0) {
+      *request.mutable_calls() = effect.tools();
+      if (timeout != absl::InfiniteDuration()) *request.mutable_until() = ToProto(now + timeout);
+      effect.Clear();
+      *effect.mutable_approval() = std::move(request);
+    }
+  }
   v1::StepRecord step;
   step.set_task_id(run->task.id());
   step.set_seq(run->journal.size() + 1);
@@ -767,6 +822,37 @@ void AgentRuntimeImpl::Perform(const RunPtr& run) {
       run->timer = timer;
     } else if (effect.has_children()) {
       Post([this, run] { CheckChildren(run); });
+    } else if (effect.has_approval() && effect.approval().has_until()) {
+      const uint64_t timer = At(ToTime(effect.approval().until()), [this, run, effect] {
+        Post([this, run, effect] {
+          // Time is up: the undecided calls get the default verdict.
+          v1::EffectResult so_far;
+          {
+            absl::MutexLock lock(&mu_);
+            if (run->phase != Phase::kWaiting) return;
+            so_far.ParseFromString(run->journal.back().output());
+          }
+          std::vector<v1::ApprovalDecision> defaults;
+          for (const auto& pending : effect.approval().pending()) {
+            bool done = false;
+            for (const auto& d : so_far.approval().decisions())
+              done |= d.call_id() == pending.call_id();
+            if (done) continue;
+            v1::ApprovalDecision d;
+            d.set_call_id(pending.call_id());
+            d.set_verdict(effect.approval().default_verdict() == v1::VERDICT_APPROVE
+                              ? v1::VERDICT_APPROVE
+                              : v1::VERDICT_DENY);
+            d.set_who("timeout");
+            d.set_by_timeout(true);
+            *d.mutable_time() = ToProto(Now());
+            defaults.push_back(std::move(d));
+          }
+          RecordDecisions(run, std::move(defaults));
+        });
+      });
+      absl::MutexLock lock(&mu_);
+      run->timer = timer;
     }
     return;
   }
@@ -789,6 +875,68 @@ void AgentRuntimeImpl::Perform(const RunPtr& run) {
     run->call = call;
     run->step_deadline = step_deadline;
     run->heartbeat_timeout = ToDuration(spec.limits().heartbeat_timeout());
+  }
+  // After an approval: denied calls are not performed; their result says so.
+  std::map<std::string, std::string> denied;
+  if (effect.has_tools() && run->journal.size() >= 2 &&
+      run->journal[run->journal.size() - 2].kind() == "approval") {
+    v1::EffectResult decided;
+    decided.ParseFromString(run->journal[run->journal.size() - 2].output());
+    for (const v1::ApprovalDecision& d : decided.approval().decisions()) {
+      if (d.verdict() == v1::VERDICT_DENY) {
+        denied[d.call_id()] =
+            absl::StrCat("denied by ", d.who(), d.comment().empty() ? "" : ": ", d.comment());
+      }
+    }
+  }
+  if (!denied.empty()) {
+    v1::Effect approved = effect;
+    approved.mutable_tools()->clear_calls();
+    for (const v1::ToolCall& c : effect.tools().calls()) {
+      if (!denied.count(c.id())) *approved.mutable_tools()->add_calls() = c;
+    }
+    auto merge = [order = effect.tools(), denied](v1::EffectResult performed) {
+      v1::EffectResult merged;
+      for (const v1::ToolCall& c : order.calls()) {
+        v1::ToolResult* r = merged.mutable_tools()->add_results();
+        r->set_id(c.id());
+        if (auto it = denied.find(c.id()); it != denied.end()) {
+          r->set_error(it->second);
+          continue;
+        }
+        for (const v1::ToolResult& p : performed.tools().results()) {
+          if (p.id() == c.id()) *r = p;
+        }
+      }
+      return merged;
+    };
+    if (approved.tools().calls_size() == 0) {
+      {
+        absl::MutexLock lock(&mu_);
+        run->phase = Phase::kBusy;
+        run->call = nullptr;
+      }
+      return Complete(run, merge(v1::EffectResult()));
+    }
+    handler->Perform(
+        approved, call,
+        [lifeline = lifeline_, run, call, merge](absl::StatusOr<v1::EffectResult> result) mutable {
+          absl::ReaderMutexLock alive(&lifeline->mu);
+          AgentRuntimeImpl* self = lifeline->runtime;
+          if (self == nullptr) return;
+          if (result.ok()) result = merge(*std::move(result));
+          self->Post([self, run, call, result = std::move(result)]() mutable {
+            {
+              absl::MutexLock lock(&self->mu_);
+              if (run->call != call || run->phase != Phase::kEffect) return;
+              run->call = nullptr;
+              run->phase = Phase::kBusy;
+            }
+            if (!result.ok()) return self->StepFailed(run, result.status(), true);
+            self->Complete(run, *std::move(result));
+          });
+        });
+    return;
   }
   handler->Perform(effect, call,
                    [lifeline = lifeline_, run, call](absl::StatusOr<v1::EffectResult> result) {
@@ -1107,6 +1255,114 @@ absl::Status AgentRuntimeImpl::Signal(std::string_view id_view, std::string_view
   *result.mutable_signal()->mutable_payload() = std::move(payload);
   Post([this, run, result = std::move(result)]() mutable { Complete(run, std::move(result)); });
   return absl::OkStatus();
+}
+
+absl::Status AgentRuntimeImpl::Decide(std::string_view task_view, std::string_view call_view,
+                                      ApprovalVerdict verdict) {
+  const std::string task_id(task_view), call_id(call_view);
+  if (verdict.verdict == v1::VERDICT_UNSPECIFIED) {
+    return absl::InvalidArgumentError("verdict: must be approve or deny");
+  }
+  RunPtr run;
+  v1::Effect asked;
+  v1::EffectResult so_far;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = runs_.find(task_id); it != runs_.end()) run = it->second;
+    if (run == nullptr || run->phase != Phase::kWaiting || run->journal.empty() ||
+        !asked.ParseFromString(run->journal.back().input()) || !asked.has_approval()) {
+      return absl::NotFoundError(
+          absl::StrCat("task ", task_id, " has no tool call waiting for approval"));
+    }
+    so_far.ParseFromString(run->journal.back().output());
+  }
+  bool pending = false;
+  for (const auto& p : asked.approval().pending()) pending |= p.call_id() == call_id;
+  for (const auto& d : so_far.approval().decisions()) pending &= d.call_id() != call_id;
+  if (!pending) {
+    return absl::NotFoundError(
+        absl::StrCat("task ", task_id, " has no call ", call_id, " waiting for approval"));
+  }
+  v1::ApprovalDecision decision;
+  decision.set_call_id(call_id);
+  decision.set_verdict(verdict.verdict);
+  decision.set_who(verdict.who);
+  decision.set_comment(verdict.comment);
+  if (verdict.edited_arguments && verdict.verdict == v1::VERDICT_APPROVE) {
+    decision.set_edited(true);
+    *decision.mutable_edited_arguments() = *verdict.edited_arguments;
+  }
+  *decision.mutable_time() = ToProto(Now());
+  RecordDecisions(run, {std::move(decision)});
+  return absl::OkStatus();
+}
+
+void AgentRuntimeImpl::RecordDecisions(const RunPtr& run,
+                                       std::vector<v1::ApprovalDecision> decisions) {
+  v1::EffectResult result;
+  bool complete = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (run->phase != Phase::kWaiting) return;
+    v1::Effect asked;
+    asked.ParseFromString(run->journal.back().input());
+    result.ParseFromString(run->journal.back().output());
+    for (v1::ApprovalDecision& d : decisions) *result.mutable_approval()->add_decisions() = d;
+    complete = result.approval().decisions_size() >= asked.approval().pending_size();
+    if (complete) {
+      run->phase = Phase::kBusy;
+      if (run->timer) timers_.Cancel(run->timer);
+    }
+    // Kept here at once, so a second decision right after sees this one.
+    run->journal.back().set_output(result.SerializeAsString());
+  }
+  if (complete) return Complete(run, std::move(result));
+  // Not all decided: the decisions so far are stored on the step in flight.
+  v1::StepRecord partial;
+  partial.set_task_id(run->task.id());
+  partial.set_seq(run->journal.back().seq());
+  partial.set_output(result.SerializeAsString());
+  TaskUpdate update{.task_id = run->task.id()};
+  update.steps.push_back(std::move(partial));
+  if (absl::Status stored = store_.Apply(std::move(update)); !stored.ok()) {
+    core::Log(core::LogLevel::kWarning, "storing an approval decision failed",
+              {{"task", run->task.id()}, {"error", stored.ToString()}});
+  }
+}
+
+std::vector<v1::PendingApproval> AgentRuntimeImpl::PendingApprovals() const {
+  std::vector<v1::PendingApproval> pending;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, run] : runs_) {
+    v1::Effect asked;
+    v1::EffectResult so_far;
+    if (run->phase != Phase::kWaiting || run->journal.empty() ||
+        !asked.ParseFromString(run->journal.back().input()) || !asked.has_approval()) {
+      continue;
+    }
+    so_far.ParseFromString(run->journal.back().output());
+    for (const auto& p : asked.approval().pending()) {
+      bool decided = false;
+      for (const auto& d : so_far.approval().decisions()) decided |= d.call_id() == p.call_id();
+      if (decided) continue;
+      v1::PendingApproval& out = pending.emplace_back();
+      out.set_task_id(id);
+      out.set_tenant(run->task.tenant());
+      out.set_agent(run->task.agent());
+      out.set_call_id(p.call_id());
+      out.set_reason(p.reason());
+      for (const v1::ToolCall& c : asked.approval().calls().calls()) {
+        if (c.id() != p.call_id()) continue;
+        out.mutable_call()->set_name(c.name());
+        *out.mutable_call()->mutable_arguments() = c.arguments();
+      }
+      if (asked.approval().has_until()) *out.mutable_until() = asked.approval().until();
+    }
+  }
+  std::sort(pending.begin(), pending.end(), [](const auto& a, const auto& b) {
+    return std::make_pair(a.task_id(), a.call_id()) < std::make_pair(b.task_id(), b.call_id());
+  });
+  return pending;
 }
 
 bool AgentRuntimeImpl::AdmitToAgent(const RunPtr& run, const ReadyTask& ready) {

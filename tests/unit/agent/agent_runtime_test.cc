@@ -622,6 +622,123 @@ TEST_F(AgentRuntimeTest, ASchedulePicksUpAfterDowntimeWithOneRunNotAStorm) {
   EXPECT_EQ(runtime_->RemoveSchedule("every-minute").code(), absl::StatusCode::kNotFound);
 }
 
+// Tool "work" needs approval; other tools do not.
+class WorkNeedsApproval final : public ApprovalPolicy {
+ public:
+  absl::Duration timeout = absl::InfiniteDuration();
+  std::optional<Rule> Check(const v1::Task&, const v1::ToolCall& call) const override {
+    if (call.name() != "work") return std::nullopt;
+    return Rule{.reason = "work changes things", .timeout = timeout};
+  }
+};
+
+// Finishes with the tool's output, or its error.
+std::shared_ptr<FunctionAgent> ToolThenReport() {
+  return std::make_shared<FunctionAgent>([](const StepContext& c) -> absl::StatusOr<v1::Effect> {
+    if (c.journal.empty()) return ToolEffect("work", c.task.input().string_value());
+    const v1::EffectResult last = Result(c.journal.back());
+    const v1::ToolResult& r = last.tools().results(0);
+    return FinishEffect(r.error().empty() ? r.output().string_value() : r.error());
+  });
+}
+
+class ApprovalTest : public AgentRuntimeTest {
+ protected:
+  void StartWithApprovals() {
+    AgentRuntimeOptions options;
+    options.approvals = &policy_;
+    Start(options);
+    ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenReport()).ok());
+    ASSERT_TRUE(runtime_->Start().ok());
+  }
+  std::vector<v1::PendingApproval> WaitPending() {
+    std::vector<v1::PendingApproval> pending;
+    for (int i = 0; i < 400 && pending.empty(); ++i) {
+      pending = runtime_->PendingApprovals();
+      if (pending.empty()) absl::SleepFor(absl::Milliseconds(5));
+    }
+    return pending;
+  }
+  WorkNeedsApproval policy_;
+};
+
+TEST_F(ApprovalTest, AToolCallWaitsForApprovalThenRunsOnce) {
+  StartWithApprovals();
+  const std::string id = Submit("worker", "deploy");
+  WaitFor(id, v1::TASK_STATE_WAITING_APPROVAL);
+  std::vector<v1::PendingApproval> pending = WaitPending();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].task_id(), id);
+  EXPECT_EQ(pending[0].call().name(), "work");
+  EXPECT_EQ(pending[0].reason(), "work changes things");
+  EXPECT_EQ(tools_.calls("deploy"), 0);
+  ASSERT_TRUE(
+      runtime_->Decide(id, pending[0].call_id(), {.verdict = v1::VERDICT_APPROVE, .who = "alice"})
+          .ok());
+  EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did deploy");
+  EXPECT_EQ(tools_.calls("deploy"), 1);
+  // Who decided is in the journal.
+  const auto journal = store_->Journal(id);
+  ASSERT_EQ((*journal)[0].kind(), "approval");
+  EXPECT_EQ(Result((*journal)[0]).approval().decisions(0).who(), "alice");
+  EXPECT_EQ(runtime_->Decide(id, pending[0].call_id(), {.verdict = v1::VERDICT_APPROVE}).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ApprovalTest, ADenialReachesTheAgentAsTheToolsResult) {
+  StartWithApprovals();
+  const std::string id = Submit("worker", "deploy");
+  std::vector<v1::PendingApproval> pending = WaitPending();
+  ASSERT_EQ(pending.size(), 1u);
+  ASSERT_TRUE(runtime_
+                  ->Decide(id, pending[0].call_id(),
+                           {.verdict = v1::VERDICT_DENY, .who = "bob", .comment = "not today"})
+                  .ok());
+  EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(),
+            "denied by bob: not today");
+  EXPECT_EQ(tools_.calls("deploy"), 0);
+}
+
+TEST_F(ApprovalTest, EditAndApproveRunsTheEditedArguments) {
+  StartWithApprovals();
+  const std::string id = Submit("worker", "deploy to prod");
+  std::vector<v1::PendingApproval> pending = WaitPending();
+  ASSERT_EQ(pending.size(), 1u);
+  ASSERT_TRUE(runtime_
+                  ->Decide(id, pending[0].call_id(),
+                           {.verdict = v1::VERDICT_APPROVE,
+                            .who = "carol",
+                            .edited_arguments = Str("deploy to staging")})
+                  .ok());
+  EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did deploy to staging");
+  EXPECT_EQ(tools_.calls("deploy to prod"), 0);
+}
+
+TEST_F(ApprovalTest, AnUndecidedCallGetsTheDefaultVerdictAtItsTimeout) {
+  policy_.timeout = absl::Milliseconds(150);
+  StartWithApprovals();
+  const std::string id = Submit("worker", "deploy");
+  EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "denied by timeout");
+  EXPECT_EQ(tools_.calls("deploy"), 0);
+}
+
+TEST_F(ApprovalTest, AnApprovalWaitSurvivesARestart) {
+  StartWithApprovals();
+  const std::string id = Submit("worker", "deploy");
+  ASSERT_EQ(WaitPending().size(), 1u);
+  runtime_->Shutdown();
+  runtime_.reset();
+  StartWithApprovals();  // A new runtime on the same store, as after a restart.
+  std::vector<v1::PendingApproval> pending = WaitPending();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(store_->Get(id)->state(), v1::TASK_STATE_WAITING_APPROVAL);
+  ASSERT_TRUE(
+      runtime_->Decide(id, pending[0].call_id(), {.verdict = v1::VERDICT_APPROVE, .who = "alice"})
+          .ok());
+  WaitFor(id, v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(tools_.calls("deploy"), 1);
+}
+
 TEST(StepBackoffTest, DoublesFromTheInitialWaitUpToTheMaximumWithJitter) {
   v1::StepRetryPolicy policy;
   policy.mutable_initial_backoff()->set_seconds(1);

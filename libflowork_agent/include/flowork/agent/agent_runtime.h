@@ -2,6 +2,7 @@
 #define FLOWORK_AGENT_AGENT_RUNTIME_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,32 @@
 
 namespace flowork::agent {
 
+// Decides which tool calls need a person's approval before they run.
+// Thread-safe.
+class ApprovalPolicy {
+ public:
+  struct Rule {
+    // Shown to the approver ("sends email to an outside address").
+    std::string reason;
+    // Undecided calls get `on_timeout` after this long. Default: no timeout.
+    absl::Duration timeout = absl::InfiniteDuration();
+    v1::Verdict on_timeout = v1::VERDICT_DENY;
+  };
+  virtual ~ApprovalPolicy() = default;
+  // The rule for this call, or nullopt when it runs without approval.
+  virtual std::optional<Rule> Check(const v1::Task& task, const v1::ToolCall& call) const = 0;
+};
+
+// A person's decision on a tool call waiting for approval.
+struct ApprovalVerdict {
+  v1::Verdict verdict = v1::VERDICT_UNSPECIFIED;
+  // Who decided and why: journaled with the decision.
+  std::string who;
+  std::string comment;
+  // Approve with these arguments instead (edit-and-approve).
+  std::optional<google::protobuf::Value> edited_arguments;
+};
+
 // Options of an AgentRuntime. Every field documents its default.
 struct AgentRuntimeOptions {
   // Threads that run steps and effect callbacks. Default 4.
@@ -28,6 +55,8 @@ struct AgentRuntimeOptions {
   // Null: a task asking for that kind of effect fails, saying so.
   EffectHandler* models = nullptr;
   EffectHandler* tools = nullptr;
+  // Which tool calls wait for approval. Not owned. Null: none do.
+  const ApprovalPolicy* approvals = nullptr;
   // How often the watchdog checks running effects for step timeouts and
   // missed heartbeats. Default 1 s.
   absl::Duration watchdog_interval = absl::Seconds(1);
@@ -96,6 +125,17 @@ class AgentRuntime {
   virtual absl::StatusOr<std::vector<v1::Schedule>> ListSchedules() const = 0;
   // Stops a schedule (tasks it already started go on). kNotFound: none active.
   virtual absl::Status RemoveSchedule(std::string_view name) = 0;
+
+  // Decides one tool call waiting for approval. The task goes on once every
+  // call of its step is decided: approved calls run (with the edited
+  // arguments, if any), denied ones give the agent "denied by <who>:
+  // <comment>" as their result. Durable: a decision survives a restart, and
+  // a task waits for approval across restarts for as long as it takes.
+  // kNotFound: no such task or call waiting; kInvalidArgument: no verdict.
+  virtual absl::Status Decide(std::string_view task_id, std::string_view call_id,
+                              ApprovalVerdict verdict) = 0;
+  // The tool calls waiting for a decision.
+  virtual std::vector<v1::PendingApproval> PendingApprovals() const = 0;
 
   // The agents' lifecycles (see AgentSupervisor): a task waits while its
   // agent is not READY or BUSY (starting, restarting after a crash, stopped),
