@@ -30,8 +30,9 @@ SqliteQuery& SqliteQuery::Bind(int index, int64_t value) {
 }
 
 SqliteQuery& SqliteQuery::BindText(int index, std::string_view value) {
-  CheckBind(
-      sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_STATIC));
+  // Empty text from a null pointer (a default std::string_view) would bind NULL.
+  CheckBind(sqlite3_bind_text(stmt_, index, value.empty() ? "" : value.data(),
+                              static_cast<int>(value.size()), SQLITE_STATIC));
   return *this;
 }
 
@@ -68,6 +69,8 @@ bool SqliteQuery::IsNull(int column) const {
 }
 
 int64_t SqliteQuery::Int64(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+double SqliteQuery::Double(int column) const { return sqlite3_column_double(stmt_, column); }
 
 std::string_view SqliteQuery::Text(int column) const {
   const unsigned char* text = sqlite3_column_text(stmt_, column);

@@ -43,6 +43,7 @@ class SqliteQuery {
   // Columns count from 0.
   bool IsNull(int column) const;
   int64_t Int64(int column) const;
+  double Double(int column) const;
   std::string_view Text(int column) const;
   std::string_view Blob(int column) const;
 
