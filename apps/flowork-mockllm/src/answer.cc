@@ -35,19 +35,37 @@ std::vector<std::string> Words(std::string_view text) {
 
 bool IsToolNameChar(char c) { return absl::ascii_isalnum(c) || c == '_' || c == '-' || c == '.'; }
 
-// The tool call a user message asks for with "call:<name> rest", if any.
-std::optional<ToolCall> RequestedToolCall(std::string_view text) {
-  const size_t marker = text.find("call:");
-  if (marker == std::string_view::npos) return std::nullopt;
-  const size_t name_begin = marker + 5;
-  size_t name_end = name_begin;
-  while (name_end < text.size() && IsToolNameChar(text[name_end])) ++name_end;
-  if (name_end == name_begin) return std::nullopt;
-  ToolCall call;
-  call.name = std::string(text.substr(name_begin, name_end - name_begin));
-  call.query = std::string(absl::StripAsciiWhitespace(ToAbsl(text.substr(name_end))));
-  call.arguments_json = boost::json::serialize(boost::json::object{{"query", call.query}});
-  return call;
+// The calls `text` asks for: one per "call:<name>" marker, in order, each
+// with the text up to the next marker (trimmed) as its query. A "call:" not
+// followed by a name is no marker.
+std::vector<ToolCall> RequestedToolCalls(std::string_view text) {
+  constexpr std::string_view kMarker = "call:";
+  struct Marker {
+    size_t begin;       // Of "call:".
+    size_t name_begin;  // Of <name>.
+    size_t name_end;    // Where the query starts.
+  };
+  std::vector<Marker> markers;
+  size_t at = text.find(kMarker);
+  while (at != std::string_view::npos) {
+    const size_t name_begin = at + kMarker.size();
+    size_t name_end = name_begin;
+    while (name_end < text.size() && IsToolNameChar(text[name_end])) ++name_end;
+    if (name_end > name_begin) markers.push_back({at, name_begin, name_end});
+    at = text.find(kMarker, name_end);
+  }
+  std::vector<ToolCall> calls;
+  for (size_t i = 0; i < markers.size(); ++i) {
+    const Marker& marker = markers[i];
+    const size_t query_end = i + 1 < markers.size() ? markers[i + 1].begin : text.size();
+    ToolCall call;
+    call.name = std::string(text.substr(marker.name_begin, marker.name_end - marker.name_begin));
+    call.query = std::string(absl::StripAsciiWhitespace(
+        ToAbsl(text.substr(marker.name_end, query_end - marker.name_end))));
+    call.arguments_json = boost::json::serialize(boost::json::object{{"query", call.query}});
+    calls.push_back(std::move(call));
+  }
+  return calls;
 }
 
 // `tokens` without the text `prefill` covers, or nullopt when their
@@ -147,23 +165,41 @@ absl::StatusOr<Answer> MakeAnswer(const Conversation& conversation, const MockKn
     prefill = conversation.turns[end - 1].text;
     --end;
   }
-  const Turn* subject = nullptr;
+  // The subject: the last user message or tool result.
+  std::optional<size_t> subject;
   for (size_t i = end; i > 0; --i) {
-    const Turn& turn = conversation.turns[i - 1];
-    if (turn.role == Turn::Role::kUser || turn.role == Turn::Role::kTool) {
-      subject = &turn;
+    const Turn::Role role = conversation.turns[i - 1].role;
+    if (role == Turn::Role::kUser || role == Turn::Role::kTool) {
+      subject = i - 1;
       break;
     }
   }
-  const std::string_view subject_text =
-      subject != nullptr ? std::string_view(subject->text) : std::string_view();
+  const std::string_view subject_text = subject.has_value()
+                                            ? std::string_view(conversation.turns[*subject].text)
+                                            : std::string_view();
 
-  if (conversation.has_tools && subject != nullptr && subject->role == Turn::Role::kUser) {
-    if (std::optional<ToolCall> call = RequestedToolCall(subject_text)) {
-      answer.deltas = SplitBytes(call->arguments_json, knobs.chunks);
-      answer.completion_tokens = CountWords(call->arguments_json);
+  if (conversation.has_tools && subject.has_value()) {
+    // Markers of a user message, or of every tool result in the run that
+    // ends with the subject (parallel calls answered together).
+    size_t first = *subject;
+    if (conversation.turns[*subject].role == Turn::Role::kTool) {
+      while (first > 0 && conversation.turns[first - 1].role == Turn::Role::kTool) --first;
+    }
+    std::vector<ToolCall> calls;
+    for (size_t i = first; i <= *subject; ++i) {
+      for (ToolCall& call : RequestedToolCalls(conversation.turns[i].text)) {
+        calls.push_back(std::move(call));
+      }
+    }
+    if (!calls.empty()) {
+      for (ToolCall& call : calls) {
+        call.argument_deltas = SplitBytes(call.arguments_json, knobs.chunks);
+        answer.deltas.insert(answer.deltas.end(), call.argument_deltas.begin(),
+                             call.argument_deltas.end());
+        answer.completion_tokens += CountWords(call.arguments_json);
+      }
       answer.finish = Answer::Finish::kToolCalls;
-      answer.tool_call = std::move(call);
+      answer.tool_calls = std::move(calls);
       return answer;
     }
   }

@@ -33,16 +33,19 @@ struct Conversation {
 // A tool call the mock decided to make.
 struct ToolCall {
   std::string name;
-  std::string query;           // The "query" argument.
-  std::string arguments_json;  // {"query":"..."} serialized.
+  std::string query;                         // The "query" argument.
+  std::string arguments_json;                // {"query":"..."} serialized.
+  std::vector<std::string> argument_deltas;  // arguments_json in `chunks` pieces.
 };
 
-// The answer to one conversation.
+// The answer to one conversation: text, or one or more tool calls.
 struct Answer {
   enum class Finish { kStop, kLength, kToolCalls };
-  std::string text;                 // The whole answer text; "" for a tool call.
-  std::vector<std::string> deltas;  // Text deltas, or argument deltas of a tool call.
-  std::optional<ToolCall> tool_call;
+  std::string text;  // The whole answer text; "" for tool calls.
+  // Text deltas, or every call's argument deltas, call after call: what the
+  // answer's timing counts.
+  std::vector<std::string> deltas;
+  std::vector<ToolCall> tool_calls;  // In order; empty for a text answer.
   int prompt_tokens = 0;
   int completion_tokens = 0;
   Finish finish = Finish::kStop;

@@ -96,18 +96,21 @@ class AnthropicMessagesFormat final : public ChatFormat {
 
   std::string WholeBody(const Conversation& conversation, const Answer& answer,
                         const AnswerIdentity& identity) const override {
-    json::object block;
-    if (answer.tool_call.has_value()) {
-      block = ToolUseBlock(*answer.tool_call, identity);
-      block["input"] = {{"query", answer.tool_call->query}};
+    json::array content;
+    if (!answer.tool_calls.empty()) {
+      for (size_t i = 0; i < answer.tool_calls.size(); ++i) {
+        json::object block = ToolUseBlock(answer.tool_calls[i], identity, i);
+        block["input"] = {{"query", answer.tool_calls[i].query}};
+        content.push_back(std::move(block));
+      }
     } else {
-      block = {{"type", "text"}, {"text", answer.text}};
+      content.push_back(json::object{{"type", "text"}, {"text", answer.text}});
     }
     return json::serialize(
         json::object{{"id", identity.id},
                      {"type", "message"},
                      {"role", "assistant"},
-                     {"content", json::array{std::move(block)}},
+                     {"content", std::move(content)},
                      {"model", identity.model},
                      {"stop_reason", StopReason(answer.finish)},
                      {"stop_sequence", nullptr},
@@ -116,42 +119,63 @@ class AnthropicMessagesFormat final : public ChatFormat {
 
   StreamEvents Stream(const Conversation& conversation, const Answer& answer,
                       const AnswerIdentity& identity) const override {
-    StreamEvents events;
-    events.malformed = std::string(kMalformed);
-    json::object block;
+    // One content block per tool call, or one text block. A later block's
+    // start event goes out with its first delta (a call's arguments are never
+    // empty), the previous block's stop event just before it.
+    struct Block {
+      json::object start;
+      const std::vector<std::string>* deltas;
+    };
+    std::vector<Block> blocks;
     std::string delta_type;
     std::string delta_field;
-    if (answer.tool_call.has_value()) {
-      block = ToolUseBlock(*answer.tool_call, identity);
-      block["input"] = json::object{};
+    if (!answer.tool_calls.empty()) {
+      for (size_t i = 0; i < answer.tool_calls.size(); ++i) {
+        json::object block = ToolUseBlock(answer.tool_calls[i], identity, i);
+        block["input"] = json::object{};
+        blocks.push_back({std::move(block), &answer.tool_calls[i].argument_deltas});
+      }
       delta_type = "input_json_delta";
       delta_field = "partial_json";
     } else {
-      block = {{"type", "text"}, {"text", ""}};
+      blocks.push_back({{{"type", "text"}, {"text", ""}}, &answer.deltas});
       delta_type = "text_delta";
       delta_field = "text";
     }
-    events.prelude =
-        Event("message_start", {{"type", "message_start"},
-                                {"message",
-                                 {{"id", identity.id},
-                                  {"type", "message"},
-                                  {"role", "assistant"},
-                                  {"content", json::array{}},
-                                  {"model", identity.model},
-                                  {"stop_reason", nullptr},
-                                  {"stop_sequence", nullptr},
-                                  {"usage", Usage(answer.prompt_tokens, 0)}}}}) +
-        Event("content_block_start",
-              {{"type", "content_block_start"}, {"index", 0}, {"content_block", std::move(block)}});
-    for (const std::string& piece : answer.deltas) {
-      events.deltas.push_back(
-          Event("content_block_delta", {{"type", "content_block_delta"},
-                                        {"index", 0},
-                                        {"delta", {{"type", delta_type}, {delta_field, piece}}}}));
+    auto block_start = [&](size_t index) {
+      return Event("content_block_start", {{"type", "content_block_start"},
+                                           {"index", index},
+                                           {"content_block", std::move(blocks[index].start)}});
+    };
+    auto block_stop = [](size_t index) {
+      return Event("content_block_stop", {{"type", "content_block_stop"}, {"index", index}});
+    };
+
+    StreamEvents events;
+    events.malformed = std::string(kMalformed);
+    events.prelude = Event("message_start", {{"type", "message_start"},
+                                             {"message",
+                                              {{"id", identity.id},
+                                               {"type", "message"},
+                                               {"role", "assistant"},
+                                               {"content", json::array{}},
+                                               {"model", identity.model},
+                                               {"stop_reason", nullptr},
+                                               {"stop_sequence", nullptr},
+                                               {"usage", Usage(answer.prompt_tokens, 0)}}}}) +
+                     block_start(0);
+    for (size_t index = 0; index < blocks.size(); ++index) {
+      std::string opening = index > 0 ? block_stop(index - 1) + block_start(index) : "";
+      for (const std::string& piece : *blocks[index].deltas) {
+        events.deltas.push_back(std::exchange(opening, "") +
+                                Event("content_block_delta",
+                                      {{"type", "content_block_delta"},
+                                       {"index", index},
+                                       {"delta", {{"type", delta_type}, {delta_field, piece}}}}));
+      }
     }
     events.epilogue =
-        Event("content_block_stop", {{"type", "content_block_stop"}, {"index", 0}}) +
+        block_stop(blocks.size() - 1) +
         Event("message_delta",
               {{"type", "message_delta"},
                {"delta", {{"stop_reason", StopReason(answer.finish)}, {"stop_sequence", nullptr}}},
@@ -161,8 +185,10 @@ class AnthropicMessagesFormat final : public ChatFormat {
   }
 
  private:
-  static json::object ToolUseBlock(const ToolCall& call, const AnswerIdentity& identity) {
-    return {{"type", "tool_use"}, {"id", absl::StrCat("toolu_", identity.n)}, {"name", call.name}};
+  static json::object ToolUseBlock(const ToolCall& call, const AnswerIdentity& identity, size_t i) {
+    return {{"type", "tool_use"},
+            {"id", absl::StrCat("toolu_", identity.first_tool_call + static_cast<int64_t>(i))},
+            {"name", call.name}};
   }
 
   static json::object Usage(int input_tokens, int output_tokens) {

@@ -186,6 +186,8 @@ class MockLlmServerImpl final : public MockLlmServer, private core::HttpHandler 
     identity.n = next_answer_.fetch_add(1) + 1;
     identity.id = absl::StrCat("mock-", identity.n);
     identity.model = conversation->model.empty() ? options_.models.front() : conversation->model;
+    const auto tool_calls = static_cast<int64_t>(answer->tool_calls.size());
+    identity.first_tool_call = next_tool_call_.fetch_add(tool_calls) + 1;
     if (!conversation->stream) {
       return WholeResponsePlan(JsonResponse(format.WholeBody(*conversation, *answer, identity)),
                                WholeAnswerDelay(knobs, answer->deltas.size()));
@@ -248,6 +250,7 @@ class MockLlmServerImpl final : public MockLlmServer, private core::HttpHandler 
 
   std::atomic<int64_t> total_calls_{0};
   std::atomic<int64_t> next_answer_{0};
+  std::atomic<int64_t> next_tool_call_{0};  // Tool calls made so far.
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, int64_t> calls_by_path_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int64_t> fail_counts_ ABSL_GUARDED_BY(mu_);

@@ -80,8 +80,8 @@ class OllamaChatFormat final : public ChatFormat {
                       const AnswerIdentity& identity) const override {
     StreamEvents events;
     events.malformed = std::string(kMalformed);
-    if (answer.tool_call.has_value()) {
-      // Ollama sends a tool call whole, in one line.
+    if (!answer.tool_calls.empty()) {
+      // Ollama sends tool calls whole, in one line.
       events.deltas.push_back(Line(identity, Message(answer, "")));
     } else {
       for (const std::string& piece : answer.deltas) {
@@ -94,14 +94,16 @@ class OllamaChatFormat final : public ChatFormat {
   }
 
  private:
-  // The assistant message of a whole answer (or of a streamed tool call).
+  // The assistant message of a whole answer (or of streamed tool calls).
   static json::object Message(const Answer& answer, std::string_view content) {
     json::object message{{"role", "assistant"}, {"content", content}};
-    if (answer.tool_call.has_value()) {
-      message["tool_calls"] =
-          json::array{json::object{{"function",
-                                    {{"name", answer.tool_call->name},
-                                     {"arguments", {{"query", answer.tool_call->query}}}}}}};
+    if (!answer.tool_calls.empty()) {
+      json::array calls;
+      for (const ToolCall& call : answer.tool_calls) {
+        calls.push_back(json::object{
+            {"function", {{"name", call.name}, {"arguments", {{"query", call.query}}}}}});
+      }
+      message["tool_calls"] = std::move(calls);
     }
     return message;
   }

@@ -110,9 +110,13 @@ class OpenAiChatFormat final : public ChatFormat {
   std::string WholeBody(const Conversation& conversation, const Answer& answer,
                         const AnswerIdentity& identity) const override {
     json::object message{{"role", "assistant"}};
-    if (answer.tool_call.has_value()) {
+    if (!answer.tool_calls.empty()) {
       message["content"] = nullptr;
-      message["tool_calls"] = json::array{ToolCallJson(*answer.tool_call, identity)};
+      json::array calls;
+      for (size_t i = 0; i < answer.tool_calls.size(); ++i) {
+        calls.push_back(ToolCallJson(answer.tool_calls[i], ToolCallId(identity, i)));
+      }
+      message["tool_calls"] = std::move(calls);
     } else {
       message["content"] = answer.text;
     }
@@ -131,18 +135,24 @@ class OpenAiChatFormat final : public ChatFormat {
                       const AnswerIdentity& identity) const override {
     StreamEvents events;
     events.malformed = std::string(kMalformed);
-    if (answer.tool_call.has_value()) {
-      json::object call = ToolCallJson(*answer.tool_call, identity);
-      call["function"].as_object()["arguments"] = "";
-      call.emplace("index", 0);
-      events.prelude = Event(
-          Chunk(identity,
-                {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", {std::move(call)}}},
-                nullptr));
-      for (const std::string& piece : answer.deltas) {
-        events.deltas.push_back(Event(Chunk(
-            identity, {{"tool_calls", {{{"index", 0}, {"function", {{"arguments", piece}}}}}}},
-            nullptr)));
+    if (!answer.tool_calls.empty()) {
+      // The opening chunk names the first call; each later call's first
+      // argument delta names it, as OpenAI streams parallel calls.
+      events.prelude = Event(Chunk(identity,
+                                   {{"role", "assistant"},
+                                    {"content", nullptr},
+                                    {"tool_calls", {CallOpening(answer, identity, 0, "")}}},
+                                   nullptr));
+      for (size_t i = 0; i < answer.tool_calls.size(); ++i) {
+        const std::vector<std::string>& pieces = answer.tool_calls[i].argument_deltas;
+        for (size_t j = 0; j < pieces.size(); ++j) {
+          json::object call =
+              i > 0 && j == 0
+                  ? CallOpening(answer, identity, i, pieces[j])
+                  : json::object{{"index", i}, {"function", {{"arguments", pieces[j]}}}};
+          events.deltas.push_back(
+              Event(Chunk(identity, {{"tool_calls", {std::move(call)}}}, nullptr)));
+        }
       }
     } else {
       events.prelude = Event(Chunk(identity, {{"role", "assistant"}, {"content", ""}}, nullptr));
@@ -164,10 +174,23 @@ class OpenAiChatFormat final : public ChatFormat {
   }
 
  private:
-  static json::object ToolCallJson(const ToolCall& call, const AnswerIdentity& identity) {
-    return {{"id", absl::StrCat("call_", identity.n)},
+  static std::string ToolCallId(const AnswerIdentity& identity, size_t i) {
+    return absl::StrCat("call_", identity.first_tool_call + static_cast<int64_t>(i));
+  }
+
+  static json::object ToolCallJson(const ToolCall& call, std::string id) {
+    return {{"id", std::move(id)},
             {"type", "function"},
             {"function", {{"name", call.name}, {"arguments", call.arguments_json}}}};
+  }
+
+  // The stream delta that starts call `i`, carrying `arguments`.
+  static json::object CallOpening(const Answer& answer, const AnswerIdentity& identity, size_t i,
+                                  std::string_view arguments) {
+    json::object call = ToolCallJson(answer.tool_calls[i], ToolCallId(identity, i));
+    call["function"].as_object()["arguments"] = arguments;
+    call.emplace("index", i);
+    return call;
   }
 
   static json::object Chunk(const AnswerIdentity& identity, json::object delta,

@@ -35,6 +35,9 @@ struct AnswerIdentity {
   int64_t n = 0;      // Counts answered generation requests from 1.
   std::string id;     // "mock-<n>".
   std::string model;  // The requested model, or the server's first.
+  // The number of the answer's first tool call, counting the server's tool
+  // calls from 1; its i-th call (from 0) is first_tool_call + i.
+  int64_t first_tool_call = 0;
 };
 
 // A streamed answer as wire events. The prelude goes out with the first

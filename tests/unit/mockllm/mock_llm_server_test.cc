@@ -778,6 +778,285 @@ TEST(MockLlmTest, ToolResultGetsATextAnswerAboutIt) {
   EXPECT_EQ(response.at("choices").at(0).at("finish_reason"), "stop");
 }
 
+// --- Parallel and multi-step tool calls -------------------------------------
+
+constexpr char kOpenAiTools[] = R"("tools":[{"type":"function","function":{"name":"weather"}}])";
+constexpr char kTwoCallsMessage[] = "call:weather Paris call:weather Rome";
+
+// One streamed OpenAI tool call put back together from its deltas.
+struct StreamedCall {
+  std::string id;
+  std::string type;
+  std::string name;
+  std::string arguments;
+  int deltas = 0;  // Chunks that carried part of this call.
+};
+
+// The tool calls of an OpenAI chat stream by index. Fails the test when an
+// index goes back to an earlier call or a call's id comes twice.
+std::vector<StreamedCall> OpenAiStreamedCalls(const std::vector<std::string>& data) {
+  std::vector<StreamedCall> calls;
+  for (const std::string& payload : data) {
+    if (payload == "[DONE]") continue;
+    const json::value chunk = ParseJson(payload);
+    const json::object& delta = chunk.at("choices").at(0).at("delta").as_object();
+    const json::value* tool_calls = delta.if_contains("tool_calls");
+    if (tool_calls == nullptr) continue;
+    for (const json::value& part : tool_calls->as_array()) {
+      const auto index = json::value_to<size_t>(part.at("index"));
+      if (index == calls.size()) calls.emplace_back();
+      if (index + 1 != calls.size()) {
+        ADD_FAILURE() << "call index " << index << " after call " << calls.size() - 1;
+        return calls;
+      }
+      StreamedCall& call = calls[index];
+      if (const json::value* id = part.as_object().if_contains("id")) {
+        EXPECT_TRUE(call.id.empty()) << "call " << index << " named twice";
+        call.id = json::value_to<std::string>(*id);
+        call.type = json::value_to<std::string>(part.at("type"));
+        call.name = json::value_to<std::string>(part.at("function").at("name"));
+      }
+      call.arguments += part.at("function").at("arguments").as_string();
+      ++call.deltas;
+    }
+  }
+  return calls;
+}
+
+TEST(MockLlmTest, TwoMarkersGetTwoOpenAiToolCallsEachWithItsQuery) {
+  auto server = StartMock();
+  ASSERT_NE(server, nullptr);
+  json::value response =
+      ParseJson(Post(*server, kChat,
+                     absl::StrCat("{", kOpenAiTools, R"(,"messages":[{"role":"user","content":")",
+                                  kTwoCallsMessage, R"("}]})"))
+                    .body);
+  const json::value& choice = response.at("choices").at(0);
+  EXPECT_EQ(choice.at("finish_reason"), "tool_calls");
+  EXPECT_EQ(choice.at("message").at("tool_calls"),
+            ParseJson(R"([{"id":"call_1","type":"function",)"
+                      R"("function":{"name":"weather","arguments":"{\"query\":\"Paris\"}"}},)"
+                      R"({"id":"call_2","type":"function",)"
+                      R"("function":{"name":"weather","arguments":"{\"query\":\"Rome\"}"}}])"));
+  EXPECT_EQ(response.at("usage").at("completion_tokens"), 2);  // One word per arguments JSON.
+}
+
+TEST(MockLlmTest, StreamsParallelOpenAiToolCallsOneAfterAnother) {
+  auto server = StartMock();
+  ASSERT_NE(server, nullptr);
+  std::vector<std::string> data =
+      SseData(Post(*server, kChat,
+                   absl::StrCat("{", kOpenAiTools, R"(,"stream":true,"messages":[{"role":"user",)",
+                                R"("content":")", kTwoCallsMessage, R"("}]})"),
+                   {{"x-mock-chunks", "3"}})
+                  .body);
+  ASSERT_EQ(data.size(), 9u);  // Opening, 3 argument deltas per call, finish, [DONE].
+  std::vector<StreamedCall> calls = OpenAiStreamedCalls(data);
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].id, "call_1");
+  EXPECT_EQ(calls[1].id, "call_2");
+  for (const StreamedCall& call : calls) {
+    EXPECT_EQ(call.type, "function");
+    EXPECT_EQ(call.name, "weather");
+  }
+  EXPECT_EQ(calls[0].arguments, R"({"query":"Paris"})");
+  EXPECT_EQ(calls[1].arguments, R"({"query":"Rome"})");
+  EXPECT_EQ(calls[0].deltas, 4);  // The opening (arguments "") and 3 deltas.
+  EXPECT_EQ(calls[1].deltas, 3);  // The first of them names the call.
+  EXPECT_EQ(ParseJson(data[7]).at("choices").at(0).at("finish_reason"), "tool_calls");
+}
+
+TEST(MockLlmTest, TwoMarkersGetTwoAnthropicToolUseBlocksWholeAndStreamed) {
+  auto server = StartMock();
+  ASSERT_NE(server, nullptr);
+  const std::string request =
+      absl::StrCat(R"({"max_tokens":100,"tools":[{"name":"weather","input_schema":{}}],)",
+                   R"("messages":[{"role":"user","content":")", kTwoCallsMessage, R"("}]})");
+  json::value whole = ParseJson(Post(*server, "/v1/messages", request).body);
+  EXPECT_EQ(whole.at("stop_reason"), "tool_use");
+  EXPECT_EQ(whole.at("content"), ParseJson(R"([{"type":"tool_use","id":"toolu_1","name":"weather",)"
+                                           R"("input":{"query":"Paris"}},)"
+                                           R"({"type":"tool_use","id":"toolu_2","name":"weather",)"
+                                           R"("input":{"query":"Rome"}}])"));
+
+  json::object streamed_request = ParseJson(request).as_object();
+  streamed_request["stream"] = true;
+  std::vector<std::string> data =
+      SseData(Post(*server, "/v1/messages", json::serialize(streamed_request)).body);
+  // Blocks open and close one at a time, indexes counting up; each delta
+  // belongs to the open block.
+  std::vector<std::string> ids;
+  std::vector<std::string> inputs;
+  std::optional<int64_t> open;
+  std::string stop_reason;
+  for (const std::string& payload : data) {
+    json::value event = ParseJson(payload);
+    const json::value& type = event.at("type");
+    if (type == "content_block_start") {
+      EXPECT_FALSE(open.has_value());
+      EXPECT_EQ(event.at("index"), ids.size());
+      open = event.at("index").to_number<int64_t>();
+      EXPECT_EQ(event.at("content_block").at("type"), "tool_use");
+      EXPECT_EQ(event.at("content_block").at("name"), "weather");
+      ids.push_back(json::value_to<std::string>(event.at("content_block").at("id")));
+      inputs.emplace_back();
+    } else if (type == "content_block_delta") {
+      ASSERT_TRUE(open.has_value());
+      EXPECT_EQ(event.at("index"), *open);
+      EXPECT_EQ(event.at("delta").at("type"), "input_json_delta");
+      inputs.back() += event.at("delta").at("partial_json").as_string();
+    } else if (type == "content_block_stop") {
+      ASSERT_TRUE(open.has_value());
+      EXPECT_EQ(event.at("index"), *open);
+      open.reset();
+    } else if (type == "message_delta") {
+      stop_reason = json::value_to<std::string>(event.at("delta").at("stop_reason"));
+    }
+  }
+  EXPECT_FALSE(open.has_value());
+  EXPECT_THAT(ids, ElementsAre("toolu_3", "toolu_4"));  // Counting on from the whole answer.
+  EXPECT_THAT(inputs, ElementsAre(R"({"query":"Paris"})", R"({"query":"Rome"})"));
+  EXPECT_EQ(stop_reason, "tool_use");
+}
+
+TEST(MockLlmTest, TwoMarkersGetTwoOllamaToolCalls) {
+  auto server = StartMock();
+  ASSERT_NE(server, nullptr);
+  const std::string request =
+      absl::StrCat(R"({"stream":false,)", kOpenAiTools,
+                   R"(,"messages":[{"role":"user","content":")", kTwoCallsMessage, R"("}]})");
+  const json::value expected =
+      ParseJson(R"([{"function":{"name":"weather","arguments":{"query":"Paris"}}},)"
+                R"({"function":{"name":"weather","arguments":{"query":"Rome"}}}])");
+  json::value whole = ParseJson(Post(*server, "/api/chat", request).body);
+  EXPECT_EQ(whole.at("message").at("tool_calls"), expected);
+
+  // Streamed, both calls come whole in one line.
+  json::object streamed_request = ParseJson(request).as_object();
+  streamed_request["stream"] = true;
+  std::vector<std::string> lines = absl::StrSplit(
+      Post(*server, "/api/chat", json::serialize(streamed_request)).body, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(ParseJson(lines[0]).at("message").at("tool_calls"), expected);
+  EXPECT_EQ(ParseJson(lines[1]).at("done"), true);
+}
+
+// A conversation with `tools` and the given messages (a JSON array's items).
+std::string OpenAiToolConversation(absl::string_view messages) {
+  return absl::StrCat(R"({"tools":[{"type":"function","function":{"name":"search"}}],)",
+                      R"("messages":[)", messages, "]}");
+}
+
+// An assistant message calling "search" with id `id`.
+std::string AssistantCalls(absl::string_view id) {
+  return absl::StrCat(R"({"role":"assistant","content":null,"tool_calls":[{"id":")", id,
+                      R"(","type":"function","function":{"name":"search","arguments":"{}"}}]})");
+}
+
+TEST(MockLlmTest, ToolResultWithAMarkerGetsAnotherToolCall) {
+  MockKnobs knobs;
+  knobs.tokens = 5;
+  auto server = StartMock(knobs);
+  ASSERT_NE(server, nullptr);
+  // A scripted loop: the tool's output asks for the next call, until it
+  // returns plain text.
+  const std::string ask = R"({"role":"user","content":"call:search cats"})";
+  json::value first = ParseJson(Post(*server, kChat, OpenAiToolConversation(ask)).body);
+  EXPECT_EQ(first.at("choices").at(0).at("message").at("tool_calls").at(0).at("id"), "call_1");
+
+  const std::string step = absl::StrCat(
+      ask, ",", AssistantCalls("call_1"),
+      R"(,{"role":"tool","tool_call_id":"call_1","content":"page 1 call:fetch page 2"})");
+  json::value second = ParseJson(Post(*server, kChat, OpenAiToolConversation(step)).body);
+  EXPECT_EQ(second.at("choices").at(0).at("finish_reason"), "tool_calls");
+  EXPECT_EQ(second.at("choices").at(0).at("message").at("tool_calls"),
+            ParseJson(R"([{"id":"call_2","type":"function",)"
+                      R"("function":{"name":"fetch","arguments":"{\"query\":\"page 2\"}"}}])"));
+
+  const std::string done =
+      absl::StrCat(step, ",", AssistantCalls("call_2"),
+                   R"(,{"role":"tool","tool_call_id":"call_2","content":"3 cats"})");
+  json::value third = ParseJson(Post(*server, kChat, OpenAiToolConversation(done)).body);
+  EXPECT_EQ(third.at("choices").at(0).at("finish_reason"), "stop");
+  EXPECT_EQ(third.at("choices").at(0).at("message").at("content"), "Mock answer to: 3 cats.");
+
+  // Anthropic: a user message of tool_result blocks is the tool result.
+  json::value anthropic = ParseJson(
+      Post(*server, "/v1/messages",
+           R"({"max_tokens":100,"tools":[{"name":"search","input_schema":{}}],"messages":[)"
+           R"({"role":"user","content":"call:search cats"},)"
+           R"({"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"search",)"
+           R"("input":{"query":"cats"}}]},)"
+           R"({"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1",)"
+           R"("content":"call:fetch page 2"}]}]})")
+          .body);
+  EXPECT_EQ(anthropic.at("stop_reason"), "tool_use");
+  EXPECT_EQ(anthropic.at("content"),
+            ParseJson(R"([{"type":"tool_use","id":"toolu_3","name":"fetch",)"
+                      R"("input":{"query":"page 2"}}])"));
+}
+
+TEST(MockLlmTest, MarkersInAllTrailingToolResultsCountInOrder) {
+  auto server = StartMock();
+  ASSERT_NE(server, nullptr);
+  // Two parallel calls answered: the first result asks for one call, the
+  // last (the subject) for two; a result between them asks for none.
+  json::value response = ParseJson(
+      Post(
+          *server, kChat,
+          OpenAiToolConversation(
+              R"({"role":"user","content":"call:search a call:search b call:search c"},)"
+              R"({"role":"assistant","content":null,"tool_calls":[)"
+              R"({"id":"call_1","type":"function","function":{"name":"search","arguments":"{}"}},)"
+              R"({"id":"call_2","type":"function","function":{"name":"search","arguments":"{}"}},)"
+              R"({"id":"call_3","type":"function","function":{"name":"search","arguments":"{}"}}]},)"
+              R"({"role":"tool","tool_call_id":"call_1","content":"call:fetch one"},)"
+              R"({"role":"tool","tool_call_id":"call_2","content":"nothing here"},)"
+              R"({"role":"tool","tool_call_id":"call_3",)"
+              R"("content":"call:fetch two call:store three"})"))
+          .body);
+  EXPECT_EQ(response.at("choices").at(0).at("finish_reason"), "tool_calls");
+  std::vector<std::string> calls;
+  for (const json::value& call :
+       response.at("choices").at(0).at("message").at("tool_calls").as_array()) {
+    calls.push_back(absl::StrCat(json::value_to<std::string>(call.at("id")), " ",
+                                 json::value_to<std::string>(call.at("function").at("name")), " ",
+                                 json::value_to<std::string>(call.at("function").at("arguments"))));
+  }
+  EXPECT_THAT(calls,
+              ElementsAre(R"(call_1 fetch {"query":"one"})", R"(call_2 fetch {"query":"two"})",
+                          R"(call_3 store {"query":"three"})"));
+}
+
+TEST(MockLlmTest, ToolResultsWithoutMarkersGetATextAnswerAboutTheLast) {
+  MockKnobs knobs;
+  knobs.tokens = 6;
+  auto server = StartMock(knobs);
+  ASSERT_NE(server, nullptr);
+  // A marker in a tool result before the last assistant turn is history.
+  const std::string messages =
+      absl::StrCat(R"({"role":"user","content":"call:search cats"},)", AssistantCalls("call_1"),
+                   R"(,{"role":"tool","tool_call_id":"call_1","content":"call:search more"},)",
+                   AssistantCalls("call_2"),
+                   R"(,{"role":"tool","tool_call_id":"call_2","content":"found 3 cats"},)"
+                   R"({"role":"tool","tool_call_id":"call_2","content":"found 4 dogs"})");
+  json::value response = ParseJson(Post(*server, kChat, OpenAiToolConversation(messages)).body);
+  EXPECT_EQ(response.at("choices").at(0).at("finish_reason"), "stop");
+  EXPECT_EQ(response.at("choices").at(0).at("message").at("content"),
+            "Mock answer to: found 4 dogs.");
+
+  // Without tools in the request a marker in a tool result is just text.
+  json::value no_tools = ParseJson(
+      Post(*server, kChat,
+           absl::StrCat(
+               R"({"messages":[{"role":"user","content":"hi"},)", AssistantCalls("call_1"),
+               R"(,{"role":"tool","tool_call_id":"call_1","content":"call:fetch more x"}]})"))
+          .body);
+  EXPECT_EQ(no_tools.at("choices").at(0).at("finish_reason"), "stop");
+  EXPECT_EQ(no_tools.at("choices").at(0).at("message").at("content"),
+            "Mock answer to: call:fetch more x.");
+}
+
 // --- Timing knobs -----------------------------------------------------------
 
 TEST(MockLlmTest, FirstChunkIsReadableWhileTheNextIsStillDue) {

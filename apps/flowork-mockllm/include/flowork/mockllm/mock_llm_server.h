@@ -30,14 +30,21 @@
 //   Prefill: when the last message is the assistant's and T starts with its
 //   text, the answer is the rest of T (a client that resends what it got as
 //   prefill receives exactly the remainder); otherwise the answer is T.
-//   Tool calls: when the request declares tools and the subject is a user
-//   message containing "call:<name>", the answer is one call of <name> with
-//   the arguments {"query":"<the message text after call:<name>, trimmed>"}
-//   (streamed as `chunks` argument deltas where the API streams arguments).
-//   Its completion tokens are the words of that arguments JSON.
-//   Ids are "mock-<n>", tool calls "call_<n>" (Anthropic "toolu_<n>"), with
-//   n counting answered generation requests from 1; timestamps are fixed at
-//   1700000000 (2023-11-14T22:13:20Z). Same requests, same bytes.
+//   Tool calls: only when the request declares tools. Each "call:<name>"
+//   marker (name: letters, digits, '_', '-', '.') asks for one call of
+//   <name> with the arguments {"query":"<the text after the marker up to the
+//   next marker, trimmed>"}. The markers that count are those of the subject
+//   when it is a user message; when it is a tool result, those of every tool
+//   result in the run of tool results ending with it (parallel calls
+//   answered), in order. Any such marker makes the answer those calls, in
+//   order (each call's arguments streamed as `chunks` deltas, call after
+//   call, where the API streams arguments); its completion tokens are the
+//   words of the arguments JSONs. Without one the answer is text about the
+//   subject.
+//   Ids are "mock-<n>", n counting answered generation requests from 1; tool
+//   calls are "call_<c>" (Anthropic "toolu_<c>"), c counting the server's
+//   tool calls from 1; timestamps are fixed at 1700000000
+//   (2023-11-14T22:13:20Z). Same requests, same bytes.
 //
 // Knobs: every MockKnobs field below has a default per server (the options)
 // and a request header that overrides it for one request; the header comment
