@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -196,6 +197,7 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
 
   void Acquire();
   void Connect();
+  void ConnectTo(std::vector<tcp::endpoint> endpoints);
   void Send();
   void ReadHead();
   void ReadBody();
@@ -210,6 +212,7 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   Url url_;
   Timer total_timer_;
   Resolver resolver_;
+  std::vector<tcp::endpoint> endpoints_;  // Being connected to.
   std::unique_ptr<Connection> connection_;
   bool reused_ = false;
   bool retried_ = false;
@@ -393,6 +396,10 @@ void Exchange::Start() {
   absl::StatusOr<Url> url = ParseUrl(request_.url);
   if (!url.ok()) return Fail(HttpCallFailure::kProtocol, std::string(url.status().message()));
   url_ = *std::move(url);
+  if (!request_.connect_addresses.empty()) {
+    // A pooled connection may only serve requests pinned to the same addresses.
+    absl::StrAppend(&url_.origin, "@", absl::StrJoin(request_.connect_addresses, ","));
+  }
   total_timer_.expires_after(absl::ToChronoNanoseconds(request_.total_timeout));
   total_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (ec || self->done_) return;
@@ -441,23 +448,44 @@ void Exchange::Connect() {
     tls->set_verify_callback(ssl::host_name_verification(url_.host));
   }
   connection_->tcp().expires_after(absl::ToChronoNanoseconds(request_.connect_timeout));
+  if (!request_.connect_addresses.empty()) {
+    std::vector<tcp::endpoint> endpoints;
+    for (const std::string& address : request_.connect_addresses) {
+      beast::error_code ec;
+      asio::ip::address ip = asio::ip::make_address(address, ec);
+      if (ec) {
+        return Fail(HttpCallFailure::kConnect,
+                    absl::StrCat("connect address \"", address, "\": not an IP address"));
+      }
+      endpoints.emplace_back(ip, url_.port);
+    }
+    return ConnectTo(std::move(endpoints));
+  }
   resolver_.async_resolve(
       url_.host, std::to_string(url_.port),
       [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type results) {
         if (self->forced_) return self->Fail(*self->forced_, HttpCallFailureName(*self->forced_));
         if (ec) return self->Fail(HttpCallFailure::kConnect, "resolve: " + ec.message());
-        self->connection_->tcp().async_connect(
-            results, [self](beast::error_code ec, const tcp::endpoint&) {
-              if (ec) return self->Fail(self->Classify(ec), "connect: " + ec.message());
-              beast::error_code ignored;
-              self->connection_->tcp().socket().set_option(tcp::no_delay(true), ignored);
-              TlsStream* tls = self->connection_->tls();
-              if (tls == nullptr) return self->Send();
-              tls->async_handshake(ssl::stream_base::client, [self](beast::error_code ec) {
-                if (ec) return self->Fail(self->Classify(ec), "TLS handshake: " + ec.message());
-                self->Send();
-              });
-            });
+        self->ConnectTo(std::vector<tcp::endpoint>(results.begin(), results.end()));
+      });
+}
+
+void Exchange::ConnectTo(std::vector<tcp::endpoint> endpoints) {
+  endpoints_ = std::move(endpoints);
+  connection_->tcp().async_connect(
+      endpoints_, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+        if (self->forced_) {
+          return self->Fail(*self->forced_, HttpCallFailureName(*self->forced_));
+        }
+        if (ec) return self->Fail(self->Classify(ec), "connect: " + ec.message());
+        beast::error_code ignored;
+        self->connection_->tcp().socket().set_option(tcp::no_delay(true), ignored);
+        TlsStream* tls = self->connection_->tls();
+        if (tls == nullptr) return self->Send();
+        tls->async_handshake(ssl::stream_base::client, [self](beast::error_code ec) {
+          if (ec) return self->Fail(self->Classify(ec), "TLS handshake: " + ec.message());
+          self->Send();
+        });
       });
 }
 

@@ -353,6 +353,8 @@ class AgentRuntimeImpl final : public AgentRuntime {
   // Tasks to cancel that were between the queue and their TaskRun when
   // Cancel looked: Begin ends them.
   absl::flat_hash_set<std::string> cancel_pending_ ABSL_GUARDED_BY(mu_);
+  // Signals that arrived before their task's wait was armed, by task.
+  absl::flat_hash_map<std::string, v1::EffectResult> early_signals_ ABSL_GUARDED_BY(mu_);
   // The supervisor's hooks, by agent name.
   absl::flat_hash_map<std::string, std::unique_ptr<NativeHooks>> hooks_ ABSL_GUARDED_BY(mu_);
   // Tasks waiting for their agent to run again, by agent.
@@ -788,6 +790,18 @@ void AgentRuntimeImpl::Perform(const RunPtr& run) {
     ReleaseFromAgent(run);
     if (auto abort = PendingAbort(run)) return Finish(run, abort->first, abort->second, {}, {});
     if (released) Post([this] { Dispatch(); });
+    if (effect.has_signal()) {
+      std::optional<v1::EffectResult> early;
+      {
+        absl::MutexLock lock(&mu_);
+        if (auto it = early_signals_.find(run->task.id()); it != early_signals_.end()) {
+          early = std::move(it->second);
+          early_signals_.erase(it);
+          run->phase = Phase::kBusy;
+        }
+      }
+      if (early) return Complete(run, *std::move(early));
+    }
     if (effect.has_timer()) {
       const uint64_t timer = At(ToTime(effect.timer().until()), [this, run] {
         Post([this, run] {
@@ -1229,31 +1243,37 @@ absl::Status AgentRuntimeImpl::Cancel(std::string_view id_view) {
 absl::Status AgentRuntimeImpl::Signal(std::string_view id_view, std::string_view name_view,
                                       google::protobuf::Value payload) {
   const std::string id(id_view), name(name_view);
+  v1::EffectResult result;
+  result.mutable_signal()->set_name(name);
+  *result.mutable_signal()->mutable_payload() = std::move(payload);
+  auto waits_for = [&](const v1::StepRecord& step) {
+    v1::Effect effect;
+    return step.status() == v1::StepRecord::STATUS_STARTED &&
+           effect.ParseFromString(step.input()) && effect.has_signal() &&
+           (effect.signal().name().empty() || effect.signal().name() == name);
+  };
   RunPtr run;
   {
     absl::MutexLock lock(&mu_);
     if (auto it = runs_.find(id); it != runs_.end()) run = it->second;
-  }
-  if (run == nullptr) {
-    FLOWORK_RETURN_IF_ERROR(store_.Get(id).status());
-    return absl::FailedPreconditionError(absl::StrCat("task ", id, " is not waiting for a signal"));
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    v1::Effect effect;
-    if (run->phase != Phase::kWaiting || run->journal.empty() ||
-        !effect.ParseFromString(run->journal.back().input()) || !effect.has_signal() ||
-        (!effect.signal().name().empty() && effect.signal().name() != name)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("task ", id, " is not waiting for signal \"", name, "\""));
+    if (run != nullptr && run->phase == Phase::kWaiting && !run->journal.empty() &&
+        waits_for(run->journal.back())) {
+      run->phase = Phase::kBusy;
+      if (run->timer) timers_.Cancel(run->timer);
+      Post([this, run, result = std::move(result)]() mutable { Complete(run, std::move(result)); });
+      return absl::OkStatus();
     }
-    run->phase = Phase::kBusy;
-    if (run->timer) timers_.Cancel(run->timer);
   }
-  v1::EffectResult result;
-  result.mutable_signal()->set_name(std::string(name));
-  *result.mutable_signal()->mutable_payload() = std::move(payload);
-  Post([this, run, result = std::move(result)]() mutable { Complete(run, std::move(result)); });
+  // The wait may be journaled but not yet armed (the task is between its
+  // write and its wait, or queued after a restart): the signal waits for it.
+  FLOWORK_RETURN_IF_ERROR(store_.Get(id).status());
+  FLOWORK_ASSIGN_OR_RETURN(std::vector<v1::StepRecord> journal, store_.Journal(id));
+  if (journal.empty() || !waits_for(journal.back())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", id, " is not waiting for signal \"", name, "\""));
+  }
+  absl::MutexLock lock(&mu_);
+  early_signals_[id] = std::move(result);
   return absl::OkStatus();
 }
 

@@ -209,6 +209,23 @@ TEST_F(HttpClientTest, SendsTheBody) {
   EXPECT_EQ(handler_.last_body(), R"({"model":"x"})");
 }
 
+TEST_F(HttpClientTest, ConnectsToPinnedAddressesInsteadOfResolvingTheHost) {
+  // ".invalid" never resolves: only the pinned address can reach the server.
+  HttpClientRequest request{
+      .method = "GET", .url = absl::StrCat("http://pinned.invalid:", server_->port(), "/hello")};
+  request.connect_addresses = {"127.0.0.1"};
+  auto r = Call(std::move(request));
+  ASSERT_TRUE(r->Wait());
+  EXPECT_TRUE(r->outcome().ok()) << r->outcome().message;
+  EXPECT_EQ(r->body(), "hello world");
+
+  HttpClientRequest bad{.method = "GET", .url = Url("/hello")};
+  bad.connect_addresses = {"localhost"};
+  auto refused = Call(std::move(bad));
+  ASSERT_TRUE(refused->Wait());
+  EXPECT_EQ(refused->outcome().failure, HttpCallFailure::kConnect);
+}
+
 TEST_F(HttpClientTest, StreamsTheBodyAsItArrives) {
   auto r = Call({.method = "GET", .url = Url("/stream")});
   ASSERT_TRUE(r->WaitForBody(8));  // "one;two;" before the server sent the rest.

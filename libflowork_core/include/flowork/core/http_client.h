@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -21,6 +22,12 @@ struct HttpClientRequest {
   // Host, Content-Length and Connection are set by the client.
   HttpHeaders headers;
   std::string body;
+  // When not empty, connect to these IP addresses (tried in order) instead of
+  // resolving the URL's host; the Host header, TLS server name and
+  // certificate check still use the URL's host. Lets a caller vet the
+  // addresses it resolved itself (SSRF protection) with no DNS-rebinding
+  // gap. Pooled connections are kept apart per address list. Default empty.
+  std::vector<std::string> connect_addresses;
   // Until the connection (and TLS handshake) is up.
   absl::Duration connect_timeout = absl::Seconds(2);
   // From the request written to the response's status line and headers.
