@@ -1,3 +1,6 @@
+// Also: context assembly for an LLM request over a long session, and the
+// token estimator's throughput.
+//
 // The agent scheduler's hot path: DispatchQueue::Pop over a backlog spread
 // across 100 tenants, with the Finish and the replacement Push of a steady
 // state in every iteration.
@@ -6,13 +9,16 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
+#include "flowork/agent/context_assembler.h"
 #include "flowork/agent/dispatch_queue.h"
+#include "flowork/agent/token_counter.h"
 
 namespace {
 
@@ -111,5 +117,68 @@ void BM_DispatchQueue_PushPopHalfTenantsBlocked(benchmark::State& state) {
   RunPushPop(state, 1, kTenants / 2);
 }
 BENCHMARK(BM_DispatchQueue_PushPopHalfTenantsBlocked)->Arg(1'000)->Arg(10'000);
+
+// A session of N messages (users asking, every tenth turn a tool call with an
+// 80-word result) assembled into a 128k window with a 500-token system prompt
+// and a pinned block: most of it is dropped, the newest ~120k tokens are kept.
+void BM_ContextAssembler_LongSession(benchmark::State& state) {
+  const auto words = [](int n, std::string_view tag) {
+    std::string text;
+    for (int i = 0; i < n; ++i) {
+      if (i > 0) text += ' ';
+      text.append(tag).append("ord");
+    }
+    return text;
+  };
+  v1::Session session;
+  for (int i = 0; i < state.range(0); ++i) {
+    if (i % 10 == 3) {
+      v1::ChatMessage* call = session.add_messages();
+      call->set_role("assistant");
+      v1::ToolCall* tool = call->add_tool_calls();
+      tool->set_id(absl::StrCat("call_", i));
+      tool->set_name("search");
+      v1::ChatMessage* result = session.add_messages();
+      result->set_role("tool");
+      result->set_tool_call_id(tool->id());
+      result->set_content(words(80, "t"));
+      ++i;
+    } else {
+      v1::ChatMessage* user = session.add_messages();
+      user->set_role("user");
+      user->set_content(absl::StrCat("turn ", i, ": ", words(i % 60, "w")));
+    }
+  }
+  flowork::agent::ContextInputs inputs;
+  inputs.context_window = 128'000;
+  inputs.reserved_output_tokens = 4'000;
+  inputs.system_prompt = words(500, "s");
+  inputs.pinned_blocks = {{.label = "user", .content = words(300, "p")}};
+  inputs.session = &session;
+  const flowork::agent::TokenCounter& counter = flowork::agent::TokenCounterFor("gpt-4o");
+  int64_t kept = 0;
+  for (auto _ : state) {
+    flowork::agent::AssembledContext context = flowork::agent::AssembleContext(inputs, counter);
+    kept = static_cast<int64_t>(context.kept_messages.size());
+    benchmark::DoNotOptimize(context);
+  }
+  state.counters["kept_messages"] = static_cast<double>(kept);
+}
+BENCHMARK(BM_ContextAssembler_LongSession)->Arg(1'000)->Arg(10'000)->Unit(benchmark::kMillisecond);
+
+// Estimating English prose, in bytes per second.
+void BM_TokenCounter_Prose(benchmark::State& state) {
+  std::string text;
+  while (text.size() < 1 << 20) {
+    text.append(
+        "The agent keeps the system prompt, its pinned memory and the newest turns, and elides "
+        "old tool results (see docs/agents.md) before it drops anything; version 2.4 shipped "
+        "on 2024-05-01.\n");
+  }
+  const flowork::agent::TokenCounter& counter = flowork::agent::TokenCounterFor("gpt-4o");
+  for (auto _ : state) benchmark::DoNotOptimize(counter.CountText(text));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(text.size()));
+}
+BENCHMARK(BM_TokenCounter_Prose);
 
 }  // namespace
