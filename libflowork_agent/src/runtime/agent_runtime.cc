@@ -184,6 +184,9 @@ struct TaskRun {
   ReadyTask ready;
   bool holds_slot = false;
   bool counted = false;  // Counted by the supervisor as one of its agent's running tasks.
+  // Tokens the task's model calls used while it held its slot: settled with
+  // the model's budget in the dispatch queue when the slot is given back.
+  int64_t tokens_used = 0;
   Phase phase = Phase::kBusy;
   // Why the task must end now (cancel, deadline), seen by the next continuation.
   std::optional<std::pair<v1::TaskState, std::string>> abort;
@@ -784,7 +787,7 @@ void AgentRuntimeImpl::Perform(const RunPtr& run) {
         run->phase = Phase::kWaiting;
         released = run->holds_slot;
         run->holds_slot = false;
-        if (released) queue_->Finish(run->ready, 0);
+        if (released) queue_->Finish(run->ready, std::exchange(run->tokens_used, 0));
       }
     }
     ReleaseFromAgent(run);
@@ -976,6 +979,20 @@ void AgentRuntimeImpl::Perform(const RunPtr& run) {
 
 // Journals the result of the last step, then goes on.
 void AgentRuntimeImpl::Complete(const RunPtr& run, v1::EffectResult result) {
+  if (result.has_model()) {
+    // The usage the model reported, for the model's tokens-per-minute budget.
+    const auto& fields = result.model().struct_value().fields();
+    if (auto usage = fields.find("usage"); usage != fields.end()) {
+      const auto& u = usage->second.struct_value().fields();
+      int64_t used = 0;
+      for (const char* key : {"prompt_tokens", "completion_tokens"}) {
+        if (auto it = u.find(key); it != u.end())
+          used += static_cast<int64_t>(it->second.number_value());
+      }
+      absl::MutexLock lock(&mu_);
+      run->tokens_used += used;
+    }
+  }
   v1::StepRecord done;
   done.set_task_id(run->task.id());
   done.set_seq(run->journal.back().seq());
@@ -1125,7 +1142,7 @@ void AgentRuntimeImpl::Done(const RunPtr& run) {
     runs_.erase(run->task.id());
     if (run->holds_slot) {
       run->holds_slot = false;
-      queue_->Finish(run->ready, 0);
+      queue_->Finish(run->ready, std::exchange(run->tokens_used, 0));
     }
     if (auto it = waiting_parent_.find(run->task.id()); it != waiting_parent_.end()) {
       parent = it->second;

@@ -739,6 +739,44 @@ TEST_F(ApprovalTest, AnApprovalWaitSurvivesARestart) {
   EXPECT_EQ(tools_.calls("deploy"), 1);
 }
 
+// Answers every model call with a usage of 150 tokens.
+class HungryModel final : public EffectHandler {
+ public:
+  void Perform(const v1::Effect&, std::shared_ptr<EffectCall>,
+               absl::AnyInvocable<void(absl::StatusOr<v1::EffectResult>) &&> done) override {
+    v1::EffectResult result;
+    auto& usage = (*result.mutable_model()->mutable_struct_value()->mutable_fields())["usage"];
+    (*usage.mutable_struct_value()->mutable_fields())["prompt_tokens"].set_number_value(100);
+    (*usage.mutable_struct_value()->mutable_fields())["completion_tokens"].set_number_value(50);
+    std::move(done)(std::move(result));
+  }
+};
+
+TEST_F(AgentRuntimeTest, ModelUsageIsSettledWithTheModelsTokenBudget) {
+  HungryModel model;
+  AgentRuntimeOptions options;
+  options.models = &model;
+  options.dispatch.model_budgets["small-model"] = {.tokens_per_minute = 100};
+  Start(options);
+  v1::AgentSpec spec = Spec("asker");
+  spec.set_model("small-model");
+  auto asker =
+      std::make_shared<FunctionAgent>([](const StepContext& c) -> absl::StatusOr<v1::Effect> {
+        if (!c.journal.empty()) return FinishEffect("answered");
+        v1::Effect effect;
+        effect.mutable_model()->set_model("small-model");
+        return effect;
+      });
+  ASSERT_TRUE(runtime_->RegisterAgent(spec, asker).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string first = Submit("asker", "a");
+  WaitFor(first, v1::TASK_STATE_SUCCEEDED);
+  // 150 tokens used of 100 a minute: the next task waits for the bucket.
+  const std::string second = Submit("asker", "b");
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(store_->Get(second)->state(), v1::TASK_STATE_PENDING);
+}
+
 TEST(StepBackoffTest, DoublesFromTheInitialWaitUpToTheMaximumWithJitter) {
   v1::StepRetryPolicy policy;
   policy.mutable_initial_backoff()->set_seconds(1);
