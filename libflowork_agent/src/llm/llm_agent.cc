@@ -7,6 +7,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "boost/json.hpp"
+#include "flowork/agent/context_assembler.h"
+#include "flowork/agent/token_counter.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace flowork::agent {
@@ -36,6 +38,11 @@ struct Transcript {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   bool repair_asked = false;
+  // From compaction steps: the latest summary and what it covers (an index
+  // into `messages` after the system prompt), and whether one failed.
+  std::string summary;
+  uint64_t summarized_through = 0;
+  bool compaction_failed = false;
 };
 
 class LlmAgent final : public Agent {
@@ -116,7 +123,7 @@ class LlmAgent final : public Agent {
                        json::serialize(*schema_));
       t.messages.push_back(std::move(repair));
     }
-    return ModelCall(t.messages);
+    return Ask(t);
   }
 
  private:
@@ -135,6 +142,31 @@ class LlmAgent final : public Agent {
       v1::Effect asked;
       v1::EffectResult result;
       if (!asked.ParseFromString(step.input()) || !result.ParseFromString(step.output())) continue;
+      if (asked.has_model() && asked.model().purpose() == "compaction") {
+        // A summary of older turns: not part of the conversation itself.
+        const auto& fields = result.model().struct_value().fields();
+        auto choices = fields.find("choices");
+        if (fields.count("error") || choices == fields.end() ||
+            choices->second.list_value().values_size() == 0) {
+          t.compaction_failed = true;
+          continue;
+        }
+        const auto& first = choices->second.list_value().values(0).struct_value().fields();
+        auto msg = first.find("message");
+        if (msg == first.end()) {
+          t.compaction_failed = true;
+          continue;
+        }
+        const auto& content = msg->second.struct_value().fields();
+        auto text = content.find("content");
+        if (text == content.end() || text->second.string_value().empty()) {
+          t.compaction_failed = true;
+          continue;
+        }
+        t.summary = text->second.string_value();
+        t.summarized_through = asked.model().compaction_through();
+        continue;
+      }
       if (asked.has_model()) {
         // A repair request is part of what was asked: keep it in the transcript.
         const auto& sent = asked.model().request().struct_value().fields();
@@ -191,10 +223,88 @@ class LlmAgent final : public Agent {
     return t;
   }
 
-  v1::Effect ModelCall(const json::array& messages) const {
+  // The next model call: the conversation fitted into the window, or first a
+  // summary of its older turns when too much of it would be dropped.
+  v1::Effect Ask(const Transcript& t) const {
+    if (options_.context_window <= 0) return ModelCall(t.messages);
+    v1::Session session;
+    session.set_summary(t.summary);
+    session.set_summarized_through(t.summarized_through);
+    for (size_t i = spec_.system_prompt().empty() ? 0 : 1; i < t.messages.size(); ++i) {
+      *session.add_messages() = ToChatMessage(t.messages[i]);
+    }
+    const TokenCounter& counter = TokenCounterFor(spec_.model());
+    ContextInputs inputs;
+    inputs.context_window = options_.context_window;
+    inputs.reserved_output_tokens = options_.reserved_output_tokens;
+    inputs.system_prompt = spec_.system_prompt();
+    inputs.session = &session;
+    AssembledContext assembled = AssembleContext(inputs, counter);
+    CompactionOptions compaction;
+    compaction.keep_recent_tokens = std::max<int64_t>(1, options_.context_window / 4);
+    compaction.min_dropped_tokens = std::max<int64_t>(1, options_.context_window / 8);
+    compaction.max_prompt_tokens = options_.context_window - options_.reserved_output_tokens;
+    if (options_.compaction && !t.compaction_failed && NeedsCompaction(assembled, compaction)) {
+      CompactionPlan plan = PlanCompaction(session, counter, compaction);
+      if (!plan.empty()) {
+        boost::system::error_code ec;
+        json::value prompt = json::parse(ToOpenAiMessagesJson(plan.prompt), ec);
+        if (!ec && prompt.is_array()) {
+          v1::Effect effect = ModelCall(prompt.as_array(), /*with_tools=*/false);
+          effect.mutable_model()->set_model(
+              options_.summary_model.empty() ? spec_.model() : options_.summary_model);
+          effect.mutable_model()->set_purpose("compaction");
+          effect.mutable_model()->set_compaction_through(plan.through);
+          effect.mutable_model()->set_failure_as_result(true);
+          return effect;
+        }
+      }
+      // Would overflow even the summariser: truncation (the assembly's
+      // marker) it is.
+    }
+    boost::system::error_code ec;
+    json::value fitted = json::parse(ToOpenAiMessagesJson(assembled.messages), ec);
+    if (ec || !fitted.is_array()) return ModelCall(t.messages);
+    return ModelCall(fitted.as_array());
+  }
+
+  static v1::ChatMessage ToChatMessage(const json::value& value) {
+    v1::ChatMessage message;
+    if (!value.is_object()) return message;
+    const json::object& o = value.as_object();
+    auto text = [&](const char* key) -> std::string {
+      const json::value* v = o.if_contains(key);
+      return v != nullptr && v->is_string() ? std::string(v->as_string()) : "";
+    };
+    message.set_role(text("role"));
+    message.set_content(text("content"));
+    message.set_tool_call_id(text("tool_call_id"));
+    message.set_name(text("name"));
+    if (const json::value* calls = o.if_contains("tool_calls"); calls && calls->is_array()) {
+      for (const json::value& c : calls->as_array()) {
+        if (!c.is_object()) continue;
+        v1::ToolCall* call = message.add_tool_calls();
+        if (const json::value* id = c.as_object().if_contains("id"); id && id->is_string()) {
+          call->set_id(std::string(id->as_string()));
+        }
+        const json::value* f = c.as_object().if_contains("function");
+        if (f && f->is_object()) {
+          if (const json::value* n = f->as_object().if_contains("name"); n && n->is_string()) {
+            call->set_name(std::string(n->as_string()));
+          }
+          if (const json::value* a = f->as_object().if_contains("arguments"); a && a->is_string()) {
+            *call->mutable_arguments() = FromJson(std::string(a->as_string()));
+          }
+        }
+      }
+    }
+    return message;
+  }
+
+  v1::Effect ModelCall(const json::array& messages, bool with_tools = true) const {
     json::object request;
     request["messages"] = messages;
-    if (tools_.is_array() && !tools_.as_array().empty()) request["tools"] = tools_;
+    if (with_tools && tools_.is_array() && !tools_.as_array().empty()) request["tools"] = tools_;
     if (schema_) request["response_format"] = json::object{{"type", "json_object"}};
     v1::Effect effect;
     effect.mutable_model()->set_model(spec_.model());

@@ -21,6 +21,7 @@
 #include "flowork/router/gateway.h"
 #include "flowork/router/policy.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 
 namespace flowork::agent {
@@ -238,6 +239,152 @@ TEST_F(LlmAgentTest, AFailingModelCallIsRetriedByTheAgentsRetryPolicy) {
   v1::Task done = WaitFinal(Submit("hello"));
   EXPECT_EQ(done.state(), v1::TASK_STATE_SUCCEEDED) << done.error();
   EXPECT_EQ(mock_->calls("/v1/chat/completions"), 2);  // ...then the retry answers.
+}
+
+// Long tool outputs that ask for another round, six times.
+class ChattyTools final : public EffectHandler {
+ public:
+  void Perform(const v1::Effect& effect, std::shared_ptr<EffectCall>,
+               absl::AnyInvocable<void(absl::StatusOr<v1::EffectResult>) &&> done) override {
+    v1::EffectResult result;
+    for (const v1::ToolCall& call : effect.tools().calls()) {
+      const int round = rounds_.fetch_add(1) + 1;
+      std::string text;
+      for (int i = 0; i < 60; ++i) absl::StrAppend(&text, "observation", round, "_", i, " ");
+      if (round < 6) absl::StrAppend(&text, "call:lookup more");
+      v1::ToolResult* r = result.mutable_tools()->add_results();
+      r->set_id(call.id());
+      r->mutable_output()->set_string_value(text);
+    }
+    std::move(done)(std::move(result));
+  }
+
+ private:
+  std::atomic<int> rounds_{0};
+};
+
+// An LLM agent reaching two mocks through an in-process router: "mock-1"
+// answers, "broken" always fails.
+class CompactionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    good_ = *mockllm::MockLlmServer::Create({});
+    mockllm::MockLlmOptions failing;
+    failing.knobs.status = 500;
+    bad_ = *mockllm::MockLlmServer::Create(failing);
+    router::v1::RouterConfig config;
+    ASSERT_TRUE(
+        core::ParseConfigText(
+            absl::StrCat("auth: {mode: none}\n"
+                         "providers:\n"
+                         "  - {name: good, kind: mock, base_url: \"http://127.0.0.1:",
+                         good_->port(),
+                         "/v1\"}\n"
+                         "  - {name: bad, kind: mock, base_url: \"http://127.0.0.1:",
+                         bad_->port(),
+                         "/v1\"}\n"
+                         "models:\n"
+                         "  - {name: mock-1, provider: good, capabilities: [chat, tools]}\n"
+                         "  - {name: broken, provider: bad, capabilities: [chat, tools]}\n"
+                         "routes: [{name: chat, candidates: [mock-1], retry: {same_endpoint: 0}},\n"
+                         "         {name: summaries, candidates: [broken], "
+                         "retry: {same_endpoint: 0}}]\n"),
+            "router.yaml", &config)
+            .ok());
+    policy_ = *router::PolicyEngine::Create(config, core::Clock::Real());
+    http_ = *core::HttpClient::Create({});
+    gateway_ = *router::Gateway::Create(*policy_, *http_);
+    llm_ = CreateInProcessLlmClient(*gateway_);
+    models_ = CreateModelEffectHandler(*llm_);
+    store_ = CreateInMemoryTaskStore();
+    AgentRuntimeOptions options;
+    options.models = models_.get();
+    options.tools = &tools_;
+    options.threads = 2;
+    runtime_ = *AgentRuntime::Create(options, *store_);
+  }
+  void TearDown() override { runtime_->Shutdown(); }
+
+  // Runs "call:lookup start" to the end with `options`; returns the journal.
+  std::vector<v1::StepRecord> RunLongTask(LlmAgentOptions options) {
+    v1::AgentSpec spec;
+    spec.set_name("assistant");
+    spec.set_kind(v1::AgentSpec::KIND_LLM);
+    spec.set_model("chat");
+    spec.set_system_prompt("You research.");
+    options.tools_json = kLookupTool;
+    options.context_window = 900;
+    options.reserved_output_tokens = 100;
+    EXPECT_TRUE(runtime_->RegisterAgent(spec, *CreateLlmAgent(spec, options)).ok());
+    EXPECT_TRUE(runtime_->Start().ok());
+    v1::Task task;
+    task.set_agent("assistant");
+    task.mutable_input()->set_string_value("call:lookup start");
+    const std::string id = (*runtime_->Submit(task)).task.id();
+    absl::StatusOr<v1::Task> done;
+    for (int i = 0; i < 4000; ++i) {
+      done = store_->Get(id);
+      if (done.ok() &&
+          (done->state() == v1::TASK_STATE_SUCCEEDED || done->state() == v1::TASK_STATE_FAILED)) {
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    EXPECT_EQ(done->state(), v1::TASK_STATE_SUCCEEDED) << done->error();
+    return *store_->Journal(id);
+  }
+
+  std::unique_ptr<mockllm::MockLlmServer> good_, bad_;
+  std::unique_ptr<router::PolicyEngine> policy_;
+  std::unique_ptr<core::HttpClient> http_;
+  std::unique_ptr<router::Gateway> gateway_;
+  std::unique_ptr<LlmClient> llm_;
+  std::unique_ptr<EffectHandler> models_;
+  ChattyTools tools_;
+  std::unique_ptr<TaskStore> store_;
+  std::unique_ptr<AgentRuntime> runtime_;
+};
+
+// The model requests of a journal, by purpose.
+std::vector<v1::Effect> ModelCalls(const std::vector<v1::StepRecord>& journal,
+                                   const std::string& purpose) {
+  std::vector<v1::Effect> calls;
+  for (const v1::StepRecord& step : journal) {
+    v1::Effect effect;
+    if (effect.ParseFromString(step.input()) && effect.has_model() &&
+        effect.model().purpose() == purpose) {
+      calls.push_back(effect);
+    }
+  }
+  return calls;
+}
+
+std::string RequestText(const v1::Effect& effect) {
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(effect.model().request(), &json);
+  return json;
+}
+
+TEST_F(CompactionTest, ALongSessionIsSummarisedAsAJournaledStep) {
+  const std::vector<v1::StepRecord> journal = RunLongTask({});
+  const std::vector<v1::Effect> summaries = ModelCalls(journal, "compaction");
+  ASSERT_GE(summaries.size(), 1u);
+  EXPECT_EQ(summaries[0].model().model(), "chat");
+  // Later requests carry the summary instead of the turns it covers.
+  const std::vector<v1::Effect> asks = ModelCalls(journal, "");
+  EXPECT_THAT(RequestText(asks.back()), HasSubstr("Mock answer to"));
+  for (const v1::Effect& ask : asks) {
+    EXPECT_LE(RequestText(ask).size(), 900u * 8) << "a request far over the window";
+  }
+}
+
+TEST_F(CompactionTest, AFailingSummariserFallsBackToTruncationWithAMarker) {
+  const std::vector<v1::StepRecord> journal = RunLongTask({.summary_model = "summaries"});
+  const std::vector<v1::Effect> summaries = ModelCalls(journal, "compaction");
+  ASSERT_EQ(summaries.size(), 1u);  // Tried once, failed, not again.
+  EXPECT_EQ(summaries[0].model().model(), "summaries");
+  const std::vector<v1::Effect> asks = ModelCalls(journal, "");
+  EXPECT_THAT(RequestText(asks.back()), HasSubstr("earlier conversation truncated"));
 }
 
 TEST(LlmClientTest, A429CarriesItsRetryAfter) {

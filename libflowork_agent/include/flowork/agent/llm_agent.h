@@ -22,6 +22,19 @@ struct LlmAgentOptions {
   // USD per million tokens, for AgentLimits.max_cost_usd. Default 0: free.
   double input_usd_per_mtok = 0;
   double output_usd_per_mtok = 0;
+  // The model's context window in tokens. When set, each request is
+  // assembled to fit it (AssembleContext: old tool results elided, old turns
+  // dropped behind a visible marker), and older turns are first summarised
+  // by `summary_model` as a journaled step when too much would be dropped;
+  // a summary that fails or cannot be asked for falls back to truncation.
+  // Default 0: the whole conversation is sent.
+  int64_t context_window = 0;
+  // Tokens kept free for the answer. Default 1024.
+  int64_t reserved_output_tokens = 1024;
+  // The (cheap) model or route that writes summaries. Default "": the
+  // agent's own model. Compaction is off when `compaction` is false.
+  std::string summary_model;
+  bool compaction = true;
 };
 
 // The agent of a kind-llm AgentSpec: a tool-calling loop run as journaled
