@@ -164,6 +164,22 @@ TEST_F(LlmAgentTest, AToolLoopAsksTheModelRunsTheToolAndFinishesWithTheAnswer) {
   EXPECT_EQ(mock_->calls("/v1/chat/completions"), 2);
 }
 
+TEST_F(LlmAgentTest, ParallelToolCallsFromOneAnswerRunAsOneStep) {
+  StartMock();
+  Register(Spec());
+  const std::string id = Submit("call:lookup Paris call:lookup Rome");
+  v1::Task done = WaitFinal(id);
+  ASSERT_EQ(done.state(), v1::TASK_STATE_SUCCEEDED) << done.error();
+  EXPECT_EQ(Kinds(id), (std::vector<std::string>{"llm", "tools", "llm", "finish"}));
+  EXPECT_EQ(tools_.calls(), 2);
+  auto journal = store_->Journal(id);
+  v1::EffectResult tools;
+  tools.ParseFromString((*journal)[1].output());
+  ASSERT_EQ(tools.tools().results_size(), 2);
+  EXPECT_EQ(tools.tools().results(0).output().string_value(), "weather in Paris: sunny");
+  EXPECT_EQ(tools.tools().results(1).output().string_value(), "weather in Rome: sunny");
+}
+
 TEST_F(LlmAgentTest, MaxStepsEndsTheLoopWithItsReason) {
   StartMock();
   v1::AgentSpec spec = Spec();
