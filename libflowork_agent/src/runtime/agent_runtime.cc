@@ -247,6 +247,10 @@ class AgentRuntimeImpl final : public AgentRuntime {
                       google::protobuf::Value payload) override;
   absl::Status Decide(std::string_view task_id, std::string_view call_id,
                       ApprovalVerdict verdict) override;
+  absl::Status Suspend(std::string_view id) override;
+  absl::Status Resume(std::string_view id) override;
+  absl::StatusOr<v1::TaskSnapshot> Snapshot(std::string_view id) const override;
+  absl::StatusOr<v1::Task> Restore(const v1::TaskSnapshot& snapshot) override;
   std::vector<v1::PendingApproval> PendingApprovals() const override;
   absl::StatusOr<v1::AgentStatus> GetAgentStatus(std::string_view name) const override {
     return supervisor_.Status(std::string(name));
@@ -1292,6 +1296,103 @@ absl::Status AgentRuntimeImpl::Signal(std::string_view id_view, std::string_view
   absl::MutexLock lock(&mu_);
   early_signals_[id] = std::move(result);
   return absl::OkStatus();
+}
+
+absl::Status AgentRuntimeImpl::Suspend(std::string_view id_view) {
+  const std::string id(id_view);
+  FLOWORK_ASSIGN_OR_RETURN(v1::Task task, store_.Get(id));
+  if (IsFinal(task.state())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", id, " is ", v1::TaskState_Name(task.state()), " and cannot be suspended"));
+  }
+  if (task.state() == v1::TASK_STATE_SUSPENDED) return absl::OkStatus();
+  RunPtr run;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = runs_.find(id); it != runs_.end()) run = it->second;
+    if (run == nullptr) {
+      // Not running here: take it out of wherever it waits.
+      if (auto delayed = delayed_.find(id); delayed != delayed_.end()) {
+        timers_.Cancel(delayed->second);
+        delayed_.erase(delayed);
+      }
+      queue_->Remove(id);
+      if (auto parked = parked_.find(task.agent()); parked != parked_.end()) {
+        std::erase_if(parked->second, [&](const ReadyTask& r) { return r.id == id; });
+      }
+    }
+  }
+  if (run != nullptr) {
+    // Ends its run here like a cancel, but the task stays resumable.
+    Abort(run, v1::TASK_STATE_SUSPENDED, "");
+    return absl::OkStatus();
+  }
+  TaskUpdate park{.task_id = id};
+  park.state = v1::TASK_STATE_SUSPENDED;
+  FLOWORK_RETURN_IF_ERROR(store_.Apply(std::move(park)));
+  Post([this] { Dispatch(); });
+  return absl::OkStatus();
+}
+
+absl::Status AgentRuntimeImpl::Resume(std::string_view id_view) {
+  const std::string id(id_view);
+  TaskUpdate back{.task_id = id};
+  back.expect_state = v1::TASK_STATE_SUSPENDED;
+  back.state = v1::TASK_STATE_PENDING;
+  absl::Status stored = store_.Apply(std::move(back));
+  if (stored.code() == absl::StatusCode::kAborted) {
+    return absl::FailedPreconditionError(absl::StrCat("task ", id, " is not suspended"));
+  }
+  FLOWORK_RETURN_IF_ERROR(stored);
+  FLOWORK_ASSIGN_OR_RETURN(v1::Task task, store_.Get(id));
+  Enqueue(task);
+  Dispatch();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::TaskSnapshot> AgentRuntimeImpl::Snapshot(std::string_view id) const {
+  v1::TaskSnapshot snapshot;
+  FLOWORK_ASSIGN_OR_RETURN(*snapshot.mutable_task(), store_.Get(id));
+  FLOWORK_ASSIGN_OR_RETURN(std::vector<v1::StepRecord> steps, store_.Journal(id));
+  for (v1::StepRecord& step : steps) *snapshot.add_steps() = std::move(step);
+  return snapshot;
+}
+
+absl::StatusOr<v1::Task> AgentRuntimeImpl::Restore(const v1::TaskSnapshot& snapshot) {
+  const v1::Task& original = snapshot.task();
+  if (IsFinal(original.state())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", original.id(), " is final; there is nothing to continue"));
+  }
+  if (FindAgent(original.agent(), 0) == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no agent named \"", original.agent(), "\""));
+  }
+  v1::Task task = original;
+  task.clear_id();
+  task.clear_parent_id();
+  task.set_idempotency_key(absl::StrCat("restore/", original.id()));
+  (*task.mutable_labels())["flowork-restored-from"] = original.id();
+  FLOWORK_ASSIGN_OR_RETURN(SubmitResult submitted, store_.Submit(std::move(task)));
+  if (!submitted.created) return submitted.task;  // Restored before.
+  const std::string id = submitted.task.id();
+  TaskUpdate admit{.task_id = id};
+  admit.state = v1::TASK_STATE_ADMITTED;
+  FLOWORK_RETURN_IF_ERROR(store_.Apply(std::move(admit)));
+  TaskUpdate journal{.task_id = id};
+  journal.state = v1::TASK_STATE_RUNNING;
+  journal.attempt = original.attempt();
+  for (const v1::StepRecord& step : snapshot.steps()) {
+    v1::StepRecord copy = step;
+    copy.set_task_id(id);
+    journal.steps.push_back(std::move(copy));
+  }
+  FLOWORK_RETURN_IF_ERROR(store_.Apply(std::move(journal)));
+  FLOWORK_ASSIGN_OR_RETURN(v1::Task restored, store_.Get(id));
+  if (started_.load()) {
+    Enqueue(restored);
+    Dispatch();
+  }
+  return restored;
 }
 
 absl::Status AgentRuntimeImpl::Decide(std::string_view task_view, std::string_view call_view,

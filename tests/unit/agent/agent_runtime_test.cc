@@ -777,6 +777,81 @@ TEST_F(AgentRuntimeTest, ModelUsageIsSettledWithTheModelsTokenBudget) {
   EXPECT_EQ(store_->Get(second)->state(), v1::TASK_STATE_PENDING);
 }
 
+// Two tool steps: "first" answers, "second" hangs until told otherwise.
+std::shared_ptr<FunctionAgent> TwoTools() {
+  return std::make_shared<FunctionAgent>([](const StepContext& c) -> absl::StatusOr<v1::Effect> {
+    if (c.journal.empty()) return ToolEffect("work", "first");
+    if (c.journal.size() == 1) return ToolEffect("work", "second");
+    return FinishEffect(Result(c.journal.back()).tools().results(0).output().string_value());
+  });
+}
+
+TEST_F(AgentRuntimeTest, ASuspendedTaskResumesWhereItStopped) {
+  tools_.mode = [](const std::string& argument, int call) {
+    return argument == "second" && call == 1 ? FakeTools::Mode::kHang : FakeTools::Mode::kAnswer;
+  };
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("worker", "x");
+  for (int i = 0; i < 1000 && tools_.calls("second") == 0; ++i)
+    absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_TRUE(runtime_->Suspend(id).ok());
+  WaitFor(id, v1::TASK_STATE_SUSPENDED);
+  EXPECT_EQ(tools_.cancelled(), 1);
+  EXPECT_EQ(runtime_->Resume("no-such-task").code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(runtime_->Resume(id).ok());
+  EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did second");
+  EXPECT_EQ(tools_.calls("first"), 1);
+  EXPECT_EQ(tools_.calls("second"), 2);
+  EXPECT_EQ(runtime_->Suspend(id).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(AgentRuntimeTest, ASnapshotRestoredOnAnotherNodeContinuesTheSameTask) {
+  tools_.mode = [](const std::string& argument, int call) {
+    return argument == "second" && call == 1 ? FakeTools::Mode::kHang : FakeTools::Mode::kAnswer;
+  };
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("worker", "x");
+  for (int i = 0; i < 1000 && tools_.calls("second") == 0; ++i)
+    absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_TRUE(runtime_->Suspend(id).ok());
+  WaitFor(id, v1::TASK_STATE_SUSPENDED);
+  auto snapshot = runtime_->Snapshot(id);
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  ASSERT_EQ(snapshot->steps_size(), 2);
+  // Through bytes, as it would travel.
+  v1::TaskSnapshot shipped;
+  ASSERT_TRUE(shipped.ParseFromString(snapshot->SerializeAsString()));
+
+  // Another node: its own store and runtime.
+  std::unique_ptr<TaskStore> other_store = CreateInMemoryTaskStore();
+  AgentRuntimeOptions options;
+  options.tools = &tools_;
+  options.watchdog_interval = absl::Milliseconds(20);
+  auto other = AgentRuntime::Create(options, *other_store);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*other)->RegisterAgent(Spec("worker"), TwoTools()).ok());
+  ASSERT_TRUE((*other)->Start().ok());
+  auto restored = (*other)->Restore(shipped);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ((*other)->Restore(shipped)->id(), restored->id());  // Once per store.
+  v1::Task done;
+  for (int i = 0; i < 1000; ++i) {
+    done = *other_store->Get(restored->id());
+    if (done.state() == v1::TASK_STATE_SUCCEEDED) break;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(done.state(), v1::TASK_STATE_SUCCEEDED) << done.error();
+  EXPECT_EQ(done.output().string_value(), "did second");
+  EXPECT_EQ(done.labels().at("flowork-restored-from"), id);
+  EXPECT_EQ(tools_.calls("first"), 1);  // Completed before the snapshot: never again.
+  EXPECT_EQ(other_store->Journal(restored->id())->size(), 3u);
+  (*other)->Shutdown();
+}
+
 TEST(StepBackoffTest, DoublesFromTheInitialWaitUpToTheMaximumWithJitter) {
   v1::StepRetryPolicy policy;
   policy.mutable_initial_backoff()->set_seconds(1);

@@ -109,6 +109,21 @@ class AgentRuntime {
   // cancelling a final task changes nothing and is OK. kNotFound: no task.
   virtual absl::Status Cancel(std::string_view id) = 0;
 
+  // Parks a task: an effect in flight is abandoned (performed again after
+  // Resume), its slot given back, the task SUSPENDED until Resume.
+  // kFailedPrecondition: the task is final. kNotFound: no task.
+  virtual absl::Status Suspend(std::string_view id) = 0;
+  // Queues a SUSPENDED task again; it continues from its journal.
+  virtual absl::Status Resume(std::string_view id) = 0;
+  // The task and its whole journal (its context state: every model answer
+  // and tool result so far), e.g. to continue it on another node.
+  virtual absl::StatusOr<v1::TaskSnapshot> Snapshot(std::string_view id) const = 0;
+  // Stores a snapshot as a new task (a new id, the same journal) and queues
+  // it: it continues where the snapshot left off, without repeating a
+  // completed step. A snapshot is restored at most once per store. Its agent
+  // must be registered here.
+  virtual absl::StatusOr<v1::Task> Restore(const v1::TaskSnapshot& snapshot) = 0;
+
   // Delivers a signal to a task waiting for one (WaitSignal with this name,
   // or any name when the wait names none). kFailedPrecondition when the task
   // is not waiting for it. kNotFound: no task.
