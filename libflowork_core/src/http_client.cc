@@ -306,6 +306,9 @@ class ClientImpl final : public HttpClient {
     }
     // Always through the queue, also on our own loop (no thread hop then):
     // OnDone must never run inside Start, where the caller may hold a lock.
+    // (Starting inline when already on the loop was measured: it cut the
+    // added p50 by about 4 us but lost 4-5% of throughput at 64
+    // connections, as requests no longer batch per loop turn.)
     asio::post(loop.ctx, [exchange] { exchange->Start(); });
     return exchange;
   }
@@ -494,6 +497,27 @@ void Exchange::Send() {
   out_ = {asio::buffer(head_)};
   if (!request_.body.empty()) out_.push_back(asio::buffer(request_.body));
   connection_->tcp().expires_after(absl::ToChronoNanoseconds(request_.first_byte_timeout));
+  if (connection_->tls() == nullptr) {
+    // A request usually fits the socket's buffer: write it now instead of
+    // going round the event queue. A failure here goes the usual way (the
+    // async write reports it, and a reused connection is retried once).
+    auto& socket = connection_->tcp().socket();
+    beast::error_code ec;
+    socket.non_blocking(true, ec);
+    const size_t total = asio::buffer_size(out_);
+    const size_t written = ec ? 0 : socket.write_some(out_, ec);
+    if (!ec && written == total) {
+      written_ = true;
+      return ReadHead();
+    }
+    if (!ec) {
+      // Partly out: the rest follows asynchronously.
+      size_t n = written, first = 0;
+      while (first < out_.size() && n >= out_[first].size()) n -= out_[first++].size();
+      out_.erase(out_.begin(), out_.begin() + first);
+      if (!out_.empty() && n > 0) out_.front() += n;
+    }
+  }
   connection_->Visit([&](auto& stream) {
     asio::async_write(stream, out_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->Fail(self->Classify(ec), "write: " + ec.message());

@@ -213,6 +213,8 @@ class Connection final : public std::enable_shared_from_this<Connection> {
       : worker_(std::move(worker)), server_(worker_->server()), stream_(std::move(socket)) {
     beast::error_code ec;
     stream_.socket().set_option(tcp::no_delay(true), ec);
+    // Writes are tried at once (Flush); a full socket must say so, not block.
+    stream_.socket().non_blocking(true, ec);
     auto remote = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_address_ = absl::StrCat(remote.address().to_string(), ":", remote.port());
   }
@@ -446,18 +448,44 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     buffers_.clear();
     for (const std::string& piece : writing_) buffers_.push_back(asio::buffer(piece));
     write_in_flight_ = true;
+    if (writing_callbacks_.empty()) {
+      // Most responses fit the socket's buffer: write them now, and skip the
+      // round through the event queue an asynchronous write costs. (Not
+      // when callbacks wait on the write: they must not run inside Write.)
+      beast::error_code ec;
+      const size_t total = asio::buffer_size(buffers_);
+      const size_t written = stream_.socket().write_some(buffers_, ec);
+      if (!ec && written == total) return Written(ec);
+      if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+        return Written(ec);
+      }
+      DropFront(buffers_, ec ? 0 : written);  // The rest goes the usual way.
+    }
     stream_.expires_after(absl::ToChronoNanoseconds(server_.options().idle_timeout));
     asio::async_write(stream_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->write_in_flight_ = false;
-      if (self->state_ == State::kClosed) return;
-      if (ec) return self->Close();
-      // The write's timeout must not fire on the watch read
-      // while the handler takes its time.
-      self->stream_.expires_never();
-      NotifyWritten(self->writing_callbacks_, true);
-      if (self->state_ == State::kClosed) return;  // A callback closed it.
-      self->Flush();
+      self->Written(ec);
     });
+  }
+
+  // The bytes of `writing_` are out (or the write failed).
+  void Written(beast::error_code ec) {
+    write_in_flight_ = false;
+    if (state_ == State::kClosed) return;
+    if (ec) return Close();
+    // The write's timeout must not fire on the watch read
+    // while the handler takes its time.
+    stream_.expires_never();
+    NotifyWritten(writing_callbacks_, true);
+    if (state_ == State::kClosed) return;  // A callback closed it.
+    Flush();
+  }
+
+  // Drops the first `n` bytes of `buffers`.
+  static void DropFront(std::vector<asio::const_buffer>& buffers, size_t n) {
+    size_t first = 0;
+    while (first < buffers.size() && n >= buffers[first].size()) n -= buffers[first++].size();
+    buffers.erase(buffers.begin(), buffers.begin() + first);
+    if (!buffers.empty() && n > 0) buffers.front() += n;
   }
 
   void OnResponseDone() {
