@@ -551,6 +551,24 @@ void Exchange::ReadHead() {
 }
 
 void Exchange::ReadBody() {
+  // Body bytes already buffered (usually all of a small answer, read along
+  // with its head) are parsed here instead of through another trip round
+  // the event queue.
+  while (!parser_->is_done() && connection_->buffer.size() > 0) {
+    auto& body = parser_->get().body();
+    body.data = connection_->body_buffer;
+    body.size = sizeof(connection_->body_buffer);
+    beast::error_code ec;
+    const size_t used = parser_->put(connection_->buffer.data(), ec);
+    connection_->buffer.consume(used);
+    const size_t got = sizeof(connection_->body_buffer) - body.size;
+    if (got > 0) observer_->OnBody(std::string_view(connection_->body_buffer, got));
+    if (done_ || !connection_) return;
+    if (ec == http::error::need_buffer) continue;
+    if (ec == http::error::need_more) break;
+    if (ec) return Fail(Classify(ec), "reading the response body: " + ec.message());
+    if (used == 0 && got == 0) break;
+  }
   if (parser_->is_done()) {
     const bool reusable = parser_->keep_alive() && !forced_;
     std::unique_ptr<Connection> connection = std::move(connection_);
