@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "boost/json.hpp"
 #include "flowork/agent/context_assembler.h"
+#include "flowork/agent/json_schema.h"
 #include "flowork/agent/token_counter.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -48,11 +49,12 @@ struct Transcript {
 class LlmAgent final : public Agent {
  public:
   LlmAgent(v1::AgentSpec spec, LlmAgentOptions options, json::value tools,
-           std::optional<json::value> schema)
+           std::optional<json::value> schema, std::optional<JsonSchema> validator)
       : spec_(std::move(spec)),
         options_(std::move(options)),
         tools_(std::move(tools)),
-        schema_(std::move(schema)) {}
+        schema_(std::move(schema)),
+        validator_(std::move(validator)) {}
 
   absl::StatusOr<v1::Effect> Step(const StepContext& context) override {
     Transcript t = Read(context);
@@ -312,53 +314,20 @@ class LlmAgent final : public Agent {
     return effect;
   }
 
-  // "" when `answer` is JSON matching the schema's type, required fields and
-  // their types; otherwise what is wrong.
+  // "" when `answer` is JSON matching the output schema; otherwise what is
+  // wrong, every violation with its path.
   std::string CheckAgainstSchema(const std::string& answer) const {
-    boost::system::error_code ec;
-    json::value value = json::parse(answer, ec);
-    if (ec) return "the answer is not JSON";
-    return Check(value, *schema_, "answer");
-  }
-
-  static std::string Check(const json::value& value, const json::value& schema,
-                           const std::string& path) {
-    if (!schema.is_object()) return "";
-    const json::object& s = schema.as_object();
-    if (const json::value* type = s.if_contains("type"); type && type->is_string()) {
-      const std::string t(type->as_string());
-      const bool ok = (t == "object" && value.is_object()) || (t == "array" && value.is_array()) ||
-                      (t == "string" && value.is_string()) ||
-                      (t == "integer" && (value.is_int64() || value.is_uint64())) ||
-                      (t == "number" && value.is_number()) || (t == "boolean" && value.is_bool()) ||
-                      (t == "null" && value.is_null());
-      if (!ok) return absl::StrCat(path, ": expected ", t);
-    }
-    if (value.is_object()) {
-      if (const json::value* required = s.if_contains("required");
-          required && required->is_array()) {
-        for (const json::value& name : required->as_array()) {
-          if (name.is_string() && !value.as_object().contains(name.as_string())) {
-            return absl::StrCat(path, ".", std::string(name.as_string()), ": required");
-          }
-        }
-      }
-      if (const json::value* props = s.if_contains("properties"); props && props->is_object()) {
-        for (const auto& [name, sub] : props->as_object()) {
-          if (const json::value* field = value.as_object().if_contains(name)) {
-            std::string problem = Check(*field, sub, absl::StrCat(path, ".", std::string(name)));
-            if (!problem.empty()) return problem;
-          }
-        }
-      }
-    }
-    return "";
+    absl::StatusOr<google::protobuf::Value> value = ParseJsonValue(answer);
+    if (!value.ok()) return "the answer is not JSON";
+    absl::Status valid = validator_->Validate(*value, "answer");
+    return valid.ok() ? "" : std::string(valid.message());
   }
 
   const v1::AgentSpec spec_;
   const LlmAgentOptions options_;
   const json::value tools_;
   const std::optional<json::value> schema_;
+  const std::optional<JsonSchema> validator_;
 };
 
 }  // namespace
@@ -378,6 +347,7 @@ absl::StatusOr<std::shared_ptr<Agent>> CreateLlmAgent(const v1::AgentSpec& spec,
     }
   }
   std::optional<json::value> schema;
+  std::optional<JsonSchema> validator;
   if (!options.output_schema_json.empty()) {
     boost::system::error_code ec;
     schema = json::parse(options.output_schema_json, ec);
@@ -385,8 +355,15 @@ absl::StatusOr<std::shared_ptr<Agent>> CreateLlmAgent(const v1::AgentSpec& spec,
       return absl::InvalidArgumentError(
           absl::StrCat("agent ", spec.name(), ": the output schema must be a JSON object"));
     }
+    absl::StatusOr<JsonSchema> compiled = JsonSchema::Parse(options.output_schema_json);
+    if (!compiled.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("agent ", spec.name(), ": output schema: ", compiled.status().message()));
+    }
+    validator = *std::move(compiled);
   }
-  return std::make_shared<LlmAgent>(spec, std::move(options), std::move(tools), std::move(schema));
+  return std::make_shared<LlmAgent>(spec, std::move(options), std::move(tools), std::move(schema),
+                                    std::move(validator));
 }
 
 }  // namespace flowork::agent
