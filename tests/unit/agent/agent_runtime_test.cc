@@ -852,6 +852,28 @@ TEST_F(AgentRuntimeTest, ASnapshotRestoredOnAnotherNodeContinuesTheSameTask) {
   (*other)->Shutdown();
 }
 
+TEST_F(AgentRuntimeTest, FinishedTasksBeyondTheRetentionArePruned) {
+  AgentRuntimeOptions options;
+  options.retention.max_count = 1;
+  options.retention_interval = absl::Milliseconds(50);
+  Start(options);
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  std::vector<std::string> ids;
+  for (const char* input : {"a", "b", "c"}) {
+    ids.push_back(Submit("worker", input));
+    WaitFor(ids.back(), v1::TASK_STATE_SUCCEEDED);
+  }
+  int left = 3;
+  for (int i = 0; i < 200 && left > 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+    left = 0;
+    for (const std::string& id : ids) left += store_->Get(id).ok() ? 1 : 0;
+  }
+  EXPECT_EQ(left, 1);
+  EXPECT_TRUE(store_->Get(ids.back()).ok());  // The newest finished task is kept.
+}
+
 TEST(StepBackoffTest, DoublesFromTheInitialWaitUpToTheMaximumWithJitter) {
   v1::StepRetryPolicy policy;
   policy.mutable_initial_backoff()->set_seconds(1);
