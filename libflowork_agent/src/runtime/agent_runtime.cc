@@ -375,6 +375,10 @@ class AgentRuntimeImpl final : public AgentRuntime {
 void AgentRuntimeImpl::Write(TaskUpdate update, absl::AnyInvocable<void(absl::Status) &&> then) {
   {
     absl::MutexLock lock(&mu_);
+    // Shutting down: no new writes (Shutdown waits for those in flight, then
+    // stops the executor their callbacks run on). The step is performed
+    // again after the next Start.
+    if (stopping_.load()) return;
     ++writes_in_flight_;
   }
   store_.ApplyAsync(std::move(update), [this, then = std::move(then)](absl::Status s) mutable {
@@ -500,7 +504,9 @@ void AgentRuntimeImpl::Dispatch() {
   if (stopping_.load()) return;
   absl::MutexLock dispatch_lock(&dispatch_mu_);
   const absl::Time now = Now();
-  while (std::optional<ReadyTask> ready = queue_->Pop(now)) {
+  while (!stopping_.load()) {
+    std::optional<ReadyTask> ready = queue_->Pop(now);
+    if (!ready) break;
     executor_->Schedule([this, ready = *std::move(ready)]() mutable {
       if (!stopping_.load()) Begin(std::move(ready));
     });
@@ -525,7 +531,7 @@ void AgentRuntimeImpl::Begin(ReadyTask ready) {
   RunPtr run;
   {
     absl::MutexLock lock(&mu_);
-    if (auto it = runs_.find(ready.id); it != runs_.end()) {
+    if (auto it = runs_.find(ready.id); it != runs_.end() && it->second->phase != Phase::kDone) {
       // A wait ended and the task got its slot again.
       run = it->second;
       run->ready = ready;
@@ -1143,12 +1149,17 @@ void AgentRuntimeImpl::Done(const RunPtr& run) {
   std::string parent;
   {
     absl::MutexLock lock(&mu_);
-    runs_.erase(run->task.id());
+    // Only this run: a resumed task may already have a new one.
+    if (auto it = runs_.find(run->task.id()); it != runs_.end() && it->second == run) {
+      runs_.erase(it);
+    }
     if (run->holds_slot) {
       run->holds_slot = false;
       queue_->Finish(run->ready, std::exchange(run->tokens_used, 0));
     }
-    if (auto it = waiting_parent_.find(run->task.id()); it != waiting_parent_.end()) {
+    // A parent waits for final children only: a suspended child comes back.
+    if (auto it = waiting_parent_.find(run->task.id());
+        it != waiting_parent_.end() && IsFinal(run->task.state())) {
       parent = it->second;
       waiting_parent_.erase(it);
     }
@@ -1445,8 +1456,19 @@ void AgentRuntimeImpl::RecordDecisions(const RunPtr& run,
     v1::Effect asked;
     asked.ParseFromString(run->journal.back().input());
     result.ParseFromString(run->journal.back().output());
-    for (v1::ApprovalDecision& d : decisions) *result.mutable_approval()->add_decisions() = d;
-    complete = result.approval().decisions_size() >= asked.approval().pending_size();
+    auto decided = [&](const std::string& call_id) {
+      for (const v1::ApprovalDecision& d : result.approval().decisions()) {
+        if (d.call_id() == call_id) return true;
+      }
+      return false;
+    };
+    // The first decision on a call stands (two approvers racing, or a
+    // decision racing the timeout).
+    for (v1::ApprovalDecision& d : decisions) {
+      if (!decided(d.call_id())) *result.mutable_approval()->add_decisions() = std::move(d);
+    }
+    complete = true;
+    for (const auto& pending : asked.approval().pending()) complete &= decided(pending.call_id());
     if (complete) {
       run->phase = Phase::kBusy;
       if (run->timer) timers_.Cancel(run->timer);

@@ -874,6 +874,39 @@ TEST_F(AgentRuntimeTest, FinishedTasksBeyondTheRetentionArePruned) {
   EXPECT_TRUE(store_->Get(ids.back()).ok());  // The newest finished task is kept.
 }
 
+TEST_F(AgentRuntimeTest, AParentStillWakesWhenItsChildWasSuspendedAndResumed) {
+  tools_.mode = [](const std::string&, int call) {
+    return call == 1 ? FakeTools::Mode::kHang : FakeTools::Mode::kAnswer;
+  };
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), ToolThenFinish()).ok());
+  auto parent =
+      std::make_shared<FunctionAgent>([](const StepContext& c) -> absl::StatusOr<v1::Effect> {
+        if (!c.journal.empty()) return FinishEffect("children done");
+        v1::Effect effect;
+        v1::Task* child = effect.mutable_children()->add_tasks();
+        child->set_agent("worker");
+        *child->mutable_input() = Str("a");
+        return effect;
+      });
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("parent"), parent).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("parent", "p");
+  WaitFor(id, v1::TASK_STATE_WAITING_CHILDREN);
+  std::vector<std::string> children;
+  for (int i = 0; i < 500 && children.empty(); ++i) {
+    children = *store_->Children(id);
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(children.size(), 1u);
+  WaitFor(children[0], v1::TASK_STATE_WAITING_TOOL);
+  ASSERT_TRUE(runtime_->Suspend(children[0]).ok());
+  WaitFor(children[0], v1::TASK_STATE_SUSPENDED);
+  ASSERT_TRUE(runtime_->Resume(children[0]).ok());
+  WaitFor(children[0], v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "children done");
+}
+
 TEST(StepBackoffTest, DoublesFromTheInitialWaitUpToTheMaximumWithJitter) {
   v1::StepRetryPolicy policy;
   policy.mutable_initial_backoff()->set_seconds(1);
