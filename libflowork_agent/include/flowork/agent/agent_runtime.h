@@ -94,8 +94,8 @@ class AgentRuntime {
                                                       std::shared_ptr<Agent> agent) = 0;
 
   // Resumes every unfinished task in the store, then dispatches. Call once,
-  // after registering the agents those tasks need (a task whose agent is
-  // missing waits for it).
+  // after registering the agents those tasks need: a task whose agent is not
+  // registered when it is dispatched FAILS, saying so.
   virtual absl::Status Start() = 0;
 
   // Stores a task and queues it. The same (tenant, idempotency_key) returns
