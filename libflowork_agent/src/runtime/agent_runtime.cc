@@ -1383,15 +1383,22 @@ absl::StatusOr<v1::Task> AgentRuntimeImpl::Restore(const v1::TaskSnapshot& snaps
   task.clear_parent_id();
   task.set_idempotency_key(absl::StrCat("restore/", original.id()));
   (*task.mutable_labels())["flowork-restored-from"] = original.id();
+  // Not dispatched before its journal is in (a crash in between must not run
+  // it from its first step): held back until the journal write clears this.
+  *task.mutable_not_before() = ToProto(absl::FromUnixSeconds(7'258'118'400));  // 2200-01-01
   FLOWORK_ASSIGN_OR_RETURN(SubmitResult submitted, store_.Submit(std::move(task)));
-  if (!submitted.created) return submitted.task;  // Restored before.
   const std::string id = submitted.task.id();
-  TaskUpdate admit{.task_id = id};
-  admit.state = v1::TASK_STATE_ADMITTED;
-  FLOWORK_RETURN_IF_ERROR(store_.Apply(std::move(admit)));
+  if (!submitted.created &&
+      (submitted.task.state() != v1::TASK_STATE_PENDING || submitted.task.step_count() > 0)) {
+    return submitted.task;  // Restored before.
+  }
+  // The journal and the move to ADMITTED in one write: a crash leaves either
+  // a PENDING task with no journal (finished by restoring again) or the whole.
   TaskUpdate journal{.task_id = id};
-  journal.state = v1::TASK_STATE_RUNNING;
+  journal.expect_state = v1::TASK_STATE_PENDING;
+  journal.state = v1::TASK_STATE_ADMITTED;
   journal.attempt = original.attempt();
+  journal.not_before = absl::InfinitePast();  // Dispatch at once.
   for (const v1::StepRecord& step : snapshot.steps()) {
     v1::StepRecord copy = step;
     copy.set_task_id(id);
