@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
 #include <random>
@@ -916,13 +917,16 @@ void AgentRuntimeImpl::Perform(const RunPtr& run) {
       }
     }
   }
+  // The answer as the step records it: denied calls get their denial, in
+  // the order the agent asked (the identity when nothing was denied).
+  std::function<v1::EffectResult(v1::EffectResult)> merge = [](v1::EffectResult r) { return r; };
   if (!denied.empty()) {
     v1::Effect approved = effect;
     approved.mutable_tools()->clear_calls();
     for (const v1::ToolCall& c : effect.tools().calls()) {
       if (!denied.count(c.id())) *approved.mutable_tools()->add_calls() = c;
     }
-    auto merge = [order = effect.tools(), denied](v1::EffectResult performed) {
+    merge = [order = effect.tools(), denied](v1::EffectResult performed) {
       v1::EffectResult merged;
       for (const v1::ToolCall& c : order.calls()) {
         v1::ToolResult* r = merged.mutable_tools()->add_results();
@@ -945,46 +949,27 @@ void AgentRuntimeImpl::Perform(const RunPtr& run) {
       }
       return Complete(run, merge(v1::EffectResult()));
     }
-    handler->Perform(
-        approved, call,
-        [lifeline = lifeline_, run, call, merge](absl::StatusOr<v1::EffectResult> result) mutable {
-          absl::ReaderMutexLock alive(&lifeline->mu);
-          AgentRuntimeImpl* self = lifeline->runtime;
-          if (self == nullptr) return;
-          if (result.ok()) result = merge(*std::move(result));
-          self->Post([self, run, call, result = std::move(result)]() mutable {
-            {
-              absl::MutexLock lock(&self->mu_);
-              if (run->call != call || run->phase != Phase::kEffect) return;
-              run->call = nullptr;
-              run->phase = Phase::kBusy;
-            }
-            if (!result.ok()) return self->StepFailed(run, result.status(), true);
-            self->Complete(run, *std::move(result));
-          });
-        });
-    return;
+    effect = std::move(approved);
   }
-  handler->Perform(effect, call,
-                   [lifeline = lifeline_, run, call](absl::StatusOr<v1::EffectResult> result) {
-                     absl::ReaderMutexLock alive(&lifeline->mu);
-                     AgentRuntimeImpl* self = lifeline->runtime;
-                     if (self == nullptr)
-                       return;  // Shut down: performed again after the next Start.
-                     self->Post([self, run, call, result = std::move(result)]() mutable {
-                       AgentRuntimeImpl* const this_ = self;
-                       {
-                         absl::MutexLock lock(&this_->mu_);
-                         if (run->call != call || run->phase != Phase::kEffect)
-                           return;  // Abandoned.
-                         run->call = nullptr;
-                         run->phase = Phase::kBusy;
-                       }
-                       if (!result.ok())
-                         return this_->StepFailed(run, result.status(), /*effect_journaled=*/true);
-                       this_->Complete(run, *std::move(result));
-                     });
-                   });
+  handler->Perform(
+      effect, call,
+      [lifeline = lifeline_, run, call, merge](absl::StatusOr<v1::EffectResult> result) {
+        absl::ReaderMutexLock alive(&lifeline->mu);
+        AgentRuntimeImpl* self = lifeline->runtime;
+        if (self == nullptr) return;  // Shut down: performed again after the next Start.
+        if (result.ok()) result = merge(*std::move(result));
+        self->Post([self, run, call, result = std::move(result)]() mutable {
+          {
+            absl::MutexLock lock(&self->mu_);
+            if (run->call != call || run->phase != Phase::kEffect) return;  // Abandoned.
+            run->call = nullptr;
+            run->phase = Phase::kBusy;
+          }
+          if (!result.ok())
+            return self->StepFailed(run, result.status(), /*effect_journaled=*/true);
+          self->Complete(run, *std::move(result));
+        });
+      });
 }
 
 // Journals the result of the last step, then goes on.
