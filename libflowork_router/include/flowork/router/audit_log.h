@@ -1,0 +1,84 @@
+#ifndef FLOWORK_ROUTER_AUDIT_LOG_H_
+#define FLOWORK_ROUTER_AUDIT_LOG_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "flowork/core/clock.h"
+#include "flowork/router/v1/audit.pb.h"
+
+namespace flowork::router {
+
+// Options of an AuditLog. Every field documents its default.
+struct AuditLogOptions {
+  // SQLite file; created when missing. Required.
+  std::string path;
+  // Entries waiting for the writer thread. Default 8192.
+  size_t queue_capacity = 8192;
+  // Longest time an appended entry waits before its batch is committed.
+  absl::Duration flush_interval = absl::Milliseconds(100);
+  // Entries older than this are pruned (behind a checkpoint entry). Default:
+  // kept forever.
+  absl::Duration max_age = absl::InfiniteDuration();
+  // The oldest entries beyond this count are pruned. 0 = no limit.
+  uint64_t max_entries = 0;
+  // Stamps entries and drives retention. Default: the real clock.
+  const core::Clock* clock = nullptr;
+};
+
+// What the log has done so far; for /metrics.
+struct AuditLogStats {
+  uint64_t queued = 0;   // Waiting for the writer now.
+  uint64_t written = 0;  // Committed since Open.
+  uint64_t dropped = 0;  // Refused by a full queue since Open.
+  uint64_t failed = 0;   // Lost to write errors since Open.
+};
+
+// The tamper-evident audit trail of one router: entries are appended without
+// blocking, chained (each entry's hash is SHA-256 of the previous hash and the
+// entry's canonical bytes) and committed by one writer thread in batched
+// SQLite transactions. Retention prunes whole prefixes and writes a
+// checkpoint entry carrying the hash of the last pruned entry, so Verify still
+// walks an unbroken chain. Thread-safe.
+class AuditLog {
+ public:
+  virtual ~AuditLog() = default;  // Commits what was appended, then closes.
+
+  // Opens (or creates) the log at options.path and resumes its chain.
+  static absl::StatusOr<std::unique_ptr<AuditLog>> Open(const AuditLogOptions& options);
+
+  // Queues `entry`; seq, time (when unset), prev_hash and hash are assigned by
+  // the log. Never blocks on disk. False when the queue is full: the entry is
+  // dropped and counted.
+  virtual bool Append(v1::AuditEntry entry) = 0;
+
+  // Whether Append would refuse an entry now.
+  virtual bool Full() const = 0;
+
+  // Waits until every entry appended before the call is committed.
+  virtual absl::Status Flush() = 0;
+
+  virtual AuditLogStats stats() const = 0;
+
+  // Committed entries matching `request`, oldest first.
+  virtual absl::StatusOr<v1::QueryAuditResponse> Query(const v1::QueryAuditRequest& request) = 0;
+
+  // Sums over committed entries (checkpoints excluded).
+  virtual absl::StatusOr<v1::GetUsageResponse> Usage(const v1::GetUsageRequest& request) = 0;
+
+  // Walks the committed chain; see VerifyAuditFile.
+  virtual absl::StatusOr<v1::VerifyAuditResponse> Verify() = 0;
+};
+
+// Walks the chain in the audit file at `path` (without opening it for
+// writing) and reports the first entry whose stored bytes, link or hash do
+// not match. An error status only when the file cannot be read at all.
+absl::StatusOr<v1::VerifyAuditResponse> VerifyAuditFile(const std::string& path);
+
+}  // namespace flowork::router
+
+#endif  // FLOWORK_ROUTER_AUDIT_LOG_H_
