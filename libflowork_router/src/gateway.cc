@@ -27,6 +27,8 @@
 #include "boost/json.hpp"
 #include "flowork/core/internal/strings.h"
 #include "flowork/core/logging.h"
+#include "governance/gateway_metrics.h"
+#include "governance/request_trail.h"
 #include "http/openai_request.h"
 #include "providers/translation.h"
 
@@ -50,15 +52,18 @@ struct Operation {
   const char* upstream_path;  // On OpenAI-compatible upstreams, after base_url.
   const char* capability;
   Front front;
-  bool chat;  // A conversation: translatable to Anthropic and Ollama upstreams.
+  bool chat;              // A conversation: translatable to Anthropic and Ollama upstreams.
+  const char* audit_api;  // The API's name in audit entries.
 };
 
 const std::map<std::string, Operation, std::less<>>& Operations() {
   static const auto* const operations = new std::map<std::string, Operation, std::less<>>{
-      {"/v1/chat/completions", {"/chat/completions", "chat", Front::kOpenAi, true}},
-      {"/v1/completions", {"/completions", "completion", Front::kOpenAi, false}},
-      {"/v1/embeddings", {"/embeddings", "embeddings", Front::kOpenAi, false}},
-      {"/v1/messages", {"/chat/completions", "chat", Front::kAnthropic, true}},
+      {"/v1/chat/completions", {"/chat/completions", "chat", Front::kOpenAi, true, "openai.chat"}},
+      {"/v1/completions",
+       {"/completions", "completion", Front::kOpenAi, false, "openai.completions"}},
+      {"/v1/embeddings", {"/embeddings", "embeddings", Front::kOpenAi, false, "openai.embeddings"}},
+      {"/v1/messages",
+       {"/chat/completions", "chat", Front::kAnthropic, true, "anthropic.messages"}},
   };
   return *operations;
 }
@@ -125,6 +130,35 @@ std::optional<absl::Duration> RetryAfter(const HttpHeaders& headers) {
     }
   }
   return std::nullopt;
+}
+
+// The trace id of a valid W3C traceparent ("00-<32 hex>-<16 hex>-<2 hex>"),
+// or "" for anything else.
+std::string TraceId(const std::string* traceparent) {
+  if (traceparent == nullptr || traceparent->size() != 55) return "";
+  const std::string& t = *traceparent;
+  if (t[2] != '-' || t[35] != '-' || t[52] != '-') return "";
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (i == 2 || i == 35 || i == 52) continue;
+    if (!absl::ascii_isxdigit(t[i]) || absl::ascii_isupper(t[i])) return "";
+  }
+  if (t.compare(0, 2, "ff") == 0) return "";  // Version ff is invalid.
+  const std::string trace_id = t.substr(3, 32);
+  if (trace_id == std::string(32, '0')) return "";
+  return trace_id;
+}
+
+// The label of a limiter refusal for /metrics, from the governor's message.
+std::string_view LimiterScope(const absl::Status& status) {
+  const absl::string_view message = status.message();
+  const std::string_view who = absl::StartsWith(message, "tenant") ? "tenant_" : "key_";
+  if (absl::StrContains(message, "budget") || absl::StrContains(message, "USD")) {
+    return who == "tenant_" ? "tenant_budget" : "key_budget";
+  }
+  if (absl::StrContains(message, "tokens per minute")) {
+    return who == "tenant_" ? "tenant_tpm" : "key_tpm";
+  }
+  return who == "tenant_" ? "tenant_rpm" : "key_rpm";
 }
 
 // The upstream API key: from the environment variable or the file named.
@@ -246,6 +280,8 @@ struct Attempt {
   bool content_seen = false;
   bool first_token_late = false;  // Abandoned by the first-token deadline.
   bool lost = false;              // Another attempt won the race; this one was cancelled.
+  bool hedge = false;             // Raced a slow attempt.
+  bool continuation = false;      // Continues a cut stream.
   std::optional<absl::Duration> ttft;
   uint64_t first_token_timer = 0;  // DelayScheduler ids; 0 = none.
   uint64_t hedge_timer = 0;
@@ -264,7 +300,7 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
  public:
   ProxyCall(GatewayImpl& gateway, HttpRequest request, std::unique_ptr<HttpResponseWriter> writer,
             std::string openai_body, OpenAiRequestFacts facts, const Operation& operation,
-            AttemptPlan plan, std::string request_id, absl::Time started)
+            AttemptPlan plan, std::string request_id, absl::Time started, RequestTrail trail)
       : gateway_(gateway),
         request_(std::move(request)),
         writer_(std::move(writer)),
@@ -273,10 +309,18 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
         operation_(operation),
         plan_(std::move(plan)),
         request_id_(std::move(request_id)),
-        started_(started) {
+        started_(started),
+        trail_(std::move(trail)) {
     NoteCallStarted(gateway_);
+    trail_.Planned(plan_);
   }
-  ~ProxyCall() { NoteCallEnded(gateway_); }
+  ~ProxyCall() {
+    {
+      absl::MutexLock lock(&mu_);
+      trail_.Close(499, "cancelled", "the caller went away", OverheadMicros());
+    }
+    NoteCallEnded(gateway_);
+  }
 
   void Start();
 
@@ -311,11 +355,21 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
   void Transient(const std::shared_ptr<Attempt>& a, core::HttpCallOutcome outcome, FailureKind kind,
                  std::optional<absl::Duration> retry_after) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MoveOn() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Respond(int status, HttpHeaders headers, std::string body);
+  void Respond(int status, HttpHeaders headers, std::string body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RespondError(const Attempt* a, int status, absl::string_view body)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RespondFailure() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EndStreamWithError(absl::string_view message, absl::string_view code);
+  // An error of the router's own making, in the caller's API shape.
+  void Fail(int status, absl::string_view message, absl::string_view type, absl::string_view code,
+            HttpHeaders headers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndStreamWithError(absl::string_view message, absl::string_view code)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Books attempt `a`, which ended with `outcome`, in the audit entry.
+  void RecordAttempt(const Attempt& a, const HttpCallOutcome& outcome, bool cut,
+                     absl::Duration elapsed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `a` answered: its usage is what the request is billed.
+  void Answered(const Attempt& a, const TokenUsage& usage) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   HttpHeaders ResponseHeaders(const Attempt* answered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t OverheadMicros() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CancelCall(const std::shared_ptr<Attempt>& a);
@@ -350,6 +404,7 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
   std::string cut_reason_ ABSL_GUARDED_BY(mu_);
   std::string continuation_body_ ABSL_GUARDED_BY(mu_);
   OpenAiRequestFacts continuation_facts_ ABSL_GUARDED_BY(mu_);
+  RequestTrail trail_ ABSL_GUARDED_BY(mu_);
 
   // Taken inside mu_ (never the other way round), and alone by the caller's
   // cancellation: the attempts in flight, changed under both locks.
@@ -376,8 +431,15 @@ class AttemptObserver final : public core::HttpResponseObserver {
 
 class GatewayImpl final : public Gateway {
  public:
-  GatewayImpl(PolicyEngine& policy, core::HttpClient& client, core::EventLoops* loops)
-      : policy_(policy), client_(client), loops_(loops) {}
+  GatewayImpl(PolicyEngine& policy, core::HttpClient& client, core::EventLoops* loops,
+              const GatewayGovernance& governance)
+      : policy_(policy),
+        client_(client),
+        loops_(loops),
+        governance_(governance),
+        metrics_(governance.metrics == nullptr
+                     ? nullptr
+                     : std::make_unique<GatewayMetrics>(*governance.metrics)) {}
 
   // Requests in flight refer to the gateway: drop pending retries (their
   // callers get an error or a cut) and wait for the rest to finish.
@@ -409,6 +471,7 @@ class GatewayImpl final : public Gateway {
     loops_->Post(loop, std::move(work));
   }
   DelayScheduler& delays() { return delays_; }
+  GatewayMetrics* metrics() { return metrics_.get(); }
   double Jitter() {
     absl::MutexLock lock(&rng_mu_);
     return std::uniform_real_distribution<double>(0, 0.5)(rng_);
@@ -422,6 +485,8 @@ class GatewayImpl final : public Gateway {
   PolicyEngine& policy_;
   core::HttpClient& client_;
   core::EventLoops* const loops_;
+  const GatewayGovernance governance_;
+  const std::unique_ptr<GatewayMetrics> metrics_;
   DelayScheduler delays_;
   std::atomic<uint64_t> counter_{0};
   const uint64_t process_salt_ = std::random_device{}();
@@ -487,6 +552,22 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   const std::string_view path = request.path();  // Into request.target: used before the move.
   auto operation = Operations().find(path);
   const Front front = operation == Operations().end() ? Front::kOpenAi : operation->second.front;
+  RequestTrail trail(governance_, metrics_.get(), started);
+  // A request refused before any upstream was asked: answered and booked.
+  auto reject = [&](int status, absl::string_view message, absl::string_view type,
+                    absl::string_view code, HttpHeaders headers = {}) {
+    headers.emplace_back("x-request-id", request_id);
+    trail.Close(status, "rejected", core::internal::ToStd(message),
+                absl::ToInt64Microseconds(absl::Now() - started));
+    Reply(*writer, front, status, message, type, code, std::move(headers));
+  };
+  if (trail.auditing()) {
+    v1::AuditEntry& entry = trail.entry();
+    entry.set_request_id(request_id);
+    entry.set_trace_id(TraceId(request.FindHeader("traceparent")));
+    entry.set_api(operation == Operations().end() ? std::string(ToAbsl(path))
+                                                  : operation->second.audit_api);
+  }
   // Who is asking, before anything else.
   const std::shared_ptr<const Policy> snapshot = policy_.Current();
   const std::string* authorization = request.FindHeader("authorization");
@@ -495,16 +576,19 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
       authorization ? std::string_view(*authorization) : std::string_view(),
       x_api_key ? std::string_view(*x_api_key) : std::string_view());
   if (!key.ok()) {
-    return Reply(*writer, front, 401, key.status().message(), "invalid_request_error",
-                 "invalid_api_key", HttpHeaders{{"x-request-id", request_id}});
+    return reject(401, key.status().message(), "invalid_request_error", "invalid_api_key");
+  }
+  if (*key != nullptr && trail.auditing()) {
+    trail.entry().set_key((*key)->name());
+    trail.entry().set_tenant((*key)->tenant());
   }
   if (request.method == "GET" && path == "/v1/models") {
+    trail.Close(200, "ok", "", 0);
     return ListModels(*snapshot, *key, request_id, std::move(writer));
   }
   if (operation == Operations().end() || request.method != "POST") {
-    return Reply(*writer, front, 404,
-                 absl::StrCat("no route for ", request.method, " ", ToAbsl(path)),
-                 "invalid_request_error", "unknown_url", HttpHeaders{{"x-request-id", request_id}});
+    return reject(404, absl::StrCat("no route for ", request.method, " ", ToAbsl(path)),
+                  "invalid_request_error", "unknown_url");
   }
   absl::StatusOr<OpenAiRequestFacts> facts = ReadOpenAiRequest(request.body);
   std::string openai_body;
@@ -519,12 +603,19 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
     openai_body = std::move(request.body);  // The one copy kept: ProxyCall's.
   }
   if (!facts.ok()) {
-    return Reply(*writer, front, 400, facts.status().message(), "invalid_request_error",
-                 "invalid_request", HttpHeaders{{"x-request-id", request_id}});
+    return reject(400, facts.status().message(), "invalid_request_error", "invalid_request");
   }
+  trail.set_model(facts->model);
+  if (trail.auditing()) trail.entry().set_stream(facts->stream);
   if (absl::Status allowed = KeyRing::CheckAllowed(*key, facts->model); !allowed.ok()) {
-    return Reply(*writer, front, 403, allowed.message(), "invalid_request_error",
-                 "model_not_allowed", HttpHeaders{{"x-request-id", request_id}});
+    return reject(403, allowed.message(), "invalid_request_error", "model_not_allowed");
+  }
+  const v1::AuditConfig& audit_config = snapshot->config().audit();
+  if (governance_.audit != nullptr && audit_config.on_full() != v1::AuditConfig::ON_FULL_DROP &&
+      governance_.audit->Full()) {
+    // No request goes unaudited: refuse until the writer catches up.
+    return reject(503, "the audit trail is falling behind; retry shortly", "service_unavailable",
+                  "audit_backlog", HttpHeaders{{"Retry-After", "1"}});
   }
   RequestView view;
   if (*key != nullptr) {
@@ -535,6 +626,31 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   view.stream = facts->stream;
   view.max_tokens = facts->max_tokens;
   view.estimated_prompt_tokens = static_cast<uint32_t>(openai_body.size() / 4);
+  if (governance_.usage != nullptr) {
+    UsageSubject subject;
+    if (*key != nullptr) {
+      subject.key = (*key)->name();
+      subject.tenant = (*key)->tenant();
+      subject.key_limits = &(*key)->limits();
+      subject.key_budget = &(*key)->budget();
+      if (const v1::Tenant* tenant = snapshot->FindTenant(subject.tenant)) {
+        subject.tenant_limits = &tenant->limits();
+        subject.tenant_budget = &tenant->budget();
+      }
+    }
+    absl::StatusOr<UsageReservation> reservation =
+        governance_.usage->Admit(subject, uint64_t{view.estimated_prompt_tokens} + view.max_tokens);
+    if (!reservation.ok()) {
+      if (metrics_ != nullptr) metrics_->LimiterRejection(LimiterScope(reservation.status()));
+      const absl::Duration wait = UsageRetryAfter(reservation.status()).value_or(absl::Seconds(1));
+      return reject(
+          429, reservation.status().message(), "rate_limit_exceeded", "rate_limit_exceeded",
+          HttpHeaders{
+              {"Retry-After", absl::StrCat(std::max<int64_t>(
+                                  1, absl::ToInt64Seconds(absl::Ceil(wait, absl::Seconds(1)))))}});
+    }
+    trail.Admitted(*std::move(reservation));
+  }
   view.required_capabilities.push_back(operation->second.capability);
   if (facts->has_tools) view.required_capabilities.push_back("tools");
   if (facts->wants_json) view.required_capabilities.push_back("json");
@@ -547,19 +663,28 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   if (const std::string* session = request.FindHeader("x-flowork-session")) {
     view.affinity_key = *session;
   }
-  absl::StatusOr<AttemptPlan> plan = policy_.Plan(std::move(view));
+  // The view is kept only when a refusal may need explaining in the audit.
+  absl::StatusOr<AttemptPlan> plan =
+      trail.auditing() ? policy_.Plan(view) : policy_.Plan(std::move(view));
   if (!plan.ok()) {
     if (plan.status().code() == absl::StatusCode::kNotFound) {
-      return Reply(
-          *writer, front, 404, absl::StrCat("The model `", facts->model, "` does not exist"),
-          "invalid_request_error", "model_not_found", HttpHeaders{{"x-request-id", request_id}});
+      return reject(404, absl::StrCat("The model `", facts->model, "` does not exist"),
+                    "invalid_request_error", "model_not_found");
     }
-    return Reply(*writer, front, 503, plan.status().message(), "service_unavailable",
-                 "no_healthy_candidate", HttpHeaders{{"x-request-id", request_id}});
+    if (trail.auditing()) {
+      // Every candidate's verdict, so the entry says why nothing was tried
+      // (a zone the key may not use, open circuits, ...).
+      view.seed = std::nullopt;
+      if (absl::StatusOr<AttemptPlan> explained = policy_.Explain(std::move(view));
+          explained.ok()) {
+        trail.Planned(*explained);
+      }
+    }
+    return reject(503, plan.status().message(), "service_unavailable", "no_healthy_candidate");
   }
-  auto call = std::make_shared<ProxyCall>(*this, std::move(request), std::move(writer),
-                                          std::move(openai_body), *std::move(facts),
-                                          operation->second, *std::move(plan), request_id, started);
+  auto call = std::make_shared<ProxyCall>(
+      *this, std::move(request), std::move(writer), std::move(openai_body), *std::move(facts),
+      operation->second, *std::move(plan), request_id, started, std::move(trail));
   call->Start();
 }
 
@@ -676,6 +801,10 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
                     {"Accept", facts_.stream ? "text/event-stream" : "application/json"},
                     {"User-Agent", "flowork-router"},
                     {"x-request-id", request_id_}};
+  if (const std::string* traceparent = request_.FindHeader("traceparent");
+      !TraceId(traceparent).empty()) {
+    format.headers.emplace_back("traceparent", *traceparent);
+  }
   switch (provider.kind()) {
     case v1::Provider::KIND_ANTHROPIC: {
       format.url = base + "/messages";
@@ -771,6 +900,8 @@ void ProxyCall::Launch(const Endpoint& endpoint) {
     format->stream.back() = std::move(continue_from_->format.stream.back());
   }
   a->format = *std::move(format);
+  a->hedge = !live_.empty();
+  a->continuation = continuing_;
   const v1::Timeouts& timeouts = endpoint.provider->timeouts();
   core::HttpClientRequest upstream;
   upstream.method = "POST";
@@ -880,6 +1011,7 @@ void ProxyCall::OnBody(const std::shared_ptr<Attempt>& a, std::string_view piece
 }
 
 void ProxyCall::EndStreamWithError(absl::string_view message, absl::string_view code) {
+  trail_.Close(200, "failed", core::internal::ToStd(message), OverheadMicros());
   const std::string body =
       operation_.front == Front::kAnthropic
           ? absl::StrCat("event: error\ndata: ", AnthropicErrorBody(message, "api_error"), "\n\n")
@@ -892,6 +1024,9 @@ void ProxyCall::OnDone(const std::shared_ptr<Attempt>& a, const HttpCallOutcome&
   absl::MutexLock lock(&mu_);
   const absl::Duration elapsed = absl::Now() - a->started;
   Forget(a);
+  const bool cut =
+      streaming_ && winner_ == a && !(raw_outcome.ok() && a->format.stream.front()->saw_finish());
+  RecordAttempt(*a, raw_outcome, cut, elapsed);
   if (a->lost) {
     a->endpoint.state->OnAbandoned();  // Lost the race: neither blamed nor billed.
     return;
@@ -909,6 +1044,16 @@ void ProxyCall::OnDone(const std::shared_ptr<Attempt>& a, const HttpCallOutcome&
       a->endpoint.state->OnSuccess(elapsed, a->ttft);
       std::string tail = FinishTranslation(*a);
       if (!tail.empty()) writer_->Write(std::move(tail));
+      TokenUsage usage = upstream.usage();
+      if (continue_from_ != nullptr) {
+        // A continued answer: both attempts' tokens were spent on it.
+        const TokenUsage first = continue_from_->format.stream.front()->usage();
+        usage.prompt_tokens += first.prompt_tokens;
+        usage.completion_tokens += first.completion_tokens;
+        usage.cached_prompt_tokens += first.cached_prompt_tokens;
+      }
+      Answered(*a, usage);
+      trail_.Close(200, "ok", "", OverheadMicros());
       writer_->Finish();
       return;
     }
@@ -958,6 +1103,8 @@ void ProxyCall::OnDone(const std::shared_ptr<Attempt>& a, const HttpCallOutcome&
     StartClientStream(*a);
     std::string tail = a->held + FinishTranslation(*a);
     if (!tail.empty()) writer_->Write(std::move(tail));
+    Answered(*a, a->format.stream.front()->usage());
+    trail_.Close(200, "ok", "", OverheadMicros());
     writer_->Finish();
     return;
   }
@@ -971,6 +1118,11 @@ void ProxyCall::OnDone(const std::shared_ptr<Attempt>& a, const HttpCallOutcome&
     }
     Win(a);
     a->endpoint.state->OnSuccess(elapsed);
+    const v1::Provider::Kind kind = a->endpoint.provider->kind();
+    Answered(*a, WholeResponseUsage(kind == v1::Provider::KIND_ANTHROPIC ? UpstreamWire::kAnthropic
+                                    : kind == v1::Provider::KIND_OLLAMA  ? UpstreamWire::kOllama
+                                                                         : UpstreamWire::kOpenAi,
+                                    a->buffered));
     HttpHeaders headers = ResponseHeaders(a.get());
     headers.emplace_back("Content-Type", "application/json");
     return Respond(a->status, std::move(headers), *std::move(body));
@@ -1105,42 +1257,113 @@ HttpHeaders ProxyCall::ResponseHeaders(const Attempt* answered) {
   return headers;
 }
 
+void ProxyCall::RecordAttempt(const Attempt& a, const HttpCallOutcome& outcome, bool cut,
+                              absl::Duration elapsed) {
+  if (!trail_.auditing()) return;
+  v1::AuditAttempt attempt;
+  attempt.set_endpoint(a.Name());
+  attempt.set_status(a.status);
+  attempt.set_latency_us(absl::ToInt64Microseconds(elapsed));
+  if (a.ttft) attempt.set_ttft_us(absl::ToInt64Microseconds(*a.ttft));
+  attempt.set_hedge(a.hedge);
+  attempt.set_continuation(a.continuation);
+  std::string_view error_class;
+  if (a.lost) {
+    error_class = "lost_race";
+  } else if (a.first_token_late) {
+    error_class = "timeout";
+  } else {
+    switch (outcome.failure) {
+      case HttpCallFailure::kNone:
+        error_class = cut               ? "cut"
+                      : a.status == 429 ? "rate_limited"
+                      : a.status >= 500 ? "server_error"
+                      : a.status >= 400 ? "client_error"
+                      : a.status == 0   ? "server_error"
+                                        : "";
+        break;
+      case HttpCallFailure::kCancelled:
+        error_class = "cancelled";
+        break;
+      case HttpCallFailure::kConnect:
+        error_class = "connect";
+        break;
+      case HttpCallFailure::kConnectTimeout:
+      case HttpCallFailure::kFirstByteTimeout:
+      case HttpCallFailure::kIdleTimeout:
+      case HttpCallFailure::kTotalTimeout:
+        error_class = "timeout";
+        break;
+      default:
+        error_class = cut ? "cut" : "server_error";
+        break;
+    }
+  }
+  attempt.set_error_class(std::string(error_class));
+  if (!error_class.empty()) {
+    attempt.set_error(outcome.ok() ? absl::StrCat(a.status, " ", a.buffered.substr(0, 200))
+                                   : outcome.message);
+  }
+  trail_.Attempted(std::move(attempt));
+}
+
+void ProxyCall::Answered(const Attempt& a, const TokenUsage& usage) {
+  trail_.Answered(a.endpoint, usage, a.ttft);
+  if (GatewayMetrics* metrics = gateway_.metrics()) {
+    metrics->Circuit(a.Name(), a.endpoint.state->Read(absl::Now()).circuit);
+  }
+}
+
 void ProxyCall::Respond(int status, HttpHeaders headers, std::string body) {
+  trail_.Close(status, status < 400 ? "ok" : "failed",
+               status < 400 ? std::string_view() : std::string_view(body).substr(0, 300),
+               OverheadMicros());
   writer_->Send({.status = status, .headers = std::move(headers), .body = std::move(body)});
 }
 
+void ProxyCall::Fail(int status, absl::string_view message, absl::string_view type,
+                     absl::string_view code, HttpHeaders headers) {
+  trail_.Close(status, "failed", core::internal::ToStd(message), OverheadMicros());
+  Reply(*writer_, operation_.front, status, message, type, code, std::move(headers));
+}
+
 void ProxyCall::RespondFailure() {
-  const Front front = operation_.front;
   HttpHeaders headers = ResponseHeaders(nullptr);
   const std::string tried =
       failures_.empty() ? "no candidate could be tried" : absl::StrJoin(failures_, "; ");
+  if (GatewayMetrics* metrics = gateway_.metrics()) {
+    for (const Endpoint& e : plan_.attempts) {
+      metrics->Circuit(absl::StrCat(e.model->name(), "@", e.provider->name()),
+                       e.state->Read(absl::Now()).circuit);
+    }
+  }
   if (attempts_ == 0) {
-    return Reply(*writer_, front, 503,
-                 absl::StrCat("no healthy candidate for `", plan_.target, "`: ", tried),
-                 "service_unavailable", "no_healthy_candidate", std::move(headers));
+    return Fail(503, absl::StrCat("no healthy candidate for `", plan_.target, "`: ", tried),
+                "service_unavailable", "no_healthy_candidate", std::move(headers));
   }
   if (rate_limited_ == attempts_) {
     if (min_retry_after_) {
       headers.emplace_back("Retry-After", absl::StrCat(std::max<int64_t>(
                                               1, absl::ToInt64Seconds(*min_retry_after_))));
     }
-    return Reply(*writer_, front, 429, absl::StrCat("every candidate is rate limited: ", tried),
-                 "rate_limit_exceeded", "upstream_rate_limited", std::move(headers));
+    return Fail(429, absl::StrCat("every candidate is rate limited: ", tried),
+                "rate_limit_exceeded", "upstream_rate_limited", std::move(headers));
   }
   if (timed_out_ == attempts_) {
-    return Reply(*writer_, front, 504, absl::StrCat("every attempt timed out: ", tried),
-                 "upstream_error", "upstream_timeout", std::move(headers));
+    return Fail(504, absl::StrCat("every attempt timed out: ", tried), "upstream_error",
+                "upstream_timeout", std::move(headers));
   }
-  Reply(*writer_, front, 502, absl::StrCat("every attempt failed: ", tried), "upstream_error",
-        "upstream_failed", std::move(headers));
+  Fail(502, absl::StrCat("every attempt failed: ", tried), "upstream_error", "upstream_failed",
+       std::move(headers));
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(PolicyEngine& policy,
                                                          core::HttpClient& client,
-                                                         core::EventLoops* loops) {
-  return std::make_unique<GatewayImpl>(policy, client, loops);
+                                                         core::EventLoops* loops,
+                                                         const GatewayGovernance& governance) {
+  return std::make_unique<GatewayImpl>(policy, client, loops, governance);
 }
 
 std::vector<std::string> Gateway::Routes() {

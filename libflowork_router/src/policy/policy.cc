@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "absl/container/flat_hash_map.h"
+#include "flowork/core/internal/strings.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -120,7 +121,9 @@ std::string FormatUsd(double usd) {
 class PolicyImpl final : public Policy, public std::enable_shared_from_this<PolicyImpl> {
  public:
   PolicyImpl(const v1::RouterConfig& config, EndpointStats& stats)
-      : config_(config), catalog_(config_), keys_(config_), clock_(stats.clock()) {}
+      : config_(config), catalog_(config_), keys_(config_), clock_(stats.clock()) {
+    for (const v1::Tenant& tenant : config_.tenants()) tenants_.emplace(tenant.name(), &tenant);
+  }
 
   void Compile(EndpointStats& stats);
 
@@ -129,6 +132,10 @@ class PolicyImpl final : public Policy, public std::enable_shared_from_this<Poli
   const v1::RouterConfig& config() const override { return config_; }
   const Catalog& catalog() const override { return catalog_; }
   const KeyRing& keys() const override { return keys_; }
+  const v1::Tenant* FindTenant(std::string_view name) const override {
+    auto it = tenants_.find(core::internal::ToAbsl(name));
+    return it == tenants_.end() ? nullptr : it->second;
+  }
 
  private:
   uint64_t CapabilityMask(const std::vector<std::string>& names) const;
@@ -138,6 +145,7 @@ class PolicyImpl final : public Policy, public std::enable_shared_from_this<Poli
              std::vector<Kept>& kept) const;
 
   const v1::RouterConfig config_;
+  absl::flat_hash_map<std::string, const v1::Tenant*> tenants_;
   const Catalog catalog_;
   const KeyRing keys_;
   const core::Clock& clock_;

@@ -235,4 +235,42 @@ absl::StatusOr<std::string> OllamaResponseToOpenAiChat(std::string_view body,
                        [&] { return OllamaToOpenAi(body, model); });
 }
 
+TokenUsage WholeResponseUsage(UpstreamWire wire_format, std::string_view body) {
+  if (body.find("usage") == std::string_view::npos &&
+      body.find("eval_count") == std::string_view::npos) {
+    return {};  // Cheap: most bodies without usage need no parse at all.
+  }
+  absl::StatusOr<TokenUsage> usage =
+      wire::NoThrow("reading usage", [&]() -> absl::StatusOr<TokenUsage> {
+        const json::value parsed = json::parse(json::string_view(body.data(), body.size()));
+        const json::object* response = parsed.if_object();
+        if (response == nullptr) return TokenUsage{};
+        switch (wire_format) {
+          case UpstreamWire::kOpenAi:
+            if (const json::object* reported = FindObject(*response, "usage")) {
+              return wire::ReadOpenAiUsage(*reported);
+            }
+            return TokenUsage{};
+          case UpstreamWire::kAnthropic: {
+            wire::AnthropicUsageCounts counts;
+            if (const json::object* reported = FindObject(*response, "usage")) {
+              counts.Update(*reported);
+            }
+            return counts.ToTokenUsage();
+          }
+          case UpstreamWire::kOllama: {
+            TokenUsage counts;
+            std::optional<uint64_t> prompt = wire::FindCount(*response, "prompt_eval_count");
+            std::optional<uint64_t> completion = wire::FindCount(*response, "eval_count");
+            counts.reported = prompt.has_value() || completion.has_value();
+            counts.prompt_tokens = prompt.value_or(0);
+            counts.completion_tokens = completion.value_or(0);
+            return counts;
+          }
+        }
+        return TokenUsage{};
+      });
+  return usage.ok() ? *usage : TokenUsage{};
+}
+
 }  // namespace flowork::router

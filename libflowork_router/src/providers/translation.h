@@ -59,6 +59,13 @@ absl::StatusOr<std::string> OpenAiChatResponseToAnthropic(std::string_view body,
 absl::StatusOr<std::string> OllamaResponseToOpenAiChat(std::string_view body,
                                                        std::string_view model);
 
+// The wire format an upstream speaks.
+enum class UpstreamWire { kOpenAi, kAnthropic, kOllama };
+
+// The usage in a whole (non-streaming) upstream answer; zeros (reported
+// false) when there is none or the body is unreadable.
+TokenUsage WholeResponseUsage(UpstreamWire wire_format, std::string_view body);
+
 // Error bodies: any upstream error body (or none) -> the front's shape,
 // keeping the message. `status` picks the error type when the body has none.
 std::string ErrorToOpenAi(int status, std::string_view body);

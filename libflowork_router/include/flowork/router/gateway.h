@@ -10,9 +10,26 @@
 #include "flowork/core/event_loops.h"
 #include "flowork/core/http_client.h"
 #include "flowork/core/http_server.h"
+#include "flowork/core/metrics.h"
+#include "flowork/router/audit_log.h"
 #include "flowork/router/policy.h"
+#include "flowork/router/usage_governor.h"
 
 namespace flowork::router {
+
+// What a gateway books each request with. Null services are off. None is
+// owned; each must outlive the gateway.
+struct GatewayGovernance {
+  // Per-key and per-tenant rate limits and budgets: checked before a request
+  // is planned (429 with Retry-After), settled with its real usage after.
+  UsageGovernor* usage = nullptr;
+  // One entry per request, rejected ones included. With `audit.on_full:
+  // reject` a request is refused (503) while the log's queue is full.
+  AuditLog* audit = nullptr;
+  // Requests, errors, latency and TTFT, tokens, cost, limiter rejections,
+  // circuits, audit queue.
+  core::MetricsRegistry* metrics = nullptr;
+};
 
 // The OpenAI-compatible front of the router: POST /v1/chat/completions,
 // /v1/completions, /v1/embeddings and GET /v1/models. Each request is
@@ -37,7 +54,8 @@ namespace flowork::router {
 // Streams are forwarded chunk by chunk as they arrive. Every response has
 // x-request-id, x-flowork-endpoint and x-flowork-overhead-us (time in the
 // router, upstream time excluded). Errors are OpenAI-shaped. A caller that
-// disconnects cancels its upstream request. Thread-safe.
+// disconnects cancels its upstream request. A W3C `traceparent` header is
+// passed upstream and its trace id audited. Thread-safe.
 class Gateway : public core::HttpHandler {
  public:
   // None is owned; all must outlive the gateway. `loops` (may be null) are
@@ -45,7 +63,8 @@ class Gateway : public core::HttpHandler {
   // loop the request arrived on, like the rest of it.
   static absl::StatusOr<std::unique_ptr<Gateway>> Create(PolicyEngine& policy,
                                                          core::HttpClient& client,
-                                                         core::EventLoops* loops = nullptr);
+                                                         core::EventLoops* loops = nullptr,
+                                                         const GatewayGovernance& governance = {});
 
   // The routes this handler serves, "METHOD /path", for mounting.
   static std::vector<std::string> Routes();

@@ -48,6 +48,9 @@ class Policy {
 
   // The client API keys of this configuration.
   virtual const KeyRing& keys() const = 0;
+
+  // The tenant named `name` in this configuration, or null.
+  virtual const v1::Tenant* FindTenant(std::string_view name) const = 0;
 };
 
 // The router's current policy, replaced whole on reload while requests in

@@ -1,0 +1,71 @@
+#ifndef FLOWORK_ROUTER_SRC_GOVERNANCE_GATEWAY_METRICS_H_
+#define FLOWORK_ROUTER_SRC_GOVERNANCE_GATEWAY_METRICS_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "flowork/core/metrics.h"
+#include "flowork/router/audit_log.h"
+#include "flowork/router/endpoint_stats.h"
+#include "providers/translation.h"
+
+namespace flowork::router {
+
+// The gateway's series on /metrics. Each label set is looked up in the
+// registry once and cached, so a request costs a map probe under a reader
+// lock plus atomic adds. Thread-safe.
+class GatewayMetrics {
+ public:
+  // `registry` must outlive this.
+  explicit GatewayMetrics(core::MetricsRegistry& registry);
+
+  // One finished request: `model` as asked, `endpoint` that answered ("" if
+  // none), the status the caller got, and whether it failed.
+  void Request(std::string_view model, std::string_view endpoint, int status, bool failed,
+               absl::Duration latency, std::optional<absl::Duration> ttft, const TokenUsage& usage,
+               double cost_usd);
+
+  // A request refused by a limit or budget; `scope` names it (key_rpm, ...).
+  void LimiterRejection(std::string_view scope);
+
+  // The circuit of `endpoint` ("model@provider") is now `state`.
+  void Circuit(std::string_view endpoint, CircuitState state);
+
+  // The audit log's counters after an append; `dropped` when it refused one.
+  void Audit(const AuditLogStats& stats, bool dropped);
+
+ private:
+  struct Series {
+    core::Counter* requests;
+    core::Counter* errors;
+  };
+  struct EndpointSeries {
+    core::Histogram* latency;
+    core::Histogram* ttft;
+    core::Counter* prompt_tokens;
+    core::Counter* completion_tokens;
+    core::Counter* cached_tokens;
+    core::Counter* cost;
+  };
+  Series& RequestSeries(std::string_view model, std::string_view endpoint, int status);
+  EndpointSeries& ForEndpoint(std::string_view model, std::string_view endpoint);
+  core::Gauge& CircuitGauge(std::string_view endpoint);
+
+  core::MetricsRegistry& registry_;
+  core::Gauge& audit_queue_;
+  core::Gauge& audit_written_;
+  core::Counter& audit_dropped_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Series> series_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, EndpointSeries> endpoints_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, core::Gauge*> circuits_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace flowork::router
+
+#endif  // FLOWORK_ROUTER_SRC_GOVERNANCE_GATEWAY_METRICS_H_

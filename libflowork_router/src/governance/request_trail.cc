@@ -1,0 +1,100 @@
+#include "governance/request_trail.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "flowork/core/internal/strings.h"
+
+namespace flowork::router {
+
+RequestTrail::RequestTrail(const GatewayGovernance& services, GatewayMetrics* metrics,
+                           absl::Time started)
+    : services_(&services), metrics_(metrics), started_(started) {}
+
+RequestTrail::RequestTrail(RequestTrail&& other) noexcept
+    : services_(std::exchange(other.services_, nullptr)),
+      metrics_(other.metrics_),
+      started_(other.started_),
+      closed_(other.closed_),
+      model_(std::move(other.model_)),
+      entry_(std::move(other.entry_)),
+      reservation_(std::move(other.reservation_)),
+      answered_model_(other.answered_model_),
+      answered_endpoint_(std::move(other.answered_endpoint_)),
+      usage_(other.usage_),
+      ttft_(other.ttft_) {}
+
+RequestTrail::~RequestTrail() {
+  if (services_ != nullptr && !closed_) {
+    Close(499, "cancelled", "the caller went away",
+          absl::ToInt64Microseconds(absl::Now() - started_));
+  }
+}
+
+void RequestTrail::Planned(const AttemptPlan& plan) {
+  if (!auditing()) return;
+  entry_.set_target(plan.target);
+  entry_.set_objective(plan.objective);
+  entry_.set_seed(plan.seed);
+  for (const CandidateDecision& decision : plan.decisions) {
+    v1::AuditCandidate& candidate = *entry_.add_candidates();
+    candidate.set_endpoint(
+        absl::StrCat(decision.endpoint.model->name(), "@", decision.endpoint.provider->name()));
+    candidate.set_kept(decision.kept());
+    candidate.set_reason(decision.Explain());
+  }
+}
+
+void RequestTrail::Attempted(v1::AuditAttempt attempt) {
+  if (auditing()) *entry_.add_attempts() = std::move(attempt);
+}
+
+void RequestTrail::Answered(const Endpoint& endpoint, const TokenUsage& usage,
+                            std::optional<absl::Duration> ttft) {
+  answered_model_ = endpoint.model;
+  answered_endpoint_ = absl::StrCat(endpoint.model->name(), "@", endpoint.provider->name());
+  usage_ = usage;
+  ttft_ = ttft;
+}
+
+void RequestTrail::Close(int status, std::string_view outcome, std::string_view error,
+                         int64_t overhead_us) {
+  if (closed_ || services_ == nullptr) return;
+  closed_ = true;
+  const absl::Duration duration = absl::Now() - started_;
+  const double cost =
+      answered_model_ == nullptr
+          ? 0
+          : UsageCostUsd(answered_model_->price(), static_cast<int64_t>(usage_.prompt_tokens),
+                         static_cast<int64_t>(usage_.completion_tokens),
+                         static_cast<int64_t>(usage_.cached_prompt_tokens));
+  if (reservation_ && services_->usage != nullptr) {
+    services_->usage->Settle(
+        *std::move(reservation_),
+        {.tokens = usage_.prompt_tokens + usage_.completion_tokens, .cost_usd = cost});
+    reservation_.reset();
+  }
+  const bool failed = outcome != "ok";
+  if (metrics_ != nullptr) {
+    metrics_->Request(model_, answered_endpoint_, status, failed, duration, ttft_, usage_, cost);
+  }
+  if (services_->audit == nullptr) return;
+  entry_.mutable_time()->set_seconds(absl::ToUnixSeconds(started_));
+  entry_.mutable_time()->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(started_ - absl::FromUnixSeconds(absl::ToUnixSeconds(started_)))));
+  entry_.set_model(model_);
+  entry_.set_status(status);
+  entry_.set_outcome(std::string(outcome));
+  if (!error.empty()) entry_.set_error(std::string(error));
+  entry_.set_endpoint(answered_endpoint_);
+  entry_.set_prompt_tokens(static_cast<int64_t>(usage_.prompt_tokens));
+  entry_.set_completion_tokens(static_cast<int64_t>(usage_.completion_tokens));
+  entry_.set_cached_tokens(static_cast<int64_t>(usage_.cached_prompt_tokens));
+  entry_.set_cost_usd(cost);
+  entry_.set_overhead_us(overhead_us);
+  entry_.set_duration_us(absl::ToInt64Microseconds(duration));
+  const bool appended = services_->audit->Append(std::move(entry_));
+  if (metrics_ != nullptr) metrics_->Audit(services_->audit->stats(), !appended);
+}
+
+}  // namespace flowork::router
