@@ -114,23 +114,24 @@ struct SubjectState {
   bool evicted ABSL_GUARDED_BY(mu) = false;
   Bucket requests ABSL_GUARDED_BY(mu);
   Bucket tokens ABSL_GUARDED_BY(mu);
-  int64_t day ABSL_GUARDED_BY(mu) = 0;
+  // Spend of the UTC day and month that end at day_end and month_end; kept
+  // as instants so the request path compares times instead of converting
+  // to civil time.
+  absl::Time day_end ABSL_GUARDED_BY(mu) = absl::InfinitePast();
   double day_spent ABSL_GUARDED_BY(mu) = 0;
-  int64_t month ABSL_GUARDED_BY(mu) = 0;
+  absl::Time month_end ABSL_GUARDED_BY(mu) = absl::InfinitePast();
   double month_spent ABSL_GUARDED_BY(mu) = 0;
   int64_t in_flight ABSL_GUARDED_BY(mu) = 0;
   absl::Time last_used ABSL_GUARDED_BY(mu);
 
   // Starts a new day or month of spend when `now` is past the one kept.
   void Roll(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    const int64_t today = DayIndex(now);
-    if (today > day) {
-      day = today;
+    if (now >= day_end) {
+      day_end = NextDayStart(now);
       day_spent = 0;
     }
-    const int64_t this_month = MonthIndex(now);
-    if (this_month > month) {
-      month = this_month;
+    if (now >= month_end) {
+      month_end = NextMonthStart(now);
       month_spent = 0;
     }
   }
@@ -192,14 +193,14 @@ void Check(SubjectKind kind, const std::string& name, SubjectState& state, const
     });
   }
   if (budget != nullptr && budget->has_usd_per_day() && state.day_spent >= budget->usd_per_day()) {
-    refusal.Consider(NextDayStart(now) - now, [&] {
+    refusal.Consider(state.day_end - now, [&] {
       return absl::StrCat(SubjectName(kind, name), ": budget of ",
                           FormatNumber(budget->usd_per_day()), " USD per UTC day spent");
     });
   }
   if (budget != nullptr && budget->has_usd_per_month() &&
       state.month_spent >= budget->usd_per_month()) {
-    refusal.Consider(NextMonthStart(now) - now, [&] {
+    refusal.Consider(state.month_end - now, [&] {
       return absl::StrCat(SubjectName(kind, name), ": budget of ",
                           FormatNumber(budget->usd_per_month()), " USD per UTC month spent");
     });
@@ -340,8 +341,7 @@ class InMemoryUsageGovernor final : public UsageGovernor {
     auto state = std::make_shared<SubjectState>();
     {
       absl::MutexLock state_lock(&state->mu);
-      state->day = DayIndex(now);
-      state->month = MonthIndex(now);
+      state->Roll(now);
       state->last_used = now;
     }
     it->second = state;
