@@ -1,9 +1,13 @@
 // The routing decision on the request path: Policy::Plan over a route of N
-// candidates with live stats.
+// candidates with live stats; and the usage governor's admission.
+#include <cstdint>
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "flowork/core/clock.h"
 #include "flowork/router/policy.h"
+#include "flowork/router/usage_governor.h"
 
 namespace {
 
@@ -65,5 +69,40 @@ void BM_Policy_Plan(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Policy_Plan)->Arg(4)->Arg(32)->Arg(256);
+
+// One Admit + Settle per iteration: each thread its own key with rpm, tpm and
+// budgets; with range(0) == 1 all keys also share one tenant with limits and
+// budgets (the contended case). Limits are high enough never to refuse.
+void BM_UsageGovernor_AdmitSettle(benchmark::State& state) {
+  static const std::unique_ptr<flowork::router::UsageGovernor> governor =
+      flowork::router::NewInMemoryUsageGovernor(flowork::core::Clock::Real());
+  v1::Limits limits;
+  limits.set_rpm(4'000'000'000);
+  limits.set_tpm(uint64_t{1} << 50);
+  v1::Budget budget;
+  budget.set_usd_per_day(1e12);
+  budget.set_usd_per_month(1e13);
+  flowork::router::UsageSubject subject;
+  subject.key = absl::StrCat("key-", state.thread_index());
+  subject.key_limits = &limits;
+  subject.key_budget = &budget;
+  if (state.range(0) == 1) {
+    subject.tenant = "tenant";
+    subject.tenant_limits = &limits;
+    subject.tenant_budget = &budget;
+  }
+  for (auto _ : state) {
+    auto reservation = governor->Admit(subject, 1000);
+    if (!reservation.ok()) return state.SkipWithError("refused");
+    governor->Settle(*std::move(reservation), {800, 0.0001});
+  }
+}
+BENCHMARK(BM_UsageGovernor_AdmitSettle)
+    ->ArgName("tenant")
+    ->Arg(0)
+    ->Arg(1)
+    ->Threads(1)
+    ->Threads(4)
+    ->UseRealTime();
 
 }  // namespace

@@ -151,6 +151,9 @@ class Validator {
     }
     for (int i = 0; i < config.models_size(); ++i) models_.try_emplace(config.models(i).name(), i);
     for (int i = 0; i < config.routes_size(); ++i) routes_.try_emplace(config.routes(i).name(), i);
+    for (int i = 0; i < config.tenants_size(); ++i) {
+      tenants_.try_emplace(config.tenants(i).name(), i);
+    }
     std::vector<int> state(config.routes_size(), 0);
     reaches_cycle_.assign(config.routes_size(), false);
     for (int i = 0; i < config.routes_size(); ++i) MarkCycles(i, state);
@@ -161,6 +164,7 @@ class Validator {
     for (int i = 0; i < config_.providers_size(); ++i) CheckProvider(i);
     for (int i = 0; i < config_.models_size(); ++i) CheckModel(i);
     for (int i = 0; i < config_.routes_size(); ++i) CheckRoute(i);
+    for (int i = 0; i < config_.tenants_size(); ++i) CheckTenant(i);
     for (int i = 0; i < config_.keys_size(); ++i) CheckKey(i);
     CheckLog();
     if (lines_.empty()) return absl::OkStatus();
@@ -196,6 +200,9 @@ class Validator {
   void CheckRouteCandidates(int i);
   void CheckRequirements(int i);
   void CheckWeights(int i);
+  void CheckTenant(int i);
+  void CheckLimitsAndBudget(const std::string& path, const v1::Limits& limits,
+                            const v1::Budget& budget);
   void CheckKey(int i);
   void CheckKeyZones(int i);
   void CheckLog();
@@ -210,6 +217,7 @@ class Validator {
   absl::flat_hash_map<std::string, int> providers_;  // First of each name.
   absl::flat_hash_map<std::string, int> models_;
   absl::flat_hash_map<std::string, int> routes_;
+  absl::flat_hash_map<std::string, int> tenants_;
   std::vector<std::optional<std::vector<int>>> flattened_;  // Model indices, by route.
   std::vector<bool> flattening_;
   // Whether a route is on a cycle or leads into one: its flattened models
@@ -503,19 +511,38 @@ void Validator::CheckKey(int i) {
     if (key.zones(j).empty()) Add(Indexed(path + ".zones", j), "must not be empty");
   }
   CheckKeyZones(i);
-  if (key.limits().has_rpm() && key.limits().rpm() == 0) {
-    Add(path + ".limits.rpm", "must be positive");
+  // Once tenants are declared, a key's tenant must be one of them: a typo
+  // would otherwise escape the tenant's limits and budget unnoticed. Without
+  // declared tenants the name only groups keys for accounting. A key without
+  // a tenant is always allowed.
+  if (!key.tenant().empty() && !config_.tenants().empty() && !tenants_.contains(key.tenant())) {
+    Add(path + ".tenant", absl::StrCat("unknown tenant ", Quoted(key.tenant())));
   }
-  if (key.limits().has_tpm() && key.limits().tpm() == 0) {
-    Add(path + ".limits.tpm", "must be positive");
+  CheckLimitsAndBudget(path, key.limits(), key.budget());
+}
+
+void Validator::CheckTenant(int i) {
+  const v1::Tenant& tenant = config_.tenants(i);
+  const std::string path = Indexed("tenants", i);
+  if (tenant.name().empty()) {
+    Add(path + ".name", "must not be empty");
+  } else if (int first = tenants_.at(tenant.name()); first != i) {
+    Add(path + ".name", absl::StrCat("duplicate tenant ", Quoted(tenant.name()), " (also ",
+                                     Indexed("tenants", first), ")"));
   }
-  if (key.budget().has_usd_per_day() && !IsPositiveNumber(key.budget().usd_per_day())) {
-    Add(path + ".budget.usd_per_day",
-        absl::StrCat("must be positive, got ", key.budget().usd_per_day()));
+  CheckLimitsAndBudget(path, tenant.limits(), tenant.budget());
+}
+
+void Validator::CheckLimitsAndBudget(const std::string& path, const v1::Limits& limits,
+                                     const v1::Budget& budget) {
+  if (limits.has_rpm() && limits.rpm() == 0) Add(path + ".limits.rpm", "must be positive");
+  if (limits.has_tpm() && limits.tpm() == 0) Add(path + ".limits.tpm", "must be positive");
+  if (budget.has_usd_per_day() && !IsPositiveNumber(budget.usd_per_day())) {
+    Add(path + ".budget.usd_per_day", absl::StrCat("must be positive, got ", budget.usd_per_day()));
   }
-  if (key.budget().has_usd_per_month() && !IsPositiveNumber(key.budget().usd_per_month())) {
+  if (budget.has_usd_per_month() && !IsPositiveNumber(budget.usd_per_month())) {
     Add(path + ".budget.usd_per_month",
-        absl::StrCat("must be positive, got ", key.budget().usd_per_month()));
+        absl::StrCat("must be positive, got ", budget.usd_per_month()));
   }
 }
 

@@ -45,6 +45,7 @@ models:
 
 constexpr char kHashA[] = "e03cfe75fdd9365890b0fa07c25fe4f562be298cf3d1485465658f7ca1b665bd";
 constexpr char kHashB[] = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+constexpr char kHashC[] = "2e7d2c03a9507ae265ecf5b5356885a53393a2029d241394997265a1a25aefc6";
 
 v1::RouterConfig Parse(const std::string& yaml) {
   v1::RouterConfig config;
@@ -476,6 +477,39 @@ TEST(RouterConfigValidationTest, RejectsZeroLimitsAndNonPositiveBudgets) {
       ElementsAre("keys[0].limits.rpm: must be positive", "keys[0].limits.tpm: must be positive",
                   "keys[0].budget.usd_per_day: must be positive, got 0",
                   "keys[0].budget.usd_per_month: must be positive, got -3"));
+}
+
+TEST(RouterConfigValidationTest, RejectsTenantWithoutNameOrWithDuplicateName) {
+  EXPECT_THAT(Problems(R"yaml(
+tenants:
+  - {name: acme}
+  - {name: ""}
+  - {name: acme}
+)yaml"),
+              ElementsAre("tenants[1].name: must not be empty",
+                          "tenants[2].name: duplicate tenant \"acme\" (also tenants[0])"));
+}
+
+TEST(RouterConfigValidationTest, RejectsZeroTenantLimitsAndNonPositiveTenantBudgets) {
+  EXPECT_THAT(Problems(R"yaml(
+tenants:
+  - {name: acme, limits: {rpm: 0, tpm: 0}, budget: {usd_per_day: -1, usd_per_month: 0}}
+  - {name: ok, limits: {rpm: 60, tpm: 1000}, budget: {usd_per_day: 1, usd_per_month: 20}}
+)yaml"),
+              ElementsAre("tenants[0].limits.rpm: must be positive",
+                          "tenants[0].limits.tpm: must be positive",
+                          "tenants[0].budget.usd_per_day: must be positive, got -1",
+                          "tenants[0].budget.usd_per_month: must be positive, got 0"));
+}
+
+TEST(RouterConfigValidationTest, KeyTenantMustBeDeclaredOnceTenantsAreDeclared) {
+  const std::string keys = absl::StrCat(
+      "keys:\n  - {name: a, sha256: \"", kHashA, "\", tenant: acme}\n  - {name: b, sha256: \"",
+      kHashB, "\", tenant: acne}\n  - {name: c, sha256: \"", kHashC, "\"}\n");
+  // Without declared tenants the names only group keys.
+  EXPECT_THAT(CatalogProblems(keys), IsEmpty());
+  EXPECT_THAT(CatalogProblems(absl::StrCat("tenants: [{name: acme}]\n", keys)),
+              ElementsAre("keys[1].tenant: unknown tenant \"acne\""));
 }
 
 // --- auth, listen, log ---

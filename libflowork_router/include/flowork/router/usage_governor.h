@@ -48,6 +48,15 @@ struct SettledUsage {
 // by their own cost). Limits come with each call, so a reload applies at
 // once; the state is kept by key and tenant name. This interface is what a
 // shared (e.g. Redis) implementation for several replicas would provide.
+//
+// Buckets hold one minute's worth (capacity rpm or tpm) and refill evenly
+// (rpm/60 or tpm/60 per second). A request whose token estimate exceeds the
+// tpm capacity is admitted once the bucket is full and leaves it in debt,
+// so it never waits forever and later requests wait for the debt to refill.
+// Settle gives back what was reserved but not used, or adds the excess as
+// debt. A lowered limit clamps the bucket at the next call; a limit newly set
+// starts full. Spend is kept per UTC calendar day and month and starts over
+// at midnight UTC and on the first of the month.
 // Implementations are thread-safe.
 class UsageGovernor {
  public:
@@ -68,7 +77,11 @@ class UsageGovernor {
                            double cost_usd) = 0;
 };
 
-// The in-process implementation: lock-light state per key and tenant.
+// The in-process implementation: lock-light state per key and tenant (one
+// small mutex each, found through a sharded read-mostly map). A subject idle
+// for 10 minutes with full buckets, nothing in flight and nothing spent this
+// UTC month may be forgotten, which bounds memory by the subjects in use.
+// `clock` must outlive the governor.
 std::unique_ptr<UsageGovernor> NewInMemoryUsageGovernor(const core::Clock& clock);
 
 // How long a refusal from Admit asks the caller to wait; nullopt for other
