@@ -227,7 +227,7 @@ TEST_F(AgentApiTest, EventStreamResumesAfterAnyIdWithoutLossOrRepeat) {
   }
 }
 
-TEST_F(AgentApiTest, StreamDroppedMidTaskResumesWithTheRestAndCancelAbortsTheModelCall) {
+TEST_F(AgentApiTest, StreamDroppedMidTaskResumesWithTheRestAndCancelEndsAHangingModelCallPromptly) {
   agent::v1::Task task = Submit(R"({"agent":"sleeper","input":"never answered"})");
   // Created, then the model call's step started: the mock hangs on it.
   std::vector<agent::v1::TaskEvent> first = ReadEventsThenDisconnect(
@@ -246,8 +246,8 @@ TEST_F(AgentApiTest, StreamDroppedMidTaskResumesWithTheRestAndCancelAbortsTheMod
   EXPECT_EQ(rest.back().type(), "dev.flowork.task.finished");
   EXPECT_EQ(rest.back().data().struct_value().fields().at("state").string_value(),
             "TASK_STATE_CANCELLED");
-  // The router's call to the hanging mock was aborted with the agent's:
-  // the router served no answer and the agent is free at once.
+  // The mock never answers and the router would wait 300 s for it: only the
+  // cancellation ended the task.
   auto got = HttpCall(port(), "GET", absl::StrCat("/v1/tasks/", task.id()), "", As(kAcmeKey));
   EXPECT_EQ(ParseTask(got->body).state(), agent::v1::TASK_STATE_CANCELLED);
 }
