@@ -1,7 +1,6 @@
-// flowork-agent: flags -> config -> library objects -> serve -> drain.
+// flowork-agent: flags -> config -> AgentServer -> serve -> drain.
 #include <signal.h>
 
-#include <cstdio>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -9,15 +8,14 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "flowork/agent/agent_config.h"
-#include "flowork/agent/agent_registry.h"
-#include "flowork/agent/grpc/agent_service.h"
-#include "flowork/core/grpc/api_server.h"
+#include "flowork/agent/grpc/agent_server.h"
 #include "flowork/core/logging.h"
 #include "flowork/core/process.h"
 
 ABSL_FLAG(std::string, config, "", "YAML or JSON config file; empty = embedded defaults");
 ABSL_FLAG(std::string, http, "", "HTTP listen address host:port (overrides listen.http)");
 ABSL_FLAG(std::string, grpc, "", "gRPC listen address host:port (overrides listen.grpc)");
+ABSL_FLAG(std::string, store, "", "SQLite task store file (overrides store.path)");
 
 namespace {
 
@@ -44,21 +42,13 @@ int main(int argc, char** argv) {
     config->mutable_listen()->set_http(absl::GetFlag(FLAGS_http));
   if (!absl::GetFlag(FLAGS_grpc).empty())
     config->mutable_listen()->set_grpc(absl::GetFlag(FLAGS_grpc));
+  if (!absl::GetFlag(FLAGS_store).empty())
+    config->mutable_store()->set_path(absl::GetFlag(FLAGS_store));
   absl::StatusOr<LogLevel> level = flowork::core::ParseLogLevel(config->log().level());
   if (!level.ok()) return Fail("invalid configuration", level.status());
   flowork::core::SetLogLevel(*level);
 
-  absl::StatusOr<flowork::core::ApiServerOptions> options =
-      flowork::core::ApiServerOptionsFromConfig(config->listen(), config->http_limits(),
-                                                /*allow_non_loopback=*/false);
-  if (!options.ok()) return Fail("invalid configuration", options.status());
-
-  auto registry =
-      flowork::agent::AgentRegistry::Create({config->agents().begin(), config->agents().end()});
-  if (!registry.ok()) return Fail("invalid configuration", registry.status());
-  flowork::agent::AgentServiceImpl agent_service(**registry);
-  auto server = flowork::core::ApiServer::Create(
-      *options, {{&agent_service, "flowork.agent.v1.AgentService"}});
+  auto server = flowork::agent::AgentServer::Create(*config);
   if (!server.ok()) return Fail("cannot start", server.status());
   Log(LogLevel::kInfo, "flowork-agent serving",
       {{"http", (*server)->http_address()}, {"grpc", (*server)->grpc_address()}});

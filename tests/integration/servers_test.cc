@@ -3,7 +3,7 @@
 #include <signal.h>
 
 #include "absl/strings/str_cat.h"
-#include "flowork/agent/v1/agent.grpc.pb.h"
+#include "flowork/agent/v1/agent_service.grpc.pb.h"
 #include "flowork/router/v1/router.grpc.pb.h"
 #include "flowork/test/reflection/reflection.pb.h"
 #include "flowork/testing/http_client.h"
@@ -39,7 +39,6 @@ constexpr char kAgentConfig[] = R"yaml(
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
 agents:
   - {name: writer, kind: llm, model: chat, system_prompt: "You write.", tools: [search]}
-  - {name: coder, kind: native}
 )yaml";
 
 std::string ToJson(const google::protobuf::Message& message) {
@@ -51,8 +50,9 @@ std::string ToJson(const google::protobuf::Message& message) {
 ServerProcess StartServer(const std::string& binary, const std::string& config) {
   const std::string dir = testing::MakeTempDir();
   testing::WriteFile(dir + "/config.yaml", config);
-  absl::StatusOr<ServerProcess> server =
-      ServerProcess::Start(binary, {"--config", dir + "/config.yaml"});
+  std::vector<std::string> args = {"--config", dir + "/config.yaml"};
+  if (binary == FLOWORK_AGENT_BIN) args.insert(args.end(), {"--store", dir + "/agent.db"});
+  absl::StatusOr<ServerProcess> server = ServerProcess::Start(binary, args);
   if (!server.ok()) {
     ADD_FAILURE() << server.status();
     std::abort();
@@ -162,11 +162,10 @@ TEST(AgentServerTest, GetAgentOverHttpEqualsGrpc) {
 TEST(AgentServerTest, AgentCreatedOverHttpIsVisibleOverGrpc) {
   ServerProcess server = StartServer(FLOWORK_AGENT_BIN, kAgentConfig);
   auto created = HttpCall(server.http_port(), "POST", "/v1/agents",
-                          R"({"name":"reviewer","kind":"KIND_REMOTE","model":"chat"})");
+                          R"({"name":"reviewer","kind":"KIND_LLM","model":"chat"})");
   ASSERT_TRUE(created.ok());
   EXPECT_EQ(created->status, 200) << created->body;
-  EXPECT_EQ(created->body,
-            R"({"name":"reviewer","version":"1","kind":"KIND_REMOTE","model":"chat"})");
+  EXPECT_EQ(created->body, R"({"name":"reviewer","version":"1","kind":"KIND_LLM","model":"chat"})");
 
   auto stub = agent::v1::AgentService::NewStub(
       grpc::CreateChannel(server.grpc_target(), grpc::InsecureChannelCredentials()));
@@ -174,10 +173,11 @@ TEST(AgentServerTest, AgentCreatedOverHttpIsVisibleOverGrpc) {
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   agent::v1::ListAgentsResponse list;
   ASSERT_TRUE(stub->ListAgents(&context, agent::v1::ListAgentsRequest(), &list).ok());
-  ASSERT_EQ(list.agents_size(), 3);
-  EXPECT_EQ(list.agents(1).name(), "reviewer");
+  ASSERT_EQ(list.agents_size(), 2);
+  EXPECT_EQ(list.agents(0).name(), "reviewer");
 
-  auto again = HttpCall(server.http_port(), "POST", "/v1/agents", R"({"name":"reviewer"})");
+  auto again = HttpCall(server.http_port(), "POST", "/v1/agents",
+                        R"({"name":"reviewer","model":"chat"})");
   EXPECT_EQ(again->status, 409);
   EXPECT_EQ(again->body,
             R"({"code":6,"message":"agent \"reviewer\" already exists","details":[]})");

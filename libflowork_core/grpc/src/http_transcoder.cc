@@ -310,14 +310,24 @@ std::string SseEvent(absl::string_view event, absl::string_view data) {
   return out;
 }
 
+// The caller's credentials travel on as gRPC metadata, so services
+// authenticate HTTP and gRPC callers alike.
+void ForwardCredentials(const HttpRequest& http, grpc::ClientContext& context) {
+  for (const char* name : {"authorization", "x-api-key"}) {
+    if (const std::string* value = http.FindHeader(name)) context.AddMetadata(name, *value);
+  }
+}
+
 // One unary call in flight. Shared so a late cancel finds it or nothing.
 class UnaryCall : public std::enable_shared_from_this<UnaryCall> {
  public:
   UnaryCall(std::shared_ptr<const Binding> binding, std::unique_ptr<HttpResponseWriter> writer)
       : binding_(std::move(binding)), writer_(std::move(writer)) {}
 
-  void Start(grpc::GenericStub& stub, const protobuf::Message& request, absl::Duration deadline) {
+  void Start(grpc::GenericStub& stub, const HttpRequest& http, const protobuf::Message& request,
+             absl::Duration deadline) {
     request_ = Serialize(request);
+    ForwardCredentials(http, context_);
     context_.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
     writer_->OnCancel([weak = weak_from_this()] {
       if (auto self = weak.lock()) self->context_.TryCancel();
@@ -350,9 +360,11 @@ class StreamingCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
       : binding_(std::move(binding)), writer_(std::move(writer)) {}
 
   static void Start(std::shared_ptr<StreamingCall> call, grpc::GenericStub& stub,
-                    const protobuf::Message& request, absl::Duration deadline) {
+                    const HttpRequest& http, const protobuf::Message& request,
+                    absl::Duration deadline) {
     call->self_ = call;
     call->request_ = Serialize(request);
+    ForwardCredentials(http, call->context_);
     call->context_.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
     call->writer_->OnCancel([weak = std::weak_ptr<StreamingCall>(call)] {
       if (auto self = weak.lock()) self->context_.TryCancel();
@@ -558,10 +570,11 @@ void HttpTranscoder::Handle(HttpRequest request, std::unique_ptr<HttpResponseWri
   std::shared_ptr<const Binding> binding(impl_, match);
   if (match->method->server_streaming()) {
     auto call = std::make_shared<StreamingCall>(binding, std::move(writer));
-    StreamingCall::Start(std::move(call), *impl_->stub, **message, impl_->options.call_deadline);
+    StreamingCall::Start(std::move(call), *impl_->stub, request, **message,
+                         impl_->options.call_deadline);
   } else {
     auto call = std::make_shared<UnaryCall>(binding, std::move(writer));
-    call->Start(*impl_->stub, **message, impl_->options.call_deadline);
+    call->Start(*impl_->stub, request, **message, impl_->options.call_deadline);
   }
 }
 
