@@ -314,7 +314,10 @@ class AgentRuntimeImpl final : public AgentRuntime {
   void RecordDecisions(const RunPtr& run, std::vector<v1::ApprovalDecision> decisions);
   void Perform(const RunPtr& run);
   void Complete(const RunPtr& run, v1::EffectResult result);
-  void StepFailed(const RunPtr& run, const absl::Status& error, bool effect_journaled);
+  // `blame_agent`: an error of the agent's own code (reported to its
+  // supervisor) rather than of a store the runtime wrote to.
+  void StepFailed(const RunPtr& run, const absl::Status& error, bool effect_journaled,
+                  bool blame_agent = true);
   void Finish(const RunPtr& run, v1::TaskState state, std::string error,
               std::optional<google::protobuf::Value> output, std::optional<v1::StepRecord> step);
   void Done(const RunPtr& run);
@@ -815,7 +818,8 @@ void AgentRuntimeImpl::Act(const RunPtr& run, v1::Effect effect, bool decided) {
         append.summarized_through = turn->summarized_through;
         absl::StatusOr<bool> appended = options_.sessions->Append(run->task.session_id(), append);
         if (!appended.ok()) {
-          return StepFailed(run, appended.status(), /*effect_journaled=*/false);
+          return StepFailed(run, appended.status(), /*effect_journaled=*/false,
+                            /*blame_agent=*/false);
         }
       }
       return Finish(run, v1::TASK_STATE_SUCCEEDED, "", effect.finish().output(), std::move(step));
@@ -1139,9 +1143,9 @@ void AgentRuntimeImpl::Complete(const RunPtr& run, v1::EffectResult result) {
 }
 
 void AgentRuntimeImpl::StepFailed(const RunPtr& run, const absl::Status& error,
-                                  bool effect_journaled) {
+                                  bool effect_journaled, bool blame_agent) {
   const v1::AgentSpec& spec = run->agent->spec;
-  if (!effect_journaled) {
+  if (!effect_journaled && blame_agent) {
     // The agent itself failed: its supervisor decides about restarting it.
     // (Already down: nothing more to report.)
     supervisor_.ReportFailure(spec.name(), error).IgnoreError();
