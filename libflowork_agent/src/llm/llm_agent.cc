@@ -356,9 +356,8 @@ class LlmAgent final : public Agent {
     const int k = std::clamp<int>(
         memory.retrieve_top_k() == 0 ? 5 : static_cast<int>(memory.retrieve_top_k()), 1,
         kMaxRecallLimit);
-    absl::StatusOr<std::vector<ScoredMemory>> hits =
-        options_.memory->Recall(MemoryScope{.tenant = task.tenant(), .agent = task.agent()},
-                                query, k);
+    absl::StatusOr<std::vector<ScoredMemory>> hits = options_.memory->Recall(
+        MemoryScope{.tenant = task.tenant(), .agent = task.agent()}, query, k);
     if (!hits.ok()) {
       core::Log(core::LogLevel::kWarning, "retrieving memories failed",
                 {{"task", task.id()}, {"error", hits.status().ToString()}});

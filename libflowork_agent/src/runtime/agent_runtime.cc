@@ -508,10 +508,10 @@ absl::StatusOr<SubmitResult> AgentRuntimeImpl::Submit(v1::Task task) {
   }
   FLOWORK_ASSIGN_OR_RETURN(v1::Session session, options_.sessions->Get(task.session_id()));
   if (session.tenant() != task.tenant() || session.agent() != task.agent()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "session_id: session \"", session.id(), "\" belongs to tenant \"", session.tenant(),
-        "\" and agent \"", session.agent(), "\", not to tenant \"", task.tenant(),
-        "\" and agent \"", task.agent(), "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("session_id: session \"", session.id(), "\" belongs to tenant \"",
+                     session.tenant(), "\" and agent \"", session.agent(), "\", not to tenant \"",
+                     task.tenant(), "\" and agent \"", task.agent(), "\""));
   }
   SubmitResult result;
   {
@@ -523,8 +523,7 @@ absl::StatusOr<SubmitResult> AgentRuntimeImpl::Submit(v1::Task task) {
   return result;
 }
 
-void AgentRuntimeImpl::SessionTaskEnded(const std::string& task_id,
-                                        const std::string& session_id) {
+void AgentRuntimeImpl::SessionTaskEnded(const std::string& task_id, const std::string& session_id) {
   if (session_id.empty()) return;
   std::optional<v1::Task> next;
   {
@@ -552,10 +551,9 @@ bool AgentRuntimeImpl::LoadSession(const RunPtr& run) {
   const std::string& id = run->task.session_id();
   if (id.empty() || run->session) return true;
   absl::StatusOr<v1::Session> session =
-      options_.sessions == nullptr
-          ? absl::FailedPreconditionError(
-                absl::StrCat("session \"", id, "\": the runtime has no session store"))
-          : LoadSessionHistory(*options_.sessions, id, run->task.id());
+      options_.sessions == nullptr ? absl::FailedPreconditionError(absl::StrCat(
+                                         "session \"", id, "\": the runtime has no session store"))
+                                   : LoadSessionHistory(*options_.sessions, id, run->task.id());
   if (!session.ok()) {
     Finish(run, v1::TASK_STATE_FAILED,
            absl::StrCat("loading the session: ", session.status().ToString()), {}, {});
@@ -805,8 +803,7 @@ void AgentRuntimeImpl::Act(const RunPtr& run, v1::Effect effect, bool decided) {
       if (!run->task.session_id().empty() && options_.sessions != nullptr) {
         // The turn goes into the session before the task is final, keyed
         // by the finish step: a crash in between asks again, applied once.
-        StepContext context{run->task, run->journal, now,
-                            run->session ? &*run->session : nullptr};
+        StepContext context{run->task, run->journal, now, run->session ? &*run->session : nullptr};
         absl::StatusOr<SessionTurn> turn =
             run->agent->impl->TurnForSession(context, effect.finish().output());
         if (!turn.ok()) return StepFailed(run, turn.status(), /*effect_journaled=*/false);

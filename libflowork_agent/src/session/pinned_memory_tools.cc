@@ -72,9 +72,9 @@ absl::Status RegisterPinnedMemoryTools(ToolRegistry& registry, PinnedMemoryStore
             if (block.name() == edit.name) declared = &block;
           }
           if (declared == nullptr) {
-            return absl::InvalidArgumentError(
-                absl::StrCat("block: no pinned block \"", edit.name, "\"; the blocks are: ",
-                             names.empty() ? "(none)" : absl::StrJoin(names, ", ")));
+            return absl::InvalidArgumentError(absl::StrCat(
+                "block: no pinned block \"", edit.name,
+                "\"; the blocks are: ", names.empty() ? "(none)" : absl::StrJoin(names, ", ")));
           }
           if (declared->per_session() && task.session_id().empty()) {
             return absl::FailedPreconditionError(absl::StrCat(

@@ -32,8 +32,8 @@ bool IsIdChar(char c, bool allow_upper_and_dot) {
 
 absl::Status ValidateNewSession(const v1::Session& session) {
   if (session.id().size() > kMaxSessionIdBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("session.id: ", session.id().size(), " bytes, more than ", kMaxSessionIdBytes));
+    return absl::InvalidArgumentError(absl::StrCat("session.id: ", session.id().size(),
+                                                   " bytes, more than ", kMaxSessionIdBytes));
   }
   for (char c : session.id()) {
     if (!IsIdChar(c, true)) {
@@ -57,8 +57,8 @@ absl::Status ValidateAppend(const SessionAppend& append) {
   for (size_t i = 0; i < append.messages.size(); ++i) {
     const std::string& role = append.messages[i].role();
     if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "messages[", i, "].role: \"", role, "\" is not system, user, assistant or tool"));
+      return absl::InvalidArgumentError(absl::StrCat("messages[", i, "].role: \"", role,
+                                                     "\" is not system, user, assistant or tool"));
     }
   }
   return absl::OkStatus();

@@ -151,8 +151,8 @@ INSTANTIATE_TEST_SUITE_P(Backends, SessionStoreTest,
 TEST(SqliteSessionStoreTest, SessionsAndPinnedBlocksSurviveReopening) {
   const std::string path =
       (std::filesystem::temp_directory_path() /
-       absl::StrCat("flowork_session_test_", ::testing::UnitTest::GetInstance()->random_seed(),
-                    "_", getpid(), ".db"))
+       absl::StrCat("flowork_session_test_", ::testing::UnitTest::GetInstance()->random_seed(), "_",
+                    getpid(), ".db"))
           .string();
   std::string id;
   {
@@ -219,15 +219,15 @@ TEST_P(PinnedMemoryStoreTest, EditsAreSizeLimitedScopedAndAppliedOncePerKey) {
   ASSERT_TRUE(block.ok());
   EXPECT_EQ(block->text(), "start\none");
 
-  PinnedEdit too_long{.name = "notes", .kind = PinnedEdit::Kind::kAppend,
-                      .text = "a much longer line"};
+  PinnedEdit too_long{
+      .name = "notes", .kind = PinnedEdit::Kind::kAppend, .text = "a much longer line"};
   too_long.max_bytes = 20;
   auto refused = store_->Edit(scope, too_long);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(), HasSubstr("over the block's limit of 20"));
 
-  PinnedEdit replace{.name = "notes", .kind = PinnedEdit::Kind::kReplace, .text = "two",
-                     .old_text = "one"};
+  PinnedEdit replace{
+      .name = "notes", .kind = PinnedEdit::Kind::kReplace, .text = "two", .old_text = "one"};
   block = store_->Edit(scope, replace);
   ASSERT_TRUE(block.ok());
   EXPECT_EQ(block->text(), "start\ntwo");
@@ -293,9 +293,9 @@ class RecordingModel final : public EffectHandler {
       max_in_flight_ = std::max(max_in_flight_, static_cast<int>(held_.size()) + 1);
     }
     v1::EffectResult result;
-    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(script_(request, index),
-                                                            result.mutable_model())
-                    .ok());
+    EXPECT_TRUE(
+        google::protobuf::util::JsonStringToMessage(script_(request, index), result.mutable_model())
+            .ok());
     if (!hold_) return std::move(done)(std::move(result));
     absl::MutexLock lock(&mu_);
     held_.push_back([done = std::move(done), result = std::move(result)]() mutable {
@@ -486,8 +486,9 @@ TEST_F(SessionAgentTest, TheSecondTaskOfASessionSeesTheFirstTasksTurns) {
 }
 
 TEST_F(SessionAgentTest, TasksOfOneSessionRunOneAtATimeInSubmissionOrder) {
-  RecordingModel model([](const std::string&, int index) { return Answer(absl::StrCat("a", index)); },
-                       /*hold=*/true);
+  RecordingModel model(
+      [](const std::string&, int index) { return Answer(absl::StrCat("a", index)); },
+      /*hold=*/true);
   StartRuntime(model, *sessions_);
   Register(v1::AgentSpec());
   const std::string session = NewSession();
@@ -497,9 +498,9 @@ TEST_F(SessionAgentTest, TasksOfOneSessionRunOneAtATimeInSubmissionOrder) {
   for (const std::string& id : ids) EXPECT_EQ(WaitFinal(id).state(), v1::TASK_STATE_SUCCEEDED);
   EXPECT_EQ(model.tasks(), ids);
   EXPECT_EQ(model.max_in_flight(), 1);
-  EXPECT_THAT(Contents(session), ::testing::ElementsAre("user: q0", "assistant: a0", "user: q1",
-                                                        "assistant: a1", "user: q2",
-                                                        "assistant: a2"));
+  EXPECT_THAT(Contents(session),
+              ::testing::ElementsAre("user: q0", "assistant: a0", "user: q1", "assistant: a1",
+                                     "user: q2", "assistant: a2"));
   // Each later task saw every earlier turn.
   EXPECT_THAT(model.requests()[2], HasSubstr("\"a1\""));
 }
@@ -589,11 +590,11 @@ class MemoryContextTest : public SessionAgentTest {
     auto registry = ToolRegistry::Create({});
     ASSERT_TRUE(registry.ok());
     registry_ = *std::move(registry);
-    ASSERT_TRUE(RegisterPinnedMemoryTools(*registry_, *pinned_,
-                                          [spec](std::string_view) -> absl::StatusOr<v1::MemorySpec> {
-                                            return spec.memory();
-                                          })
-                    .ok());
+    ASSERT_TRUE(
+        RegisterPinnedMemoryTools(
+            *registry_, *pinned_,
+            [spec](std::string_view) -> absl::StatusOr<v1::MemorySpec> { return spec.memory(); })
+            .ok());
     registry_->SetAgentTools("assistant", {"memory_pin_set", "memory_pin_append"});
     StartRuntime(model, *sessions_, registry_.get());
     auto tools = registry_->OpenAiToolsJson("assistant");

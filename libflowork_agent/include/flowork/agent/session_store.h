@@ -73,8 +73,9 @@ class SessionStore {
   // The messages with seq > `after_seq`, oldest first, at most `limit`.
   // kNotFound: no session `id`. kInvalidArgument: `limit` outside
   // [1, kMaxSessionMessagesLimit].
-  virtual absl::StatusOr<std::vector<v1::SessionMessage>> ListMessages(
-      std::string_view id, uint64_t after_seq = 0, int limit = 100) const = 0;
+  virtual absl::StatusOr<std::vector<v1::SessionMessage>> ListMessages(std::string_view id,
+                                                                       uint64_t after_seq = 0,
+                                                                       int limit = 100) const = 0;
 };
 
 // The session with every message (paged through ListMessages) in
