@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -19,6 +20,9 @@ namespace flowork::agent {
 namespace {
 
 namespace json = boost::json;
+
+// How a repair request (an answer not matching the output schema) begins.
+constexpr char kRepairPrefix[] = "Your answer does not match the required JSON schema";
 
 std::string ToJson(const google::protobuf::Value& value) {
   std::string out;
@@ -142,7 +146,7 @@ class LlmAgent final : public Agent {
       json::object repair;
       repair["role"] = "user";
       repair["content"] =
-          absl::StrCat("Your answer does not match the required JSON schema: ", problem,
+          absl::StrCat(kRepairPrefix, ": ", problem,
                        ". Answer again with only a JSON value that matches this schema: ",
                        json::serialize(*schema_));
       t.messages.push_back(std::move(repair));
@@ -214,7 +218,7 @@ class LlmAgent final : public Agent {
               values[values.size() - 1].struct_value().fields().count("content") &&
               absl::StartsWith(
                   values[values.size() - 1].struct_value().fields().at("content").string_value(),
-                  "Your answer does not match the required JSON schema")) {
+                  kRepairPrefix)) {
             t.repair_asked = true;
             boost::system::error_code ec;
             json::value repair = json::parse(ToJson(values[values.size() - 1]), ec);
@@ -346,8 +350,10 @@ class LlmAgent final : public Agent {
       if (!it->is_object()) continue;
       const json::value* role = it->as_object().if_contains("role");
       const json::value* content = it->as_object().if_contains("content");
+      // A repair prompt is the agent's, not the user's: search for what was asked.
       if (role && role->is_string() && role->as_string() == "user" && content &&
-          content->is_string()) {
+          content->is_string() &&
+          !absl::StartsWith(std::string(content->as_string()), kRepairPrefix)) {
         query = std::string(content->as_string());
         break;
       }
@@ -436,6 +442,19 @@ absl::StatusOr<std::shared_ptr<Agent>> CreateLlmAgent(const v1::AgentSpec& spec,
                                                       LlmAgentOptions options) {
   if (spec.model().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("agent ", spec.name(), ": model must be set"));
+  }
+  std::set<std::string> blocks;
+  for (int i = 0; i < spec.memory().pinned_blocks_size(); ++i) {
+    const std::string& name = spec.memory().pinned_blocks(i).name();
+    bool ok = !name.empty() && name.size() <= 64;
+    for (char c : name) {
+      ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-');
+    }
+    if (!ok || !blocks.insert(name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("agent ", spec.name(), ": memory.pinned_blocks[", i, "].name: \"", name,
+                       ok ? "\" is used twice" : "\" is not [a-z0-9_-]{1,64}"));
+    }
   }
   json::value tools = json::array();
   if (!options.tools_json.empty()) {

@@ -716,5 +716,19 @@ TEST_F(MemoryContextTest, ATinyWindowDropsRetrievedMemoryThenPinnedBlocksAndStil
   EXPECT_THAT(small_model.requests()[0], HasSubstr("You are terse."));
 }
 
+TEST(LlmAgentMemorySpecTest, BadOrDuplicatePinnedBlockNamesAreRefused) {
+  v1::AgentSpec spec;
+  spec.set_name("assistant");
+  spec.set_model("mock-1");
+  spec.mutable_memory()->add_pinned_blocks()->set_name("user");
+  EXPECT_TRUE(CreateLlmAgent(spec).ok());
+  spec.mutable_memory()->add_pinned_blocks()->set_name("user");
+  auto duplicate = CreateLlmAgent(spec);
+  EXPECT_EQ(duplicate.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(duplicate.status().message(), HasSubstr("memory.pinned_blocks[1].name"));
+  spec.mutable_memory()->mutable_pinned_blocks(1)->set_name("Not OK");
+  EXPECT_EQ(CreateLlmAgent(spec).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace flowork::agent
