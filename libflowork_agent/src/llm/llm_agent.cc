@@ -2,6 +2,9 @@
 
 #include "flowork/agent/llm_agent.h"
 
+#include <algorithm>
+#include <optional>
+#include <set>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -10,12 +13,16 @@
 #include "flowork/agent/context_assembler.h"
 #include "flowork/agent/json_schema.h"
 #include "flowork/agent/token_counter.h"
+#include "flowork/core/logging.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace flowork::agent {
 namespace {
 
 namespace json = boost::json;
+
+// How a repair request (an answer not matching the output schema) begins.
+constexpr char kRepairPrefix[] = "Your answer does not match the required JSON schema";
 
 std::string ToJson(const google::protobuf::Value& value) {
   std::string out;
@@ -44,6 +51,11 @@ struct Transcript {
   std::string summary;
   uint64_t summarized_through = 0;
   bool compaction_failed = false;
+  // Index into `messages` of the task's first own message (after the system
+  // prompt and the session's history).
+  size_t first_own = 0;
+  // Whether `summary` was written by a compaction step of this task.
+  bool summary_is_new = false;
 };
 
 class LlmAgent final : public Agent {
@@ -55,6 +67,20 @@ class LlmAgent final : public Agent {
         tools_(std::move(tools)),
         schema_(std::move(schema)),
         validator_(std::move(validator)) {}
+
+  absl::StatusOr<SessionTurn> TurnForSession(const StepContext& context,
+                                             const google::protobuf::Value&) override {
+    Transcript t = Read(context);
+    SessionTurn turn;
+    for (size_t i = t.first_own; i < t.messages.size(); ++i) {
+      turn.messages.push_back(ToChatMessage(t.messages[i]));
+    }
+    if (t.summary_is_new) {
+      turn.summary = t.summary;
+      turn.summarized_through = t.summarized_through;
+    }
+    return turn;
+  }
 
   absl::StatusOr<v1::Effect> Step(const StepContext& context) override {
     Transcript t = Read(context);
@@ -120,12 +146,12 @@ class LlmAgent final : public Agent {
       json::object repair;
       repair["role"] = "user";
       repair["content"] =
-          absl::StrCat("Your answer does not match the required JSON schema: ", problem,
+          absl::StrCat(kRepairPrefix, ": ", problem,
                        ". Answer again with only a JSON value that matches this schema: ",
                        json::serialize(*schema_));
       t.messages.push_back(std::move(repair));
     }
-    return Ask(t);
+    return Ask(t, context.task);
   }
 
  private:
@@ -134,6 +160,19 @@ class LlmAgent final : public Agent {
     if (!spec_.system_prompt().empty()) {
       t.messages.push_back(json::object{{"role", "system"}, {"content", spec_.system_prompt()}});
     }
+    if (context.session != nullptr) {
+      // The session's history comes first, as the conversation so far.
+      boost::system::error_code ec;
+      std::vector<v1::ChatMessage> history(context.session->messages().begin(),
+                                           context.session->messages().end());
+      json::value past = json::parse(ToOpenAiMessagesJson(history), ec);
+      if (!ec && past.is_array()) {
+        for (json::value& m : past.as_array()) t.messages.push_back(std::move(m));
+      }
+      t.summary = context.session->summary();
+      t.summarized_through = context.session->summarized_through();
+    }
+    t.first_own = t.messages.size();
     std::string input = context.task.input().has_string_value()
                             ? context.task.input().string_value()
                             : ToJson(context.task.input());
@@ -167,6 +206,7 @@ class LlmAgent final : public Agent {
         }
         t.summary = text->second.string_value();
         t.summarized_through = asked.model().compaction_through();
+        t.summary_is_new = true;
         continue;
       }
       if (asked.has_model()) {
@@ -178,7 +218,7 @@ class LlmAgent final : public Agent {
               values[values.size() - 1].struct_value().fields().count("content") &&
               absl::StartsWith(
                   values[values.size() - 1].struct_value().fields().at("content").string_value(),
-                  "Your answer does not match the required JSON schema")) {
+                  kRepairPrefix)) {
             t.repair_asked = true;
             boost::system::error_code ec;
             json::value repair = json::parse(ToJson(values[values.size() - 1]), ec);
@@ -227,8 +267,11 @@ class LlmAgent final : public Agent {
 
   // The next model call: the conversation fitted into the window, or first a
   // summary of its older turns when too much of it would be dropped.
-  v1::Effect Ask(const Transcript& t) const {
-    if (options_.context_window <= 0) return ModelCall(t.messages);
+  v1::Effect Ask(const Transcript& t, const v1::Task& task) const {
+    std::vector<MemoryBlock> pinned = PinnedBlocks(task);
+    std::vector<RetrievedMemory> retrieved = Retrieve(t, task);
+    const bool sections = !pinned.empty() || !retrieved.empty() || !t.summary.empty();
+    if (options_.context_window <= 0 && !sections) return ModelCall(t.messages);
     v1::Session session;
     session.set_summary(t.summary);
     session.set_summarized_through(t.summarized_through);
@@ -237,16 +280,22 @@ class LlmAgent final : public Agent {
     }
     const TokenCounter& counter = TokenCounterFor(spec_.model());
     ContextInputs inputs;
-    inputs.context_window = options_.context_window;
+    // No window: everything fits (the sections are still laid out).
+    inputs.context_window =
+        options_.context_window > 0 ? options_.context_window : int64_t{1} << 40;
     inputs.reserved_output_tokens = options_.reserved_output_tokens;
     inputs.system_prompt = spec_.system_prompt();
+    inputs.pinned_blocks = std::move(pinned);
+    inputs.retrieved = std::move(retrieved);
+    inputs.max_retrieved = static_cast<int>(inputs.retrieved.size());
     inputs.session = &session;
     AssembledContext assembled = AssembleContext(inputs, counter);
     CompactionOptions compaction;
     compaction.keep_recent_tokens = std::max<int64_t>(1, options_.context_window / 4);
     compaction.min_dropped_tokens = std::max<int64_t>(1, options_.context_window / 8);
     compaction.max_prompt_tokens = options_.context_window - options_.reserved_output_tokens;
-    if (options_.compaction && !t.compaction_failed && NeedsCompaction(assembled, compaction)) {
+    if (options_.context_window > 0 && options_.compaction && !t.compaction_failed &&
+        NeedsCompaction(assembled, compaction)) {
       CompactionPlan plan = PlanCompaction(session, counter, compaction);
       if (!plan.empty()) {
         boost::system::error_code ec;
@@ -268,6 +317,63 @@ class LlmAgent final : public Agent {
     json::value fitted = json::parse(ToOpenAiMessagesJson(assembled.messages), ec);
     if (ec || !fitted.is_array()) return ModelCall(t.messages);
     return ModelCall(fitted.as_array());
+  }
+
+  // The pinned blocks of spec.memory as they are now.
+  std::vector<MemoryBlock> PinnedBlocks(const v1::Task& task) const {
+    const v1::MemorySpec& memory = spec_.memory();
+    if (memory.pinned_blocks_size() == 0) return {};
+    if (options_.pinned == nullptr) {
+      std::vector<MemoryBlock> initial;
+      for (const v1::PinnedBlockSpec& block : memory.pinned_blocks()) {
+        if (block.per_session() && task.session_id().empty()) continue;
+        initial.push_back({.label = block.name(), .content = block.initial_text()});
+      }
+      return initial;
+    }
+    absl::StatusOr<std::vector<MemoryBlock>> blocks =
+        LoadPinnedBlocks(*options_.pinned, memory, task);
+    if (!blocks.ok()) {
+      core::Log(core::LogLevel::kWarning, "reading pinned memory blocks failed",
+                {{"task", task.id()}, {"error", blocks.status().ToString()}});
+      return {};
+    }
+    return *std::move(blocks);
+  }
+
+  // The memories matching the latest user message, when retrieval is on.
+  std::vector<RetrievedMemory> Retrieve(const Transcript& t, const v1::Task& task) const {
+    const v1::MemorySpec& memory = spec_.memory();
+    if (!memory.retrieve() || options_.memory == nullptr) return {};
+    std::string query;
+    for (auto it = t.messages.rbegin(); it != t.messages.rend(); ++it) {
+      if (!it->is_object()) continue;
+      const json::value* role = it->as_object().if_contains("role");
+      const json::value* content = it->as_object().if_contains("content");
+      // A repair prompt is the agent's, not the user's: search for what was asked.
+      if (role && role->is_string() && role->as_string() == "user" && content &&
+          content->is_string() &&
+          !absl::StartsWith(std::string(content->as_string()), kRepairPrefix)) {
+        query = std::string(content->as_string());
+        break;
+      }
+    }
+    if (query.empty()) return {};
+    const int k = std::clamp<int>(
+        memory.retrieve_top_k() == 0 ? 5 : static_cast<int>(memory.retrieve_top_k()), 1,
+        kMaxRecallLimit);
+    absl::StatusOr<std::vector<ScoredMemory>> hits = options_.memory->Recall(
+        MemoryScope{.tenant = task.tenant(), .agent = task.agent()}, query, k);
+    if (!hits.ok()) {
+      core::Log(core::LogLevel::kWarning, "retrieving memories failed",
+                {{"task", task.id()}, {"error", hits.status().ToString()}});
+      return {};
+    }
+    std::vector<RetrievedMemory> out;
+    for (const ScoredMemory& hit : *hits) {
+      out.push_back({.id = hit.memory.id(), .content = hit.memory.text(), .score = hit.score});
+    }
+    return out;
   }
 
   static v1::ChatMessage ToChatMessage(const json::value& value) {
@@ -336,6 +442,19 @@ absl::StatusOr<std::shared_ptr<Agent>> CreateLlmAgent(const v1::AgentSpec& spec,
                                                       LlmAgentOptions options) {
   if (spec.model().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("agent ", spec.name(), ": model must be set"));
+  }
+  std::set<std::string> blocks;
+  for (int i = 0; i < spec.memory().pinned_blocks_size(); ++i) {
+    const std::string& name = spec.memory().pinned_blocks(i).name();
+    bool ok = !name.empty() && name.size() <= 64;
+    for (char c : name) {
+      ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-');
+    }
+    if (!ok || !blocks.insert(name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("agent ", spec.name(), ": memory.pinned_blocks[", i, "].name: \"", name,
+                       ok ? "\" is used twice" : "\" is not [a-z0-9_-]{1,64}"));
+    }
   }
   json::value tools = json::array();
   if (!options.tools_json.empty()) {

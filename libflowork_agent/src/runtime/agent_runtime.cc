@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <map>
@@ -181,6 +182,8 @@ enum class Phase {
 struct TaskRun {
   v1::Task task;
   std::vector<v1::StepRecord> journal;
+  // The session's history before this task, for a task with a session.
+  std::optional<v1::Session> session;
   std::shared_ptr<const RegisteredAgent> agent;
   ReadyTask ready;
   bool holds_slot = false;
@@ -295,6 +298,11 @@ class AgentRuntimeImpl final : public AgentRuntime {
   std::shared_ptr<const RegisteredAgent> FindAgent(const std::string& name, uint64_t version) const;
   ReadyTask ReadyFor(const v1::Task& task, const RegisteredAgent* agent) const;
   void Enqueue(const v1::Task& task);
+  // A task of a session ended: the next one on its session may go.
+  void SessionTaskEnded(const std::string& task_id, const std::string& session_id);
+  // Loads the session history of a task with a session into its run;
+  // false (and the task ended) when it cannot.
+  bool LoadSession(const RunPtr& run);
   void Dispatch();
   void Begin(ReadyTask ready);
   void Admitted(const RunPtr& run);
@@ -306,7 +314,10 @@ class AgentRuntimeImpl final : public AgentRuntime {
   void RecordDecisions(const RunPtr& run, std::vector<v1::ApprovalDecision> decisions);
   void Perform(const RunPtr& run);
   void Complete(const RunPtr& run, v1::EffectResult result);
-  void StepFailed(const RunPtr& run, const absl::Status& error, bool effect_journaled);
+  // `blame_agent`: an error of the agent's own code (reported to its
+  // supervisor) rather than of a store the runtime wrote to.
+  void StepFailed(const RunPtr& run, const absl::Status& error, bool effect_journaled,
+                  bool blame_agent = true);
   void Finish(const RunPtr& run, v1::TaskState state, std::string error,
               std::optional<google::protobuf::Value> output, std::optional<v1::StepRecord> step);
   void Done(const RunPtr& run);
@@ -363,6 +374,11 @@ class AgentRuntimeImpl final : public AgentRuntime {
   absl::flat_hash_set<std::string> cancel_pending_ ABSL_GUARDED_BY(mu_);
   // Signals that arrived before their task's wait was armed, by task.
   absl::flat_hash_map<std::string, v1::EffectResult> early_signals_ ABSL_GUARDED_BY(mu_);
+  // Tasks of each session not final yet, in submission order: only the
+  // first may be dispatched.
+  absl::flat_hash_map<std::string, std::deque<std::string>> session_lines_ ABSL_GUARDED_BY(mu_);
+  // Tasks held back behind an earlier task of their session, by id.
+  absl::flat_hash_map<std::string, v1::Task> session_held_ ABSL_GUARDED_BY(mu_);
   // The supervisor's hooks, by agent name.
   absl::flat_hash_map<std::string, std::unique_ptr<NativeHooks>> hooks_ ABSL_GUARDED_BY(mu_);
   // Tasks waiting for their agent to run again, by agent.
@@ -371,6 +387,9 @@ class AgentRuntimeImpl final : public AgentRuntime {
 
   absl::Mutex dispatch_mu_;   // One Pop loop at a time.
   absl::Mutex schedules_mu_;  // One AddSchedule at a time (names stay unique).
+  // Submits of session tasks one at a time, so their order in the store and
+  // in their session's line is the same.
+  absl::Mutex session_submit_mu_;
 };
 
 void AgentRuntimeImpl::Write(TaskUpdate update, absl::AnyInvocable<void(absl::Status) &&> then) {
@@ -448,7 +467,14 @@ absl::Status AgentRuntimeImpl::Start() {
   if (started_.exchange(true)) return absl::FailedPreconditionError("the runtime already started");
   FLOWORK_ASSIGN_OR_RETURN(std::vector<v1::Task> unfinished, store_.ListUnfinished());
   for (const v1::Task& task : unfinished) {
-    if (task.state() == v1::TASK_STATE_SUSPENDED) continue;
+    if (task.state() == v1::TASK_STATE_SUSPENDED) {
+      // Not dispatched, but later tasks of its session wait behind it.
+      if (!task.session_id().empty()) {
+        absl::MutexLock lock(&mu_);
+        session_lines_[task.session_id()].push_back(task.id());
+      }
+      continue;
+    }
     Enqueue(task);
   }
   At(Now() + options_.watchdog_interval, [this] { Watchdog(); });
@@ -468,18 +494,88 @@ absl::StatusOr<SubmitResult> AgentRuntimeImpl::Submit(v1::Task task) {
   if (!task.has_deadline() && agent->spec.limits().has_task_timeout()) {
     *task.mutable_deadline() = ToProto(Now() + ToDuration(agent->spec.limits().task_timeout()));
   }
-  FLOWORK_ASSIGN_OR_RETURN(SubmitResult result, store_.Submit(std::move(task)));
-  if (result.created && started_.load()) {
-    Enqueue(result.task);
-    Dispatch();
+  if (task.session_id().empty()) {
+    FLOWORK_ASSIGN_OR_RETURN(SubmitResult result, store_.Submit(std::move(task)));
+    if (result.created && started_.load()) {
+      Enqueue(result.task);
+      Dispatch();
+    }
+    return result;
   }
+  if (options_.sessions == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "session_id: \"", task.session_id(), "\" given, but the runtime has no session store"));
+  }
+  FLOWORK_ASSIGN_OR_RETURN(v1::Session session, options_.sessions->Get(task.session_id()));
+  if (session.tenant() != task.tenant() || session.agent() != task.agent()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("session_id: session \"", session.id(), "\" belongs to tenant \"",
+                     session.tenant(), "\" and agent \"", session.agent(), "\", not to tenant \"",
+                     task.tenant(), "\" and agent \"", task.agent(), "\""));
+  }
+  SubmitResult result;
+  {
+    absl::MutexLock submit_lock(&session_submit_mu_);
+    FLOWORK_ASSIGN_OR_RETURN(result, store_.Submit(std::move(task)));
+    if (result.created && started_.load()) Enqueue(result.task);
+  }
+  if (result.created && started_.load()) Dispatch();
   return result;
+}
+
+void AgentRuntimeImpl::SessionTaskEnded(const std::string& task_id, const std::string& session_id) {
+  if (session_id.empty()) return;
+  std::optional<v1::Task> next;
+  {
+    absl::MutexLock lock(&mu_);
+    session_held_.erase(task_id);
+    auto it = session_lines_.find(session_id);
+    if (it == session_lines_.end()) return;
+    std::erase(it->second, task_id);
+    if (it->second.empty()) {
+      session_lines_.erase(it);
+      return;
+    }
+    if (auto held = session_held_.find(it->second.front()); held != session_held_.end()) {
+      next = std::move(held->second);
+      session_held_.erase(held);
+    }
+  }
+  if (next) {
+    Enqueue(*next);
+    Post([this] { Dispatch(); });
+  }
+}
+
+bool AgentRuntimeImpl::LoadSession(const RunPtr& run) {
+  const std::string& id = run->task.session_id();
+  if (id.empty() || run->session) return true;
+  absl::StatusOr<v1::Session> session =
+      options_.sessions == nullptr ? absl::FailedPreconditionError(absl::StrCat(
+                                         "session \"", id, "\": the runtime has no session store"))
+                                   : LoadSessionHistory(*options_.sessions, id, run->task.id());
+  if (!session.ok()) {
+    Finish(run, v1::TASK_STATE_FAILED,
+           absl::StrCat("loading the session: ", session.status().ToString()), {}, {});
+    return false;
+  }
+  run->session = *std::move(session);
+  return true;
 }
 
 void AgentRuntimeImpl::Enqueue(const v1::Task& task) {
   const absl::Time not_before =
       task.has_not_before() ? ToTime(task.not_before()) : absl::InfinitePast();
   absl::MutexLock lock(&mu_);
+  if (!task.session_id().empty()) {
+    // One task of a session at a time, in submission order.
+    std::deque<std::string>& line = session_lines_[task.session_id()];
+    if (std::find(line.begin(), line.end(), task.id()) == line.end()) line.push_back(task.id());
+    if (line.front() != task.id()) {
+      session_held_[task.id()] = task;
+      return;
+    }
+  }
   if (not_before > Now()) {
     const std::string id = task.id();
     delayed_[id] = At(not_before, [this, task] {
@@ -559,6 +655,7 @@ void AgentRuntimeImpl::Begin(ReadyTask ready) {
   absl::StatusOr<v1::Task> task = store_.Get(ready.id);
   if (!task.ok() || IsFinal(task->state())) {
     queue_->Finish(ready, 0);
+    if (task.ok()) SessionTaskEnded(task->id(), task->session_id());
     return Dispatch();
   }
   run = std::make_shared<TaskRun>();
@@ -604,6 +701,7 @@ void AgentRuntimeImpl::Begin(ReadyTask ready) {
 }
 
 void AgentRuntimeImpl::Admitted(const RunPtr& run) {
+  if (!LoadSession(run)) return;
   auto go_on = [this, run] {
     absl::StatusOr<std::vector<v1::StepRecord>> journal = store_.Journal(run->task.id());
     if (!journal.ok())
@@ -655,7 +753,7 @@ void AgentRuntimeImpl::Advance(const RunPtr& run) {
     return Finish(run, v1::TASK_STATE_FAILED,
                   absl::StrCat("max_steps reached (", MaxSteps(spec), ")"), {}, {});
   }
-  StepContext context{run->task, run->journal, Now()};
+  StepContext context{run->task, run->journal, Now(), run->session ? &*run->session : nullptr};
   absl::StatusOr<v1::Effect> effect = run->agent->impl->Step(context);
   if (!effect.ok()) return StepFailed(run, effect.status(), /*effect_journaled=*/false);
   Act(run, *std::move(effect));
@@ -702,6 +800,25 @@ void AgentRuntimeImpl::Act(const RunPtr& run, v1::Effect effect, bool decided) {
       step.set_status(v1::StepRecord::STATUS_COMPLETED);
       *step.mutable_end_time() = ToProto(now);
       step.set_input(effect.SerializeAsString());
+      if (!run->task.session_id().empty() && options_.sessions != nullptr) {
+        // The turn goes into the session before the task is final, keyed
+        // by the finish step: a crash in between asks again, applied once.
+        StepContext context{run->task, run->journal, now, run->session ? &*run->session : nullptr};
+        absl::StatusOr<SessionTurn> turn =
+            run->agent->impl->TurnForSession(context, effect.finish().output());
+        if (!turn.ok()) return StepFailed(run, turn.status(), /*effect_journaled=*/false);
+        SessionAppend append;
+        append.task_id = run->task.id();
+        append.step_seq = step.seq();
+        append.messages = std::move(turn->messages);
+        append.summary = std::move(turn->summary);
+        append.summarized_through = turn->summarized_through;
+        absl::StatusOr<bool> appended = options_.sessions->Append(run->task.session_id(), append);
+        if (!appended.ok()) {
+          return StepFailed(run, appended.status(), /*effect_journaled=*/false,
+                            /*blame_agent=*/false);
+        }
+      }
       return Finish(run, v1::TASK_STATE_SUCCEEDED, "", effect.finish().output(), std::move(step));
     }
     case v1::Effect::kFail: {
@@ -1023,9 +1140,9 @@ void AgentRuntimeImpl::Complete(const RunPtr& run, v1::EffectResult result) {
 }
 
 void AgentRuntimeImpl::StepFailed(const RunPtr& run, const absl::Status& error,
-                                  bool effect_journaled) {
+                                  bool effect_journaled, bool blame_agent) {
   const v1::AgentSpec& spec = run->agent->spec;
-  if (!effect_journaled) {
+  if (!effect_journaled && blame_agent) {
     // The agent itself failed: its supervisor decides about restarting it.
     // (Already down: nothing more to report.)
     supervisor_.ReportFailure(spec.name(), error).IgnoreError();
@@ -1143,12 +1260,14 @@ void AgentRuntimeImpl::Done(const RunPtr& run) {
       queue_->Finish(run->ready, std::exchange(run->tokens_used, 0));
     }
     // A parent waits for final children only: a suspended child comes back.
+    // (The next task of its session likewise waits for a final one.)
     if (auto it = waiting_parent_.find(run->task.id());
         it != waiting_parent_.end() && IsFinal(run->task.state())) {
       parent = it->second;
       waiting_parent_.erase(it);
     }
   }
+  if (IsFinal(run->task.state())) SessionTaskEnded(run->task.id(), run->task.session_id());
   if (!parent.empty()) {
     RunPtr parent_run;
     {
@@ -1236,6 +1355,8 @@ absl::Status AgentRuntimeImpl::Cancel(std::string_view id_view) {
       end_here = true;
     } else if (queue_->Remove(id) || task.state() == v1::TASK_STATE_SUSPENDED || !started_.load()) {
       end_here = true;
+    } else if (session_held_.contains(id)) {
+      end_here = true;  // Was waiting behind an earlier task of its session.
     } else if (auto parked = parked_.find(task.agent());
                parked != parked_.end() &&
                std::erase_if(parked->second, [&](const ReadyTask& r) { return r.id == id; }) > 0) {
@@ -1253,6 +1374,7 @@ absl::Status AgentRuntimeImpl::Cancel(std::string_view id_view) {
     end.error = "cancelled";
     absl::Status stored = store_.Apply(std::move(end));
     if (!stored.ok() && stored.code() != absl::StatusCode::kFailedPrecondition) return stored;
+    SessionTaskEnded(id, task.session_id());
   }
   return absl::OkStatus();
 }
@@ -1313,6 +1435,9 @@ absl::Status AgentRuntimeImpl::Suspend(std::string_view id_view) {
         delayed_.erase(delayed);
       }
       queue_->Remove(id);
+      // Stays in its session's line (the tasks after it wait), but is not
+      // released to run: Resume queues it again.
+      session_held_.erase(id);
       if (auto parked = parked_.find(task.agent()); parked != parked_.end()) {
         std::erase_if(parked->second, [&](const ReadyTask& r) { return r.id == id; });
       }

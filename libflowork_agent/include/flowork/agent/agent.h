@@ -1,13 +1,16 @@
 #ifndef FLOWORK_AGENT_AGENT_H_
 #define FLOWORK_AGENT_AGENT_H_
 
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "flowork/agent/v1/context.pb.h"
 #include "flowork/agent/v1/effect.pb.h"
 #include "flowork/agent/v1/task.pb.h"
 
@@ -21,7 +24,27 @@ struct StepContext {
   // EffectResult (output), serialized.
   const std::vector<v1::StepRecord>& journal;
   absl::Time now;
+  // For a task that continues a session (Task.session_id): the session's
+  // history as it was before this task (its summary and every message, none
+  // this task appended), loaded by the runtime when the task's run begins.
+  // Null for a task without a session.
+  const v1::Session* session = nullptr;
 };
+
+// What a task that continues a session adds to it when it succeeds.
+struct SessionTurn {
+  // Appended in order after the session's history.
+  std::vector<v1::ChatMessage> messages;
+  // When not empty: the session's new summary of its messages
+  // [0, summarized_through] (indices counting the appended messages).
+  std::string summary;
+  uint64_t summarized_through = 0;
+};
+
+// The default turn of a session task: the task's input as a "user" message
+// and its output as an "assistant" message (text as is, other values as
+// JSON).
+SessionTurn DefaultSessionTurn(const v1::Task& task, const google::protobuf::Value& output);
 
 // A native agent. Agents decide, the runtime acts: Step looks at the task's
 // context and returns the next effect (call a model, call tools, wait for a
@@ -36,6 +59,17 @@ class Agent {
  public:
   virtual ~Agent() = default;
   virtual absl::StatusOr<v1::Effect> Step(const StepContext& context) = 0;
+
+  // What the task adds to its session when Step finished it with `output`
+  // (asked only for a task with a session_id, after the Finish effect). The
+  // runtime appends it once, keyed by the task and its finish step, before
+  // the task is stored SUCCEEDED; after a crash in between it is asked again
+  // with the same journal and must answer the same. An error counts as a
+  // failed step. Default: DefaultSessionTurn.
+  virtual absl::StatusOr<SessionTurn> TurnForSession(const StepContext& context,
+                                                     const google::protobuf::Value& output) {
+    return DefaultSessionTurn(context.task, output);
+  }
 
   // Lifecycle, driven by the runtime's supervisor (see AgentSupervisor): the
   // agent takes tasks once Start reported OK, and a failed health check counts

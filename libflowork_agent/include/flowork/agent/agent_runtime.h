@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "flowork/agent/agent.h"
 #include "flowork/agent/dispatch_queue.h"
+#include "flowork/agent/session_store.h"
 #include "flowork/agent/task_store.h"
 #include "flowork/agent/v1/agent.pb.h"
 #include "flowork/core/clock.h"
@@ -57,6 +58,9 @@ struct AgentRuntimeOptions {
   EffectHandler* tools = nullptr;
   // Which tool calls wait for approval. Not owned. Null: none do.
   const ApprovalPolicy* approvals = nullptr;
+  // Where sessions live (Task.session_id). Not owned; must outlive the
+  // runtime. Null: a task naming a session is refused at submit.
+  SessionStore* sessions = nullptr;
   // How often the watchdog checks running effects for step timeouts and
   // missed heartbeats. Default 1 s.
   absl::Duration watchdog_interval = absl::Seconds(1);
@@ -99,7 +103,19 @@ class AgentRuntime {
   virtual absl::Status Start() = 0;
 
   // Stores a task and queues it. The same (tenant, idempotency_key) returns
-  // the first task (`created` false). kNotFound: no agent by that name.
+  // the first task (`created` false). kNotFound: no agent by that name, or
+  // no session `task.session_id`.
+  //
+  // Sessions: tasks naming the same session run one after another in the
+  // order they were submitted: a task is not dispatched before every task
+  // submitted earlier on its session is final (a SUSPENDED one holds the
+  // ones after it back). Its agent sees the session's history
+  // (StepContext::session), and when it SUCCEEDS its turn
+  // (Agent::TurnForSession) is appended to the session exactly once, also
+  // across crashes. A task that fails, is cancelled or times out appends
+  // nothing. The order is kept by this runtime: one runtime per store.
+  // kInvalidArgument: the session belongs to another tenant or agent;
+  // kFailedPrecondition: no session store in the options.
   virtual absl::StatusOr<SubmitResult> Submit(v1::Task task) = 0;
 
   virtual absl::StatusOr<v1::Task> Get(std::string_view id) const = 0;

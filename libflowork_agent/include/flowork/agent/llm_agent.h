@@ -6,6 +6,8 @@
 
 #include "absl/status/statusor.h"
 #include "flowork/agent/agent.h"
+#include "flowork/agent/memory_store.h"
+#include "flowork/agent/pinned_memory_store.h"
 #include "flowork/agent/v1/agent.pb.h"
 
 namespace flowork::agent {
@@ -35,6 +37,17 @@ struct LlmAgentOptions {
   // agent's own model. Compaction is off when `compaction` is false.
   std::string summary_model;
   bool compaction = true;
+
+  // Where the pinned blocks of spec.memory live (read before every model
+  // call, so an edit by a memory_pin_* tool shows in the next request). Not
+  // owned; must outlive the agent. Null: the blocks show their initial_text.
+  const PinnedMemoryStore* pinned = nullptr;
+  // Searched before every model call when spec.memory.retrieve is set: the
+  // top retrieve_top_k memories of the task's tenant and agent matching the
+  // latest user message go into the "Relevant memories" section. Not owned;
+  // must outlive the agent. Null: no retrieval. A failed search is logged
+  // and the request goes without the section.
+  const MemoryStore* memory = nullptr;
 };
 
 // The agent of a kind-llm AgentSpec: a tool-calling loop run as journaled
@@ -45,6 +58,19 @@ struct LlmAgentOptions {
 // spec's limits end the task with a clear reason: max_steps (the runtime),
 // max_tokens and max_cost_usd (here, from the usage the model reported), the
 // deadline (the runtime). Thread-safe; stateless between steps.
+//
+// Context: each request is the system prompt, then the pinned blocks of
+// spec.memory (in order), then retrieved memories, then the conversation:
+// for a task with a session the session's history (its summary and turns)
+// before the task's own input and turns. With a context_window, assembly
+// (AssembleContext) keeps them in this priority: system prompt, pinned
+// blocks, the newest turn, the summary, retrieved memories, older turns; so
+// a long session is compacted or truncated, never failing. Reading the
+// pinned and memory stores happens inside Step (small, blocking reads).
+//
+// Session turn (TurnForSession): every message the task added (its input,
+// assistant answers with their tool calls, tool results, repair prompts,
+// the final answer), and the newest summary a compaction step wrote.
 // kInvalidArgument for malformed tools or schema JSON.
 absl::StatusOr<std::shared_ptr<Agent>> CreateLlmAgent(const v1::AgentSpec& spec,
                                                       LlmAgentOptions options = {});
