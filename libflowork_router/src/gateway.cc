@@ -376,8 +376,9 @@ class AttemptObserver final : public core::HttpResponseObserver {
 
 class GatewayImpl final : public Gateway {
  public:
-  GatewayImpl(PolicyEngine& policy, core::HttpClient& client, core::EventLoops* loops)
-      : policy_(policy), client_(client), loops_(loops) {}
+  GatewayImpl(PolicyEngine& policy, KeyStore& keys, core::HttpClient& client,
+              core::EventLoops* loops)
+      : policy_(policy), keys_(keys), client_(client), loops_(loops) {}
 
   // Requests in flight refer to the gateway: drop pending retries (their
   // callers get an error or a cut) and wait for the rest to finish.
@@ -420,6 +421,7 @@ class GatewayImpl final : public Gateway {
   std::string RequestId(const HttpRequest& request);
 
   PolicyEngine& policy_;
+  KeyStore& keys_;
   core::HttpClient& client_;
   core::EventLoops* const loops_;
   DelayScheduler delays_;
@@ -491,7 +493,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   const std::shared_ptr<const Policy> snapshot = policy_.Current();
   const std::string* authorization = request.FindHeader("authorization");
   const std::string* x_api_key = request.FindHeader("x-api-key");
-  absl::StatusOr<const v1::ApiKey*> key = snapshot->keys().Identify(
+  absl::StatusOr<std::shared_ptr<const v1::ApiKey>> key = keys_.Identify(
       authorization ? std::string_view(*authorization) : std::string_view(),
       x_api_key ? std::string_view(*x_api_key) : std::string_view());
   if (!key.ok()) {
@@ -499,7 +501,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
                  "invalid_api_key", HttpHeaders{{"x-request-id", request_id}});
   }
   if (request.method == "GET" && path == "/v1/models") {
-    return ListModels(*snapshot, *key, request_id, std::move(writer));
+    return ListModels(*snapshot, key->get(), request_id, std::move(writer));
   }
   if (operation == Operations().end() || request.method != "POST") {
     return Reply(*writer, front, 404,
@@ -522,7 +524,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
     return Reply(*writer, front, 400, facts.status().message(), "invalid_request_error",
                  "invalid_request", HttpHeaders{{"x-request-id", request_id}});
   }
-  if (absl::Status allowed = KeyRing::CheckAllowed(*key, facts->model); !allowed.ok()) {
+  if (absl::Status allowed = KeyStore::CheckAllowed(key->get(), facts->model); !allowed.ok()) {
     return Reply(*writer, front, 403, allowed.message(), "invalid_request_error",
                  "model_not_allowed", HttpHeaders{{"x-request-id", request_id}});
   }
@@ -1137,10 +1139,10 @@ void ProxyCall::RespondFailure() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(PolicyEngine& policy,
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(PolicyEngine& policy, KeyStore& keys,
                                                          core::HttpClient& client,
                                                          core::EventLoops* loops) {
-  return std::make_unique<GatewayImpl>(policy, client, loops);
+  return std::make_unique<GatewayImpl>(policy, keys, client, loops);
 }
 
 std::vector<std::string> Gateway::Routes() {

@@ -263,6 +263,25 @@ absl::StatusOr<std::unique_ptr<protobuf::Message>> BuildRequest(
   return message;
 }
 
+// HTTP request headers passed on to the service as gRPC metadata (lower-case
+// names): who calls, where their data may go, and how to trace the call.
+constexpr const char* kForwardedHeaders[] = {
+    "authorization", "x-api-key", "x-flowork-zone", "x-flowork-session", "x-request-id",
+    "traceparent"};
+
+// Only values gRPC accepts as ASCII metadata; anything else is left out.
+bool IsMetadataValue(absl::string_view value) {
+  return std::all_of(value.begin(), value.end(),
+                     [](char c) { return c >= 0x20 && c <= 0x7E; });
+}
+
+void ForwardHeaders(const HttpRequest& http, grpc::ClientContext& context) {
+  for (const char* name : kForwardedHeaders) {
+    const std::string* value = http.FindHeader(name);
+    if (value != nullptr && IsMetadataValue(*value)) context.AddMetadata(name, *value);
+  }
+}
+
 grpc::ByteBuffer Serialize(const protobuf::Message& message) {
   grpc::ByteBuffer buffer;
   bool own = false;
@@ -316,8 +335,10 @@ class UnaryCall : public std::enable_shared_from_this<UnaryCall> {
   UnaryCall(std::shared_ptr<const Binding> binding, std::unique_ptr<HttpResponseWriter> writer)
       : binding_(std::move(binding)), writer_(std::move(writer)) {}
 
-  void Start(grpc::GenericStub& stub, const protobuf::Message& request, absl::Duration deadline) {
+  void Start(grpc::GenericStub& stub, const HttpRequest& http, const protobuf::Message& request,
+             absl::Duration deadline) {
     request_ = Serialize(request);
+    ForwardHeaders(http, context_);
     context_.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
     writer_->OnCancel([weak = weak_from_this()] {
       if (auto self = weak.lock()) self->context_.TryCancel();
@@ -350,9 +371,11 @@ class StreamingCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
       : binding_(std::move(binding)), writer_(std::move(writer)) {}
 
   static void Start(std::shared_ptr<StreamingCall> call, grpc::GenericStub& stub,
-                    const protobuf::Message& request, absl::Duration deadline) {
+                    const HttpRequest& http, const protobuf::Message& request,
+                    absl::Duration deadline) {
     call->self_ = call;
     call->request_ = Serialize(request);
+    ForwardHeaders(http, call->context_);
     call->context_.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
     call->writer_->OnCancel([weak = std::weak_ptr<StreamingCall>(call)] {
       if (auto self = weak.lock()) self->context_.TryCancel();
@@ -558,10 +581,11 @@ void HttpTranscoder::Handle(HttpRequest request, std::unique_ptr<HttpResponseWri
   std::shared_ptr<const Binding> binding(impl_, match);
   if (match->method->server_streaming()) {
     auto call = std::make_shared<StreamingCall>(binding, std::move(writer));
-    StreamingCall::Start(std::move(call), *impl_->stub, **message, impl_->options.call_deadline);
+    StreamingCall::Start(std::move(call), *impl_->stub, request, **message,
+                         impl_->options.call_deadline);
   } else {
     auto call = std::make_shared<UnaryCall>(binding, std::move(writer));
-    call->Start(*impl_->stub, **message, impl_->options.call_deadline);
+    call->Start(*impl_->stub, request, **message, impl_->options.call_deadline);
   }
 }
 

@@ -10,6 +10,7 @@
 #include "flowork/core/event_loops.h"
 #include "flowork/core/http_client.h"
 #include "flowork/core/http_server.h"
+#include "flowork/router/key_store.h"
 #include "flowork/router/policy.h"
 
 namespace flowork::router {
@@ -43,7 +44,8 @@ class Gateway : public core::HttpHandler {
   // None is owned; all must outlive the gateway. `loops` (may be null) are
   // the event loops the server and `client` share: retries then run on the
   // loop the request arrived on, like the rest of it.
-  static absl::StatusOr<std::unique_ptr<Gateway>> Create(PolicyEngine& policy,
+  // Callers are identified by `keys`.
+  static absl::StatusOr<std::unique_ptr<Gateway>> Create(PolicyEngine& policy, KeyStore& keys,
                                                          core::HttpClient& client,
                                                          core::EventLoops* loops = nullptr);
 
