@@ -86,6 +86,14 @@ int main(int argc, char** argv) {
   auto keys = flowork::router::KeyStore::Open(
       {.path = config->key_store().empty() ? "flowork-keys.db" : config->key_store()}, **policy);
   if (!keys.ok()) return Fail("cannot open the key store", keys.status());
+  std::optional<flowork::router::ConfigFileWatcher> watcher;
+  if (config->reload().watch_file() && !absl::GetFlag(FLAGS_config).empty()) {
+    const int64_t poll_ms = config->reload().poll_interval().seconds() * 1000 +
+                            config->reload().poll_interval().nanos() / 1'000'000;
+    watcher.emplace(absl::GetFlag(FLAGS_config),
+                    poll_ms > 0 ? absl::Milliseconds(poll_ms) : absl::Seconds(1),
+                    [&history] { Reload(history); });
+  }
   // One set of event loops for the listener and the upstream pools: a request
   // stays on the thread that accepted it.
   auto loops = flowork::core::EventLoops::Create(static_cast<int>(config->http_limits().threads()));
@@ -100,7 +108,7 @@ int main(int argc, char** argv) {
   }
   flowork::router::RouterServiceImpl router_service(**policy);
   flowork::router::RouterAdminServiceImpl admin_service(history, **policy, **keys,
-                                                       /*audit=*/nullptr);
+                                                        /*audit=*/nullptr);
   auto server = flowork::core::ApiServer::Create(
       *options, {{&router_service, "flowork.router.v1.RouterService"},
                  {&admin_service, "flowork.router.v1.RouterAdminService"}});
@@ -108,14 +116,6 @@ int main(int argc, char** argv) {
   Log(LogLevel::kInfo, "flowork-router serving",
       {{"http", (*server)->http_address()}, {"grpc", (*server)->grpc_address()}});
 
-  std::optional<flowork::router::ConfigFileWatcher> watcher;
-  if (config->reload().watch_file() && !absl::GetFlag(FLAGS_config).empty()) {
-    const int64_t poll_ms = config->reload().poll_interval().seconds() * 1000 +
-                            config->reload().poll_interval().nanos() / 1'000'000;
-    watcher.emplace(absl::GetFlag(FLAGS_config),
-                    poll_ms > 0 ? absl::Milliseconds(poll_ms) : absl::Seconds(1),
-                    [&history] { Reload(history); });
-  }
   int signal;
   while ((signal = flowork::core::WaitForServerSignal()) == SIGHUP) Reload(history);
   watcher.reset();

@@ -30,19 +30,22 @@ struct ConfigFileWatcher::State {
 ConfigFileWatcher::ConfigFileWatcher(std::string path, absl::Duration poll_interval,
                                      std::function<void()> on_change)
     : state_(std::make_unique<State>()) {
-  state_->thread = std::thread([state = state_.get(), path = std::move(path), poll_interval,
-                                on_change = std::move(on_change)] {
-    std::optional<std::string> last = ContentHash(path);
-    absl::MutexLock lock(&state->mu);
-    while (!state->mu.AwaitWithTimeout(absl::Condition(&state->stop), poll_interval)) {
-      state->mu.Unlock();
-      std::optional<std::string> now = ContentHash(path);
-      const bool changed = now.has_value() && now != last;
-      if (now.has_value()) last = std::move(now);
-      if (changed) on_change();
-      state->mu.Lock();
-    }
-  });
+  // The baseline is read before the constructor returns, so a change made
+  // after that is never mistaken for it.
+  std::optional<std::string> baseline = ContentHash(path);
+  state_->thread =
+      std::thread([state = state_.get(), path = std::move(path), poll_interval,
+                   on_change = std::move(on_change), last = std::move(baseline)]() mutable {
+        absl::MutexLock lock(&state->mu);
+        while (!state->mu.AwaitWithTimeout(absl::Condition(&state->stop), poll_interval)) {
+          state->mu.Unlock();
+          std::optional<std::string> now = ContentHash(path);
+          const bool changed = now.has_value() && now != last;
+          if (now.has_value()) last = std::move(now);
+          if (changed) on_change();
+          state->mu.Lock();
+        }
+      });
 }
 
 ConfigFileWatcher::~ConfigFileWatcher() {

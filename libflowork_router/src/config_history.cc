@@ -67,8 +67,7 @@ absl::Status ConfigHistory::RestoreRedacted(v1::RouterConfig& config) const {
   return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
 }
 
-absl::StatusOr<uint64_t> ConfigHistory::Apply(v1::RouterConfig config,
-                                              uint64_t expected_version) {
+absl::StatusOr<uint64_t> ConfigHistory::Apply(v1::RouterConfig config, uint64_t expected_version) {
   absl::MutexLock lock(&mu_);
   const uint64_t running = versions_.back().version;
   if (expected_version != 0 && expected_version != running) {
@@ -91,9 +90,9 @@ absl::StatusOr<uint64_t> ConfigHistory::Rollback(uint64_t version) {
   auto it = std::find_if(versions_.begin(), versions_.end(),
                          [&](const Version& v) { return v.version == version; });
   if (it == versions_.end()) {
-    return absl::NotFoundError(absl::StrCat("version ", version, " is not kept (kept: ",
-                                            versions_.front().version, " to ",
-                                            versions_.back().version, ")"));
+    return absl::NotFoundError(absl::StrCat("version ", version,
+                                            " is not kept (kept: ", versions_.front().version,
+                                            " to ", versions_.back().version, ")"));
   }
   return ApplyLocked(*it->config);
 }

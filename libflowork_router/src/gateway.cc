@@ -493,9 +493,9 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   const std::shared_ptr<const Policy> snapshot = policy_.Current();
   const std::string* authorization = request.FindHeader("authorization");
   const std::string* x_api_key = request.FindHeader("x-api-key");
-  absl::StatusOr<std::shared_ptr<const v1::ApiKey>> key = keys_.Identify(
-      authorization ? std::string_view(*authorization) : std::string_view(),
-      x_api_key ? std::string_view(*x_api_key) : std::string_view());
+  absl::StatusOr<std::shared_ptr<const v1::ApiKey>> key =
+      keys_.Identify(authorization ? std::string_view(*authorization) : std::string_view(),
+                     x_api_key ? std::string_view(*x_api_key) : std::string_view());
   if (!key.ok()) {
     return Reply(*writer, front, 401, key.status().message(), "invalid_request_error",
                  "invalid_api_key", HttpHeaders{{"x-request-id", request_id}});

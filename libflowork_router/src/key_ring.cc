@@ -28,8 +28,7 @@ std::string KeyRing::Sha256Hex(std::string_view key) {
   return hex;
 }
 
-std::string_view KeyRing::PresentedKey(std::string_view authorization,
-                                       std::string_view x_api_key) {
+std::string_view KeyRing::PresentedKey(std::string_view authorization, std::string_view x_api_key) {
   std::string_view presented = x_api_key;
   if (presented.empty() && absl::StartsWithIgnoreCase(ToAbsl(authorization), "bearer ")) {
     presented = authorization.substr(7);

@@ -68,15 +68,15 @@ class KeyFile {
     auto file = std::unique_ptr<KeyFile>(new KeyFile(db, path));
     if (rc != SQLITE_OK) return file->Error(rc, "open");
     sqlite3_busy_timeout(db, 5000);
-    FLOWORK_RETURN_IF_ERROR(file->Exec(
-        "PRAGMA journal_mode=WAL;"
-        "CREATE TABLE IF NOT EXISTS admin_keys("
-        " name TEXT PRIMARY KEY,"
-        " sha256 TEXT NOT NULL UNIQUE,"
-        " spec BLOB NOT NULL,"  // v1.ApiKey, binary.
-        " create_unix_nanos INTEGER NOT NULL,"
-        " expire_unix_nanos INTEGER,"  // NULL: never.
-        " revoke_unix_nanos INTEGER)"));  // NULL: in force.
+    FLOWORK_RETURN_IF_ERROR(
+        file->Exec("PRAGMA journal_mode=WAL;"
+                   "CREATE TABLE IF NOT EXISTS admin_keys("
+                   " name TEXT PRIMARY KEY,"
+                   " sha256 TEXT NOT NULL UNIQUE,"
+                   " spec BLOB NOT NULL,"  // v1.ApiKey, binary.
+                   " create_unix_nanos INTEGER NOT NULL,"
+                   " expire_unix_nanos INTEGER,"     // NULL: never.
+                   " revoke_unix_nanos INTEGER)"));  // NULL: in force.
     return file;
   }
 
@@ -139,7 +139,8 @@ class KeyFile {
   absl::Status MarkRevoked(const std::string& name, absl::Time when) {
     sqlite3_stmt* stmt = nullptr;
     int rc = sqlite3_prepare_v2(
-        db_, "UPDATE admin_keys SET revoke_unix_nanos = ? WHERE name = ? AND revoke_unix_nanos IS NULL",
+        db_,
+        "UPDATE admin_keys SET revoke_unix_nanos = ? WHERE name = ? AND revoke_unix_nanos IS NULL",
         -1, &stmt, nullptr);
     if (rc != SQLITE_OK) return Error(rc, "write");
     sqlite3_bind_int64(stmt, 1, absl::ToUnixNanos(when));
@@ -160,8 +161,8 @@ class KeyFile {
   }
 
   absl::Status Error(int rc, std::string_view what) const {
-    return absl::UnavailableError(absl::StrCat("key store ", path_, ": cannot ", ToAbsl(what),
-                                               ": ", db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc)));
+    return absl::UnavailableError(absl::StrCat("key store ", path_, ": cannot ", ToAbsl(what), ": ",
+                                               db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc)));
   }
 
   sqlite3* db_;
@@ -204,9 +205,9 @@ class KeyStoreImpl final : public KeyStore {
           absl::StrCat("API key \"", created.key->name(), "\" was revoked"));
     }
     if (clock_.Now() >= created.expire_time) {
-      return absl::UnauthenticatedError(
-          absl::StrCat("API key \"", created.key->name(), "\" expired at ",
-                       absl::FormatTime(absl::RFC3339_sec, created.expire_time, absl::UTCTimeZone())));
+      return absl::UnauthenticatedError(absl::StrCat(
+          "API key \"", created.key->name(), "\" expired at ",
+          absl::FormatTime(absl::RFC3339_sec, created.expire_time, absl::UTCTimeZone())));
     }
     return created.key;
   }
@@ -218,9 +219,9 @@ class KeyStoreImpl final : public KeyStore {
     if (RAND_bytes(random, sizeof(random)) != 1) {
       return absl::InternalError("cannot generate a key: no randomness from OpenSSL");
     }
-    std::string plaintext = absl::StrCat(
-        "fk-", absl::WebSafeBase64Escape(absl::string_view(reinterpret_cast<const char*>(random),
-                                                            sizeof(random))));
+    std::string plaintext =
+        absl::StrCat("fk-", absl::WebSafeBase64Escape(absl::string_view(
+                                reinterpret_cast<const char*>(random), sizeof(random))));
     v1::ApiKey key;
     key.set_name(request.name());
     key.set_sha256(KeyRing::Sha256Hex(plaintext));
@@ -234,8 +235,7 @@ class KeyStoreImpl final : public KeyStore {
     created.create_time = clock_.Now();
     if (request.has_ttl()) {
       created.expire_time =
-          created.create_time +
-          absl::Nanoseconds(TimeUtil::DurationToNanoseconds(request.ttl()));
+          created.create_time + absl::Nanoseconds(TimeUtil::DurationToNanoseconds(request.ttl()));
     }
     absl::MutexLock write(&write_mu_);  // One writer: the clash check holds until the insert.
     for (const v1::ApiKey& configured : snapshot->config().keys()) {
@@ -265,9 +265,9 @@ class KeyStoreImpl final : public KeyStore {
     const std::shared_ptr<const Policy> snapshot = policy_.Current();
     for (const v1::ApiKey& configured : snapshot->config().keys()) {
       if (configured.name() == name) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "key \"", ToAbsl(name),
-            "\" comes from the configuration file: remove it there and reload"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("key \"", ToAbsl(name),
+                         "\" comes from the configuration file: remove it there and reload"));
       }
     }
     absl::MutexLock write(&write_mu_);
@@ -308,11 +308,10 @@ class KeyStoreImpl final : public KeyStore {
     }
     for (int i = 0; i < request.allow_size(); ++i) {
       const std::string& name = request.allow(i);
-      const bool known =
-          std::any_of(config.models().begin(), config.models().end(),
-                      [&](const v1::Model& m) { return m.name() == name; }) ||
-          std::any_of(config.routes().begin(), config.routes().end(),
-                      [&](const v1::Route& r) { return r.name() == name; });
+      const bool known = std::any_of(config.models().begin(), config.models().end(),
+                                     [&](const v1::Model& m) { return m.name() == name; }) ||
+                         std::any_of(config.routes().begin(), config.routes().end(),
+                                     [&](const v1::Route& r) { return r.name() == name; });
       if (!known) {
         return absl::InvalidArgumentError(
             absl::StrCat("allow[", i, "]: unknown model or route \"", name, "\""));
@@ -326,8 +325,8 @@ class KeyStoreImpl final : public KeyStore {
 
   const PolicyEngine& policy_;
   const core::Clock& clock_;
-  absl::Mutex write_mu_;                              // Serialises Create and Revoke.
-  const std::unique_ptr<KeyFile> file_;               // Null: in memory only.
+  absl::Mutex write_mu_;                 // Serialises Create and Revoke.
+  const std::unique_ptr<KeyFile> file_;  // Null: in memory only.
   mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(write_mu_);
   absl::flat_hash_map<std::string, CreatedKey> by_hash_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> by_name_ ABSL_GUARDED_BY(mu_);  // name -> sha256.

@@ -265,14 +265,12 @@ absl::StatusOr<std::unique_ptr<protobuf::Message>> BuildRequest(
 
 // HTTP request headers passed on to the service as gRPC metadata (lower-case
 // names): who calls, where their data may go, and how to trace the call.
-constexpr const char* kForwardedHeaders[] = {
-    "authorization", "x-api-key", "x-flowork-zone", "x-flowork-session", "x-request-id",
-    "traceparent"};
+constexpr const char* kForwardedHeaders[] = {"authorization",     "x-api-key",    "x-flowork-zone",
+                                             "x-flowork-session", "x-request-id", "traceparent"};
 
 // Only values gRPC accepts as ASCII metadata; anything else is left out.
 bool IsMetadataValue(absl::string_view value) {
-  return std::all_of(value.begin(), value.end(),
-                     [](char c) { return c >= 0x20 && c <= 0x7E; });
+  return std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c <= 0x7E; });
 }
 
 void ForwardHeaders(const HttpRequest& http, grpc::ClientContext& context) {

@@ -11,8 +11,7 @@ namespace flowork::router {
 namespace {
 
 // The one place admin-service errors become gRPC statuses.
-grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
-                                 const absl::Status& status) {
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(status.ok() ? grpc::Status::OK
                               : grpc::Status(static_cast<grpc::StatusCode>(status.code()),
@@ -57,7 +56,8 @@ absl::Status RouterAdminServiceImpl::Authorize(const grpc::CallbackServerContext
   for (const v1::AdminKey& key : config->admin_keys()) {
     if (key.sha256() == hash) return absl::OkStatus();
   }
-  absl::StatusOr<std::shared_ptr<const v1::ApiKey>> client = keys_.Identify(authorization, x_api_key);
+  absl::StatusOr<std::shared_ptr<const v1::ApiKey>> client =
+      keys_.Identify(authorization, x_api_key);
   if (client.ok() && *client != nullptr) {
     return absl::PermissionDeniedError(absl::StrCat(
         "key \"", (*client)->name(), "\" is a client key; admin methods need an admin key"));
@@ -86,9 +86,9 @@ grpc::ServerUnaryReactor* RouterAdminServiceImpl::ValidateConfig(
   return Finish(context, absl::OkStatus());
 }
 
-grpc::ServerUnaryReactor* RouterAdminServiceImpl::ApplyConfig(
-    grpc::CallbackServerContext* context, const v1::ApplyConfigRequest* request,
-    v1::ApplyConfigResponse* response) {
+grpc::ServerUnaryReactor* RouterAdminServiceImpl::ApplyConfig(grpc::CallbackServerContext* context,
+                                                              const v1::ApplyConfigRequest* request,
+                                                              v1::ApplyConfigResponse* response) {
   if (absl::Status s = Authorize(*context); !s.ok()) return Finish(context, s);
   absl::StatusOr<uint64_t> version = history_.Apply(request->config(), request->expected_version());
   if (version.ok()) response->set_version(*version);
@@ -148,9 +148,9 @@ grpc::ServerUnaryReactor* RouterAdminServiceImpl::GetUsage(grpc::CallbackServerC
   return Finish(context, usage.status());
 }
 
-grpc::ServerUnaryReactor* RouterAdminServiceImpl::QueryAudit(
-    grpc::CallbackServerContext* context, const v1::QueryAuditRequest* request,
-    v1::QueryAuditResponse* response) {
+grpc::ServerUnaryReactor* RouterAdminServiceImpl::QueryAudit(grpc::CallbackServerContext* context,
+                                                             const v1::QueryAuditRequest* request,
+                                                             v1::QueryAuditResponse* response) {
   if (absl::Status s = Authorize(*context); !s.ok()) return Finish(context, s);
   if (audit_ == nullptr) return Finish(context, AuditDisabled());
   absl::StatusOr<v1::QueryAuditResponse> entries = audit_->Query(*request);
@@ -158,9 +158,9 @@ grpc::ServerUnaryReactor* RouterAdminServiceImpl::QueryAudit(
   return Finish(context, entries.status());
 }
 
-grpc::ServerUnaryReactor* RouterAdminServiceImpl::VerifyAudit(
-    grpc::CallbackServerContext* context, const v1::VerifyAuditRequest*,
-    v1::VerifyAuditResponse* response) {
+grpc::ServerUnaryReactor* RouterAdminServiceImpl::VerifyAudit(grpc::CallbackServerContext* context,
+                                                              const v1::VerifyAuditRequest*,
+                                                              v1::VerifyAuditResponse* response) {
   if (absl::Status s = Authorize(*context); !s.ok()) return Finish(context, s);
   if (audit_ == nullptr) return Finish(context, AuditDisabled());
   absl::StatusOr<v1::VerifyAuditResponse> verdict = audit_->Verify();

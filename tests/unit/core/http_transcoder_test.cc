@@ -167,9 +167,8 @@ TEST_F(HttpTranscoderTest, ForwardsIdentityZoneAndTraceHeadersAsMetadata) {
   EXPECT_THAT(metadata, Contains(Pair("x-flowork-zone", "local")));
   EXPECT_THAT(metadata, Contains(Pair("x-flowork-session", "s-1")));
   EXPECT_THAT(metadata, Contains(Pair("x-request-id", "req-7")));
-  EXPECT_THAT(metadata,
-              Contains(Pair("traceparent",
-                            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")));
+  EXPECT_THAT(metadata, Contains(Pair("traceparent",
+                                      "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")));
   EXPECT_THAT(metadata, Not(Contains(Key("x-unrelated"))));
   EXPECT_THAT(metadata, Not(Contains(Key("cookie"))));
 }

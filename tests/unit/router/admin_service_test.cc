@@ -151,9 +151,10 @@ class AdminServiceTest : public ::testing::Test {
          }},
     };
     // A method added to the service must be added here too.
-    EXPECT_EQ(calls.size(), static_cast<size_t>(google::protobuf::DescriptorPool::generated_pool()
-                                        ->FindServiceByName("flowork.router.v1.RouterAdminService")
-                                        ->method_count()));
+    EXPECT_EQ(calls.size(),
+              static_cast<size_t>(google::protobuf::DescriptorPool::generated_pool()
+                                      ->FindServiceByName("flowork.router.v1.RouterAdminService")
+                                      ->method_count()));
     std::vector<std::pair<std::string, grpc::Status>> results;
     for (auto& [name, call] : calls) results.emplace_back(name, call(As(key).get()));
     return results;

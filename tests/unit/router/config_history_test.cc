@@ -1,8 +1,11 @@
 #include "flowork/router/config_history.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "flowork/core/config_loader.h"
+#include "flowork/router/config_file_watcher.h"
 #include "flowork/testing/fake_clock.h"
+#include "flowork/testing/server_process.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -107,8 +110,7 @@ TEST_F(ConfigHistoryTest, NothingToRollBackToAtFirst) {
 TEST_F(ConfigHistoryTest, RedactedHashesKeepTheRunningKeysHash) {
   const std::string hash(64, 'a');
   ASSERT_TRUE(history_->Apply(Config({"a"}), 0).ok());
-  ASSERT_TRUE(
-      history_->Apply(Config({"a"}, "keys: [{name: k, sha256: \"" + hash + "\"}]\n")).ok());
+  ASSERT_TRUE(history_->Apply(Config({"a"}, "keys: [{name: k, sha256: \"" + hash + "\"}]\n")).ok());
   v1::RouterConfig redacted = Config({"a", "b"}, "keys: [{name: k, sha256: \"[REDACTED]\"}]\n");
   ASSERT_TRUE(history_->Apply(redacted).ok());
   EXPECT_EQ(history_->Current().config->keys(0).sha256(), hash);
@@ -116,6 +118,23 @@ TEST_F(ConfigHistoryTest, RedactedHashesKeepTheRunningKeysHash) {
       history_->Apply(Config({"a"}, "keys: [{name: new, sha256: \"[REDACTED]\"}]\n"));
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(unknown.status().message(), HasSubstr("keys[0].sha256"));
+}
+
+}  // namespace
+}  // namespace flowork::router
+
+namespace flowork::router {
+namespace {
+
+TEST(ConfigFileWatcherTest, CallsBackWhenTheContentChanges) {
+  const std::string path = testing::MakeTempDir() + "/router.yaml";
+  testing::WriteFile(path, "models: []\n");
+  absl::Notification changed;
+  ConfigFileWatcher watcher(path, absl::Milliseconds(10), [&] {
+    if (!changed.HasBeenNotified()) changed.Notify();
+  });
+  testing::WriteFile(path, "models: [] # edited\n");
+  EXPECT_TRUE(changed.WaitForNotificationWithTimeout(absl::Seconds(10)));
 }
 
 }  // namespace

@@ -48,10 +48,10 @@ class KeyStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::MakeTempDir();
-    auto policy = PolicyEngine::Create(
-        Config("keys: [{name: configured, sha256: \"" + KeyRing::Sha256Hex("config-secret") +
-               "\", tenant: c}]\n"),
-        clock_);
+    auto policy =
+        PolicyEngine::Create(Config("keys: [{name: configured, sha256: \"" +
+                                    KeyRing::Sha256Hex("config-secret") + "\", tenant: c}]\n"),
+                             clock_);
     ASSERT_TRUE(policy.ok()) << policy.status();
     policy_ = *std::move(policy);
     Reopen();

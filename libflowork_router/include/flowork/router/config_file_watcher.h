@@ -11,8 +11,8 @@ namespace flowork::router {
 
 // Polls a configuration file and calls `on_change` when its content changes
 // (by SHA-256 of the bytes, so a touch without an edit is ignored and an edit
-// within the same mtime second is not). The content at construction is the
-// baseline. A file that cannot be read is skipped until it can. `on_change`
+// within the same mtime second is not). The content when the constructor
+// returns is the baseline. A file that cannot be read is skipped until it can. `on_change`
 // runs on the watcher's own thread, one call at a time. Destruction stops the
 // thread and waits for a running `on_change`.
 class ConfigFileWatcher {

@@ -34,8 +34,7 @@ class KeyRing {
 
   // The key a caller presents: `x_api_key`, else what follows "Bearer " in
   // `authorization`; "" when neither holds one. Points into the arguments.
-  static std::string_view PresentedKey(std::string_view authorization,
-                                       std::string_view x_api_key);
+  static std::string_view PresentedKey(std::string_view authorization, std::string_view x_api_key);
 
   // The configured key whose SHA-256 is `sha256_hex`, or null.
   const v1::ApiKey* FindBySha256(const std::string& sha256_hex) const;
