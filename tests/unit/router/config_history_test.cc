@@ -75,6 +75,15 @@ TEST_F(ConfigHistoryTest, InvalidConfigChangesNothingAndSaysWhy) {
   EXPECT_THAT(history_->Validate(Config({"b"})), IsEmpty());
 }
 
+TEST_F(ConfigHistoryTest, AuthNoneIsRefusedOnANonLoopbackListener) {
+  absl::StatusOr<uint64_t> refused =
+      history_->Apply(Config({"a"}, "auth: {mode: none}\nlisten: {http: \"0.0.0.0:2402\"}\n"));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("auth.mode"));
+  EXPECT_EQ(history_->Current().version, 1u);
+  EXPECT_TRUE(history_->Apply(Config({"a"}, "auth: {mode: none}\n")).ok());  // Loopback default.
+}
+
 TEST_F(ConfigHistoryTest, ExpectedVersionGuardsAgainstConcurrentEdits) {
   EXPECT_EQ(*history_->Apply(Config({"b"}), /*expected_version=*/1), 2u);
   absl::StatusOr<uint64_t> stale = history_->Apply(Config({"c"}), /*expected_version=*/1);
