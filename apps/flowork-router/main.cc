@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -13,8 +14,12 @@
 #include "flowork/core/http_client.h"
 #include "flowork/core/logging.h"
 #include "flowork/core/process.h"
+#include "flowork/router/config_file_watcher.h"
+#include "flowork/router/config_history.h"
 #include "flowork/router/gateway.h"
+#include "flowork/router/grpc/admin_service.h"
 #include "flowork/router/grpc/router_service.h"
+#include "flowork/router/key_store.h"
 #include "flowork/router/policy.h"
 #include "flowork/router/router_config.h"
 
@@ -32,23 +37,28 @@ int Fail(std::string_view what, const absl::Status& status) {
   return 2;
 }
 
-// SIGHUP: re-read the config file and swap the routing snapshot in; requests
-// in flight finish on the old one. Listeners stay where they are.
-void Reload(flowork::router::PolicyEngine& policy,
-            const flowork::router::v1::RouterConfig& running) {
+// The config file with the command line's overrides.
+absl::StatusOr<flowork::router::v1::RouterConfig> LoadConfig() {
   absl::StatusOr<flowork::router::v1::RouterConfig> config =
       flowork::router::LoadRouterConfig(absl::GetFlag(FLAGS_config));
-  absl::Status applied = config.ok() ? policy.ApplyConfig(*config) : config.status();
-  if (!applied.ok()) {
+  if (config.ok() && !absl::GetFlag(FLAGS_http).empty())
+    config->mutable_listen()->set_http(absl::GetFlag(FLAGS_http));
+  if (config.ok() && !absl::GetFlag(FLAGS_grpc).empty())
+    config->mutable_listen()->set_grpc(absl::GetFlag(FLAGS_grpc));
+  return config;
+}
+
+// SIGHUP or a watched file: re-read the config file and apply it as the next
+// version; requests in flight finish on the old snapshot.
+void Reload(flowork::router::ConfigHistory& history) {
+  absl::StatusOr<flowork::router::v1::RouterConfig> config = LoadConfig();
+  absl::StatusOr<uint64_t> version = config.ok() ? history.Apply(*config) : config.status();
+  if (!version.ok()) {
     Log(LogLevel::kError, "reload refused; keeping the running configuration",
-        {{"error", applied.message()}});
+        {{"error", version.status().message()}});
     return;
   }
-  if (config->listen().http() != running.listen().http() ||
-      config->listen().grpc() != running.listen().grpc()) {
-    Log(LogLevel::kWarning, "listen addresses change only on restart");
-  }
-  Log(LogLevel::kInfo, "configuration reloaded");
+  Log(LogLevel::kInfo, "configuration reloaded", {{"version", absl::StrCat(*version)}});
 }
 
 }  // namespace
@@ -59,13 +69,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Flow Router: one OpenAI/Anthropic/gRPC endpoint for your models.");
   absl::ParseCommandLine(argc, argv);
 
-  absl::StatusOr<flowork::router::v1::RouterConfig> config =
-      flowork::router::LoadRouterConfig(absl::GetFlag(FLAGS_config));
+  absl::StatusOr<flowork::router::v1::RouterConfig> config = LoadConfig();
   if (!config.ok()) return Fail("invalid configuration", config.status());
-  if (!absl::GetFlag(FLAGS_http).empty())
-    config->mutable_listen()->set_http(absl::GetFlag(FLAGS_http));
-  if (!absl::GetFlag(FLAGS_grpc).empty())
-    config->mutable_listen()->set_grpc(absl::GetFlag(FLAGS_grpc));
   absl::StatusOr<LogLevel> level = flowork::core::ParseLogLevel(config->log().level());
   if (!level.ok()) return Fail("invalid configuration", level.status());
   flowork::core::SetLogLevel(*level);
@@ -77,6 +82,18 @@ int main(int argc, char** argv) {
 
   auto policy = flowork::router::PolicyEngine::Create(*config, flowork::core::Clock::Real());
   if (!policy.ok()) return Fail("invalid configuration", policy.status());
+  flowork::router::ConfigHistory history(**policy, *config);
+  auto keys = flowork::router::KeyStore::Open(
+      {.path = config->key_store().empty() ? "flowork-keys.db" : config->key_store()}, **policy);
+  if (!keys.ok()) return Fail("cannot open the key store", keys.status());
+  std::optional<flowork::router::ConfigFileWatcher> watcher;
+  if (config->reload().watch_file() && !absl::GetFlag(FLAGS_config).empty()) {
+    const int64_t poll_ms = config->reload().poll_interval().seconds() * 1000 +
+                            config->reload().poll_interval().nanos() / 1'000'000;
+    watcher.emplace(absl::GetFlag(FLAGS_config),
+                    poll_ms > 0 ? absl::Milliseconds(poll_ms) : absl::Seconds(1),
+                    [&history] { Reload(history); });
+  }
   // One set of event loops for the listener and the upstream pools: a request
   // stays on the thread that accepted it.
   auto loops = flowork::core::EventLoops::Create(static_cast<int>(config->http_limits().threads()));
@@ -84,20 +101,24 @@ int main(int argc, char** argv) {
   options->http.loops = loops->get();
   auto upstreams = flowork::core::HttpClient::Create({.loops = loops->get()});
   if (!upstreams.ok()) return Fail("cannot start", upstreams.status());
-  auto gateway = flowork::router::Gateway::Create(**policy, **upstreams, loops->get());
+  auto gateway = flowork::router::Gateway::Create(**policy, **keys, **upstreams, loops->get());
   if (!gateway.ok()) return Fail("cannot start", gateway.status());
   for (const std::string& route : flowork::router::Gateway::Routes()) {
     options->extra_routes.emplace_back(route, gateway->get());
   }
   flowork::router::RouterServiceImpl router_service(**policy);
+  flowork::router::RouterAdminServiceImpl admin_service(history, **policy, **keys,
+                                                        /*audit=*/nullptr);
   auto server = flowork::core::ApiServer::Create(
-      *options, {{&router_service, "flowork.router.v1.RouterService"}});
+      *options, {{&router_service, "flowork.router.v1.RouterService"},
+                 {&admin_service, "flowork.router.v1.RouterAdminService"}});
   if (!server.ok()) return Fail("cannot start", server.status());
   Log(LogLevel::kInfo, "flowork-router serving",
       {{"http", (*server)->http_address()}, {"grpc", (*server)->grpc_address()}});
 
   int signal;
-  while ((signal = flowork::core::WaitForServerSignal()) == SIGHUP) Reload(**policy, *config);
+  while ((signal = flowork::core::WaitForServerSignal()) == SIGHUP) Reload(history);
+  watcher.reset();
   Log(LogLevel::kInfo, "flowork-router draining", {{"signal", absl::StrCat(signal)}});
   (*server)->Shutdown(absl::Seconds(4));
   Log(LogLevel::kInfo, "flowork-router stopped");

@@ -431,9 +431,10 @@ class AttemptObserver final : public core::HttpResponseObserver {
 
 class GatewayImpl final : public Gateway {
  public:
-  GatewayImpl(PolicyEngine& policy, core::HttpClient& client, core::EventLoops* loops,
-              const GatewayGovernance& governance)
+  GatewayImpl(PolicyEngine& policy, KeyStore& keys, core::HttpClient& client,
+              core::EventLoops* loops, const GatewayGovernance& governance)
       : policy_(policy),
+        keys_(keys),
         client_(client),
         loops_(loops),
         governance_(governance),
@@ -483,6 +484,7 @@ class GatewayImpl final : public Gateway {
   std::string RequestId(const HttpRequest& request);
 
   PolicyEngine& policy_;
+  KeyStore& keys_;
   core::HttpClient& client_;
   core::EventLoops* const loops_;
   const GatewayGovernance governance_;
@@ -572,9 +574,9 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   const std::shared_ptr<const Policy> snapshot = policy_.Current();
   const std::string* authorization = request.FindHeader("authorization");
   const std::string* x_api_key = request.FindHeader("x-api-key");
-  absl::StatusOr<const v1::ApiKey*> key = snapshot->keys().Identify(
-      authorization ? std::string_view(*authorization) : std::string_view(),
-      x_api_key ? std::string_view(*x_api_key) : std::string_view());
+  absl::StatusOr<std::shared_ptr<const v1::ApiKey>> key =
+      keys_.Identify(authorization ? std::string_view(*authorization) : std::string_view(),
+                     x_api_key ? std::string_view(*x_api_key) : std::string_view());
   if (!key.ok()) {
     return reject(401, key.status().message(), "invalid_request_error", "invalid_api_key");
   }
@@ -584,7 +586,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   }
   if (request.method == "GET" && path == "/v1/models") {
     trail.Close(200, "ok", "", 0);
-    return ListModels(*snapshot, *key, request_id, std::move(writer));
+    return ListModels(*snapshot, key->get(), request_id, std::move(writer));
   }
   if (operation == Operations().end() || request.method != "POST") {
     return reject(404, absl::StrCat("no route for ", request.method, " ", ToAbsl(path)),
@@ -607,7 +609,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   }
   trail.set_model(facts->model);
   if (trail.auditing()) trail.entry().set_stream(facts->stream);
-  if (absl::Status allowed = KeyRing::CheckAllowed(*key, facts->model); !allowed.ok()) {
+  if (absl::Status allowed = KeyStore::CheckAllowed(key->get(), facts->model); !allowed.ok()) {
     return reject(403, allowed.message(), "invalid_request_error", "model_not_allowed");
   }
   const v1::AuditConfig& audit_config = snapshot->config().audit();
@@ -1359,11 +1361,11 @@ void ProxyCall::RespondFailure() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(PolicyEngine& policy,
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(PolicyEngine& policy, KeyStore& keys,
                                                          core::HttpClient& client,
                                                          core::EventLoops* loops,
                                                          const GatewayGovernance& governance) {
-  return std::make_unique<GatewayImpl>(policy, client, loops, governance);
+  return std::make_unique<GatewayImpl>(policy, keys, client, loops, governance);
 }
 
 std::vector<std::string> Gateway::Routes() {

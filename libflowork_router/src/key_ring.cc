@@ -28,14 +28,24 @@ std::string KeyRing::Sha256Hex(std::string_view key) {
   return hex;
 }
 
-absl::StatusOr<const v1::ApiKey*> KeyRing::Identify(std::string_view authorization,
-                                                    std::string_view x_api_key) const {
-  if (open_) return nullptr;
+std::string_view KeyRing::PresentedKey(std::string_view authorization, std::string_view x_api_key) {
   std::string_view presented = x_api_key;
   if (presented.empty() && absl::StartsWithIgnoreCase(ToAbsl(authorization), "bearer ")) {
     presented = authorization.substr(7);
   }
   while (!presented.empty() && presented.front() == ' ') presented.remove_prefix(1);
+  return presented;
+}
+
+const v1::ApiKey* KeyRing::FindBySha256(const std::string& sha256_hex) const {
+  auto it = by_hash_.find(sha256_hex);
+  return it == by_hash_.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<const v1::ApiKey*> KeyRing::Identify(std::string_view authorization,
+                                                    std::string_view x_api_key) const {
+  if (open_) return nullptr;
+  const std::string_view presented = PresentedKey(authorization, x_api_key);
   if (presented.empty()) {
     return absl::UnauthenticatedError(
         "no API key: send it as \"Authorization: Bearer <key>\" or \"x-api-key: <key>\"");

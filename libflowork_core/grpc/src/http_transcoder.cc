@@ -263,6 +263,23 @@ absl::StatusOr<std::unique_ptr<protobuf::Message>> BuildRequest(
   return message;
 }
 
+// HTTP request headers passed on to the service as gRPC metadata (lower-case
+// names): who calls, where their data may go, and how to trace the call.
+constexpr const char* kForwardedHeaders[] = {"authorization",     "x-api-key",    "x-flowork-zone",
+                                             "x-flowork-session", "x-request-id", "traceparent"};
+
+// Only values gRPC accepts as ASCII metadata; anything else is left out.
+bool IsMetadataValue(absl::string_view value) {
+  return std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c <= 0x7E; });
+}
+
+void ForwardHeaders(const HttpRequest& http, grpc::ClientContext& context) {
+  for (const char* name : kForwardedHeaders) {
+    const std::string* value = http.FindHeader(name);
+    if (value != nullptr && IsMetadataValue(*value)) context.AddMetadata(name, *value);
+  }
+}
+
 grpc::ByteBuffer Serialize(const protobuf::Message& message) {
   grpc::ByteBuffer buffer;
   bool own = false;
@@ -310,14 +327,6 @@ std::string SseEvent(absl::string_view event, absl::string_view data) {
   return out;
 }
 
-// The caller's credentials travel on as gRPC metadata, so services
-// authenticate HTTP and gRPC callers alike.
-void ForwardCredentials(const HttpRequest& http, grpc::ClientContext& context) {
-  for (const char* name : {"authorization", "x-api-key"}) {
-    if (const std::string* value = http.FindHeader(name)) context.AddMetadata(name, *value);
-  }
-}
-
 // One unary call in flight. Shared so a late cancel finds it or nothing.
 class UnaryCall : public std::enable_shared_from_this<UnaryCall> {
  public:
@@ -327,7 +336,7 @@ class UnaryCall : public std::enable_shared_from_this<UnaryCall> {
   void Start(grpc::GenericStub& stub, const HttpRequest& http, const protobuf::Message& request,
              absl::Duration deadline) {
     request_ = Serialize(request);
-    ForwardCredentials(http, context_);
+    ForwardHeaders(http, context_);
     context_.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
     writer_->OnCancel([weak = weak_from_this()] {
       if (auto self = weak.lock()) self->context_.TryCancel();
@@ -364,7 +373,7 @@ class StreamingCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
                     absl::Duration deadline) {
     call->self_ = call;
     call->request_ = Serialize(request);
-    ForwardCredentials(http, call->context_);
+    ForwardHeaders(http, call->context_);
     call->context_.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
     call->writer_->OnCancel([weak = std::weak_ptr<StreamingCall>(call)] {
       if (auto self = weak.lock()) self->context_.TryCancel();

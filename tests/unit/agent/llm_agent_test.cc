@@ -309,7 +309,8 @@ class CompactionTest : public ::testing::Test {
             .ok());
     policy_ = *router::PolicyEngine::Create(config, core::Clock::Real());
     http_ = *core::HttpClient::Create({});
-    gateway_ = *router::Gateway::Create(*policy_, *http_);
+    keys_ = *router::KeyStore::Open({}, *policy_);
+    gateway_ = *router::Gateway::Create(*policy_, *keys_, *http_);
     llm_ = CreateInProcessLlmClient(*gateway_);
     models_ = CreateModelEffectHandler(*llm_);
     store_ = CreateInMemoryTaskStore();
@@ -352,6 +353,7 @@ class CompactionTest : public ::testing::Test {
 
   std::unique_ptr<mockllm::MockLlmServer> good_, bad_;
   std::unique_ptr<router::PolicyEngine> policy_;
+  std::unique_ptr<router::KeyStore> keys_;
   std::unique_ptr<core::HttpClient> http_;
   std::unique_ptr<router::Gateway> gateway_;
   std::unique_ptr<LlmClient> llm_;
@@ -441,7 +443,8 @@ TEST(LlmClientTest, TheInProcessClientGoesThroughTheRouterWithoutANetworkHop) {
   auto policy = router::PolicyEngine::Create(config, core::Clock::Real());
   ASSERT_TRUE(policy.ok()) << policy.status();
   auto http = core::HttpClient::Create({});
-  auto gateway = router::Gateway::Create(**policy, **http);
+  auto keys = router::KeyStore::Open({}, **policy);
+  auto gateway = router::Gateway::Create(**policy, **keys, **http);
   ASSERT_TRUE(gateway.ok());
   std::unique_ptr<LlmClient> llm = CreateInProcessLlmClient(**gateway);
   absl::Notification finished;

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "flowork/core/http_server.h"
 #include "flowork/test/v1/test.grpc.pb.h"
 #include "flowork/testing/http_client.h"
@@ -17,7 +18,11 @@ namespace {
 using ::flowork::test::v1::EchoRequest;
 using ::flowork::test::v1::EchoResponse;
 using ::flowork::testing::HttpCall;
+using ::testing::Contains;
 using ::testing::HasSubstr;
+using ::testing::Key;
+using ::testing::Not;
+using ::testing::Pair;
 
 EchoResponse Reflect(const EchoRequest& request) {
   EchoResponse response;
@@ -34,6 +39,14 @@ class EchoService final : public flowork::test::v1::EchoService::CallbackService
  public:
   grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* context, const EchoRequest* request,
                                  EchoResponse* response) override {
+    {
+      absl::MutexLock lock(&mu_);
+      metadata_.clear();
+      for (const auto& [key, value] : context->client_metadata()) {
+        metadata_.emplace(std::string(key.data(), key.size()),
+                          std::string(value.data(), value.size()));
+      }
+    }
     auto* reactor = context->DefaultReactor();
     if (request->fail()) {
       reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "asked to fail"));
@@ -79,6 +92,16 @@ class EchoService final : public flowork::test::v1::EchoService::CallbackService
     };
     return new Writer(*request);
   }
+
+  // The metadata of the last Echo call.
+  std::multimap<std::string, std::string> metadata() {
+    absl::MutexLock lock(&mu_);
+    return metadata_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::multimap<std::string, std::string> metadata_ ABSL_GUARDED_BY(mu_);
 };
 
 class HttpTranscoderTest : public ::testing::Test {
@@ -123,6 +146,39 @@ TEST_F(HttpTranscoderTest, BodyStarAndPathVariableFillTheRequest) {
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.Header("Content-Type"), "application/json");
   EXPECT_EQ(r.body, R"({"id":"abc","text":"hi","repeat":2,"inner":{"name":"n"}})");
+}
+
+TEST_F(HttpTranscoderTest, ForwardsIdentityZoneAndTraceHeadersAsMetadata) {
+  absl::StatusOr<testing::ClientResponse> r =
+      HttpCall(http_->port(), "POST", "/v1/echo/abc", R"({"text":"hi"})",
+               {{"Authorization", "Bearer fk-secret"},
+                {"X-Api-Key", "sk-other"},
+                {"X-Flowork-Zone", "local"},
+                {"x-flowork-session", "s-1"},
+                {"X-Request-Id", "req-7"},
+                {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+                {"X-Unrelated", "nope"},
+                {"Cookie", "session=1"}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200) << r->body;
+  const std::multimap<std::string, std::string> metadata = service_.metadata();
+  EXPECT_THAT(metadata, Contains(Pair("authorization", "Bearer fk-secret")));
+  EXPECT_THAT(metadata, Contains(Pair("x-api-key", "sk-other")));
+  EXPECT_THAT(metadata, Contains(Pair("x-flowork-zone", "local")));
+  EXPECT_THAT(metadata, Contains(Pair("x-flowork-session", "s-1")));
+  EXPECT_THAT(metadata, Contains(Pair("x-request-id", "req-7")));
+  EXPECT_THAT(metadata, Contains(Pair("traceparent",
+                                      "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")));
+  EXPECT_THAT(metadata, Not(Contains(Key("x-unrelated"))));
+  EXPECT_THAT(metadata, Not(Contains(Key("cookie"))));
+}
+
+TEST_F(HttpTranscoderTest, HeadersAbsentFromTheRequestAreNotInvented) {
+  auto r = Call("POST", "/v1/echo/abc", R"({"text":"hi"})");
+  EXPECT_EQ(r.status, 200);
+  const std::multimap<std::string, std::string> metadata = service_.metadata();
+  EXPECT_THAT(metadata, Not(Contains(Key("authorization"))));
+  EXPECT_THAT(metadata, Not(Contains(Key("x-api-key"))));
 }
 
 TEST_F(HttpTranscoderTest, PathVariableWinsOverTheBody) {

@@ -104,7 +104,8 @@ routes:
     auto client = core::HttpClient::Create({});
     ASSERT_TRUE(client.ok());
     client_ = *std::move(client);
-    auto gateway = Gateway::Create(*policy_, *client_);
+    keys_ = *KeyStore::Open({}, *policy_);
+    auto gateway = Gateway::Create(*policy_, *keys_, *client_);
     ASSERT_TRUE(gateway.ok());
     gateway_ = *std::move(gateway);
     auto server = core::HttpServer::Create({.address = "127.0.0.1:0", .threads = 1}, *gateway_);
@@ -149,6 +150,7 @@ routes:
   }
 
   std::unique_ptr<PolicyEngine> policy_;
+  std::unique_ptr<KeyStore> keys_;
   std::unique_ptr<core::HttpClient> client_;
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<core::HttpServer> server_;
@@ -367,7 +369,8 @@ TEST(GatewaySharedLoopsTest, ServesOnTheAcceptingLoopAndSurvivesAnUnusableUrl) {
   auto policy = PolicyEngine::Create(config, core::Clock::Real());
   ASSERT_TRUE(policy.ok());
   auto client = core::HttpClient::Create({.loops = loops->get()});
-  auto gateway = Gateway::Create(**policy, **client, loops->get());
+  auto keys = KeyStore::Open({}, **policy);
+  auto gateway = Gateway::Create(**policy, **keys, **client, loops->get());
   auto server =
       core::HttpServer::Create({.address = "127.0.0.1:0", .loops = loops->get()}, **gateway);
   ASSERT_TRUE(server.ok());

@@ -13,6 +13,7 @@
 #include "flowork/router/audit_log.h"
 #include "flowork/router/gateway.h"
 #include "flowork/router/key_ring.h"
+#include "flowork/router/key_store.h"
 #include "flowork/router/usage_governor.h"
 #include "flowork/testing/fake_clock.h"
 #include "flowork/testing/http_client.h"
@@ -105,8 +106,9 @@ class GovernanceTest : public ::testing::Test {
     audit_ = *std::move(audit);
     governor_ = NewInMemoryUsageGovernor(clock_);
     metrics_ = core::MetricsRegistry::Create();
+    keys_ = *KeyStore::Open({}, *policy_);
     auto gateway = Gateway::Create(
-        *policy_, *client_, nullptr,
+        *policy_, *keys_, *client_, nullptr,
         {.usage = governor_.get(), .audit = audit_.get(), .metrics = metrics_.get()});
     ASSERT_TRUE(gateway.ok());
     gateway_ = *std::move(gateway);
@@ -138,6 +140,7 @@ class GovernanceTest : public ::testing::Test {
   std::filesystem::path dir_;
   testing::FakeClock clock_;
   std::unique_ptr<PolicyEngine> policy_;
+  std::unique_ptr<KeyStore> keys_;
   std::unique_ptr<core::HttpClient> client_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<UsageGovernor> governor_;

@@ -12,6 +12,7 @@
 #include "flowork/core/http_server.h"
 #include "flowork/core/metrics.h"
 #include "flowork/router/audit_log.h"
+#include "flowork/router/key_store.h"
 #include "flowork/router/policy.h"
 #include "flowork/router/usage_governor.h"
 
@@ -61,7 +62,8 @@ class Gateway : public core::HttpHandler {
   // None is owned; all must outlive the gateway. `loops` (may be null) are
   // the event loops the server and `client` share: retries then run on the
   // loop the request arrived on, like the rest of it.
-  static absl::StatusOr<std::unique_ptr<Gateway>> Create(PolicyEngine& policy,
+  // Callers are identified by `keys`.
+  static absl::StatusOr<std::unique_ptr<Gateway>> Create(PolicyEngine& policy, KeyStore& keys,
                                                          core::HttpClient& client,
                                                          core::EventLoops* loops = nullptr,
                                                          const GatewayGovernance& governance = {});

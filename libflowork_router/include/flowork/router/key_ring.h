@@ -32,6 +32,16 @@ class KeyRing {
   // Lower-case hex SHA-256 of `key`, as `keys[].sha256` holds it.
   static std::string Sha256Hex(std::string_view key);
 
+  // The key a caller presents: `x_api_key`, else what follows "Bearer " in
+  // `authorization`; "" when neither holds one. Points into the arguments.
+  static std::string_view PresentedKey(std::string_view authorization, std::string_view x_api_key);
+
+  // The configured key whose SHA-256 is `sha256_hex`, or null.
+  const v1::ApiKey* FindBySha256(const std::string& sha256_hex) const;
+
+  // Whether the configuration says `auth: {mode: none}`.
+  bool open() const { return open_; }
+
  private:
   bool open_ = false;  // auth mode none.
   absl::flat_hash_map<std::string, const v1::ApiKey*> by_hash_;

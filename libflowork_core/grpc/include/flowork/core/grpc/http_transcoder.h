@@ -33,7 +33,11 @@ struct HttpTranscoderOptions {
 // path bound only for other methods -> 405.
 //
 // Responses use the proto3 JSON mapping (lowerCamelCase names); requests
-// accept both lowerCamelCase and the proto field names. Thread-safe.
+// accept both lowerCamelCase and the proto field names. The request headers
+// authorization, x-api-key, x-flowork-zone, x-flowork-session, x-request-id
+// and traceparent reach the service as gRPC metadata of the same (lower-case)
+// names; other headers, and values that are not printable ASCII, do not.
+// Thread-safe.
 class HttpTranscoder final : public HttpHandler {
  public:
   // kInvalidArgument when an annotation is malformed or two bindings collide.
