@@ -2,7 +2,9 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -13,6 +15,7 @@
 #include "flowork/core/http_client.h"
 #include "flowork/core/logging.h"
 #include "flowork/core/process.h"
+#include "flowork/router/audit_log.h"
 #include "flowork/router/gateway.h"
 #include "flowork/router/grpc/router_service.h"
 #include "flowork/router/policy.h"
@@ -51,9 +54,42 @@ void Reload(flowork::router::PolicyEngine& policy,
   Log(LogLevel::kInfo, "configuration reloaded");
 }
 
+// `--verify-audit PATH` (or `=PATH`): checks the audit file's hash chain
+// instead of serving. Exit 0 intact, 1 broken (naming the first broken entry),
+// 2 unreadable. Read before absl parses the flags: a flag name has no dash.
+std::optional<int> VerifyAuditIfAsked(int argc, char** argv) {
+  constexpr std::string_view kFlag = "--verify-audit";
+  std::optional<std::string> path;
+  for (int i = 1; i < argc && !path; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == kFlag) path = i + 1 < argc ? argv[i + 1] : "";
+    if (arg.substr(0, kFlag.size() + 1) == "--verify-audit=") path = arg.substr(kFlag.size() + 1);
+  }
+  if (!path) return std::nullopt;
+  absl::StatusOr<flowork::router::v1::VerifyAuditResponse> result =
+      path->empty() ? absl::InvalidArgumentError("--verify-audit needs a file")
+                    : flowork::router::VerifyAuditFile(*path);
+  if (!result.ok()) {
+    std::fprintf(stderr, "cannot verify %s: %s\n", path->c_str(),
+                 result.status().ToString().c_str());
+    return 2;
+  }
+  if (!result->ok()) {
+    std::printf("audit trail %s is BROKEN at entry %llu: %s\n", path->c_str(),
+                static_cast<unsigned long long>(result->first_broken_seq()),
+                result->reason().c_str());
+    return 1;
+  }
+  std::printf("audit trail %s is intact: %llu entries, last entry %llu, hash %s\n", path->c_str(),
+              static_cast<unsigned long long>(result->entries_checked()),
+              static_cast<unsigned long long>(result->last_seq()), result->last_hash().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (std::optional<int> verified = VerifyAuditIfAsked(argc, argv)) return *verified;
   flowork::core::BlockServerSignals();
   flowork::core::TuneServerProcess();
   absl::SetProgramUsageMessage("Flow Router: one OpenAI/Anthropic/gRPC endpoint for your models.");

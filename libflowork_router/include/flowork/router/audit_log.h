@@ -4,12 +4,14 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "flowork/core/clock.h"
 #include "flowork/router/v1/audit.pb.h"
+#include "flowork/router/v1/config.pb.h"
 
 namespace flowork::router {
 
@@ -78,6 +80,19 @@ class AuditLog {
 // writing) and reports the first entry whose stored bytes, link or hash do
 // not match. An error status only when the file cannot be read at all.
 absl::StatusOr<v1::VerifyAuditResponse> VerifyAuditFile(const std::string& path);
+
+// The options `config` asks for, its documented defaults filled in (path
+// ./flowork-audit.db, queue 8192, flush every 100ms); `clock` as in
+// AuditLogOptions. on_full, capture_bodies, redact_fields and disabled are for
+// the caller. kInvalidArgument names a negative or zero duration. Thread-safe.
+absl::StatusOr<AuditLogOptions> AuditLogOptionsFromConfig(const v1::AuditConfig& config,
+                                                          const core::Clock* clock = nullptr);
+
+// `json` with the value of every member named one of `fields` (at any depth,
+// names compared ignoring ASCII case) replaced by the string "[REDACTED]".
+// Text that is not JSON is replaced whole by "[REDACTED]": where its secrets
+// are cannot be told. For captured bodies (audit.redact_fields). Thread-safe.
+std::string RedactJson(std::string_view json, const std::vector<std::string>& fields);
 
 }  // namespace flowork::router
 
