@@ -75,9 +75,9 @@ std::optional<int> VerifyAuditIfAsked(int argc, char** argv) {
     return 2;
   }
   if (!result->ok()) {
-    std::printf("audit trail %s is BROKEN at entry %llu: %s\n", path->c_str(),
-                static_cast<unsigned long long>(result->first_broken_seq()),
-                result->reason().c_str());
+    std::printf("audit trail %s is BROKEN: %s (first broken entry %llu)\n", path->c_str(),
+                result->reason().c_str(),
+                static_cast<unsigned long long>(result->first_broken_seq()));
     return 1;
   }
   std::printf("audit trail %s is intact: %llu entries, last entry %llu, hash %s\n", path->c_str(),
