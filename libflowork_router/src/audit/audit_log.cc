@@ -28,8 +28,10 @@ namespace {
 using core::internal::SqliteDb;
 using core::internal::SqliteQuery;
 
-// Entries per transaction at most.
-constexpr size_t kMaxBatch = 8192;
+// Entries per transaction at most (and at most half the queue: entries being
+// committed still count against the capacity, and the other half keeps taking
+// appends meanwhile).
+constexpr size_t kMaxBatch = 2048;
 // The writer starts a batch before flush_interval once this many wait.
 constexpr size_t kBatchTrigger = 1024;
 // How often (on the log's clock) the writer looks for entries to prune. The
@@ -129,6 +131,7 @@ class SqliteAuditLog final : public AuditLog {
       : options_(options),
         clock_(options.clock != nullptr ? *options.clock : core::Clock::Real()),
         batch_trigger_(std::clamp<size_t>(options.queue_capacity / 4, 1, kBatchTrigger)),
+        max_batch_(std::clamp<size_t>(options.queue_capacity / 2, 1, kMaxBatch)),
         retention_(options.max_entries > 0 || options.max_age != absl::InfiniteDuration()),
         writer_db_(std::move(writer_db)),
         head_(std::move(head)),
@@ -303,7 +306,7 @@ class SqliteAuditLog final : public AuditLog {
         };
         mu_.AwaitWithTimeout(absl::Condition(&ready), options_.flush_interval);
         if (stopping_ && queue_.empty()) return;
-        const size_t n = std::min(queue_.size(), kMaxBatch);
+        const size_t n = std::min(queue_.size(), max_batch_);
         batch.assign(std::make_move_iterator(queue_.begin()),
                      std::make_move_iterator(queue_.begin() + static_cast<ptrdiff_t>(n)));
         queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(n));
@@ -444,6 +447,7 @@ class SqliteAuditLog final : public AuditLog {
   const AuditLogOptions options_;
   const core::Clock& clock_;
   const size_t batch_trigger_;
+  const size_t max_batch_;
   const bool retention_;
 
   // The writer thread's own.

@@ -24,9 +24,10 @@ struct AuditLogOptions {
   // Longest time an appended entry waits before its batch is committed.
   absl::Duration flush_interval = absl::Milliseconds(100);
   // Entries older than this are pruned (behind a checkpoint entry). Default:
-  // kept forever.
+  // kept forever. Retention runs at most once a second of `clock`.
   absl::Duration max_age = absl::InfiniteDuration();
-  // The oldest entries beyond this count are pruned. 0 = no limit.
+  // The oldest entries beyond this count are pruned; the checkpoint entry
+  // that replaces them counts too. 0 = no limit.
   uint64_t max_entries = 0;
   // Stamps entries and drives retention. Default: the real clock.
   const core::Clock* clock = nullptr;
@@ -61,7 +62,9 @@ class AuditLog {
   // Whether Append would refuse an entry now.
   virtual bool Full() const = 0;
 
-  // Waits until every entry appended before the call is committed.
+  // Waits until every entry appended before the call is committed, and
+  // retention that is due by then has run. The first write error since the
+  // last Flush, if entries were lost.
   virtual absl::Status Flush() = 0;
 
   virtual AuditLogStats stats() const = 0;
@@ -78,7 +81,15 @@ class AuditLog {
 
 // Walks the chain in the audit file at `path` (without opening it for
 // writing) and reports the first entry whose stored bytes, link or hash do
-// not match. An error status only when the file cannot be read at all.
+// not match, e.g. "entry 17: stored bytes do not match its hash". Entry n's
+// hash is hex SHA-256(entry n-1's hash || the bytes stored for entry n), those
+// bytes being its deterministic protobuf serialization with `hash` cleared;
+// verification hashes the stored bytes, never a re-serialization. After
+// pruning, the first stored entry must link to the pruned_through_hash of the
+// checkpoint entry whose pruned_through_seq is just before it. A chain cannot
+// show entries cut off its end: compare last_seq/last_hash with a copy kept
+// elsewhere for that. An error status only when the file cannot be read at
+// all or is not an audit file. Thread-safe.
 absl::StatusOr<v1::VerifyAuditResponse> VerifyAuditFile(const std::string& path);
 
 // The options `config` asks for, its documented defaults filled in (path
