@@ -301,8 +301,7 @@ class SqliteAuditLog final : public AuditLog {
       {
         absl::MutexLock lock(&mu_);
         auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return stopping_ || flush_requests_ > flushes_served_ ||
-                 queue_.size() >= batch_trigger_;
+          return stopping_ || flush_requests_ > flushes_served_ || queue_.size() >= batch_trigger_;
         };
         mu_.AwaitWithTimeout(absl::Condition(&ready), options_.flush_interval);
         if (stopping_ && queue_.empty()) return;

@@ -19,7 +19,8 @@ namespace flowork::router {
 struct AuditLogOptions {
   // SQLite file; created when missing. Required.
   std::string path;
-  // Entries waiting for the writer thread. Default 8192.
+  // Entries appended and not yet committed (the batch being committed
+  // included). Must be positive. Default 8192.
   size_t queue_capacity = 8192;
   // Longest time an appended entry waits before its batch is committed.
   absl::Duration flush_interval = absl::Milliseconds(100);
@@ -55,16 +56,16 @@ class AuditLog {
   static absl::StatusOr<std::unique_ptr<AuditLog>> Open(const AuditLogOptions& options);
 
   // Queues `entry`; seq, time (when unset), prev_hash and hash are assigned by
-  // the log. Never blocks on disk. False when the queue is full: the entry is
-  // dropped and counted.
+  // the log (a caller's `checkpoint` is cleared). Never blocks on disk. False
+  // when the queue is full: the entry is dropped and counted.
   virtual bool Append(v1::AuditEntry entry) = 0;
 
   // Whether Append would refuse an entry now.
   virtual bool Full() const = 0;
 
   // Waits until every entry appended before the call is committed, and
-  // retention that is due by then has run. The first write error since the
-  // last Flush, if entries were lost.
+  // retention that is due by then has run. When entries were lost to write
+  // errors since the last Flush, the latest such error.
   virtual absl::Status Flush() = 0;
 
   virtual AuditLogStats stats() const = 0;
@@ -72,7 +73,8 @@ class AuditLog {
   // Committed entries matching `request`, oldest first.
   virtual absl::StatusOr<v1::QueryAuditResponse> Query(const v1::QueryAuditRequest& request) = 0;
 
-  // Sums over committed entries (checkpoints excluded).
+  // Sums over committed entries (checkpoints excluded); `errors` counts
+  // entries whose outcome is not "ok". kInvalidArgument: an unknown group_by.
   virtual absl::StatusOr<v1::GetUsageResponse> Usage(const v1::GetUsageRequest& request) = 0;
 
   // Walks the committed chain; see VerifyAuditFile.
