@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -13,7 +14,9 @@
 #include "flowork/core/grpc/api_server.h"
 #include "flowork/core/http_client.h"
 #include "flowork/core/logging.h"
+#include "flowork/core/metrics.h"
 #include "flowork/core/process.h"
+#include "flowork/router/audit_log.h"
 #include "flowork/router/config_file_watcher.h"
 #include "flowork/router/config_history.h"
 #include "flowork/router/gateway.h"
@@ -22,6 +25,7 @@
 #include "flowork/router/key_store.h"
 #include "flowork/router/policy.h"
 #include "flowork/router/router_config.h"
+#include "flowork/router/usage_governor.h"
 
 ABSL_FLAG(std::string, config, "", "YAML or JSON config file; empty = embedded defaults");
 ABSL_FLAG(std::string, http, "", "HTTP listen address host:port (overrides listen.http)");
@@ -61,9 +65,42 @@ void Reload(flowork::router::ConfigHistory& history) {
   Log(LogLevel::kInfo, "configuration reloaded", {{"version", absl::StrCat(*version)}});
 }
 
+// `--verify-audit PATH` (or `=PATH`): checks the audit file's hash chain
+// instead of serving. Exit 0 intact, 1 broken (naming the first broken entry),
+// 2 unreadable. Read before absl parses the flags: a flag name has no dash.
+std::optional<int> VerifyAuditIfAsked(int argc, char** argv) {
+  constexpr std::string_view kFlag = "--verify-audit";
+  std::optional<std::string> path;
+  for (int i = 1; i < argc && !path; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == kFlag) path = i + 1 < argc ? argv[i + 1] : "";
+    if (arg.substr(0, kFlag.size() + 1) == "--verify-audit=") path = arg.substr(kFlag.size() + 1);
+  }
+  if (!path) return std::nullopt;
+  absl::StatusOr<flowork::router::v1::VerifyAuditResponse> result =
+      path->empty() ? absl::InvalidArgumentError("--verify-audit needs a file")
+                    : flowork::router::VerifyAuditFile(*path);
+  if (!result.ok()) {
+    std::fprintf(stderr, "cannot verify %s: %s\n", path->c_str(),
+                 result.status().ToString().c_str());
+    return 2;
+  }
+  if (!result->ok()) {
+    std::printf("audit trail %s is BROKEN: %s (first broken entry %llu)\n", path->c_str(),
+                result->reason().c_str(),
+                static_cast<unsigned long long>(result->first_broken_seq()));
+    return 1;
+  }
+  std::printf("audit trail %s is intact: %llu entries, last entry %llu, hash %s\n", path->c_str(),
+              static_cast<unsigned long long>(result->entries_checked()),
+              static_cast<unsigned long long>(result->last_seq()), result->last_hash().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (std::optional<int> verified = VerifyAuditIfAsked(argc, argv)) return *verified;
   flowork::core::BlockServerSignals();
   flowork::core::TuneServerProcess();
   absl::SetProgramUsageMessage("Flow Router: one OpenAI/Anthropic/gRPC endpoint for your models.");
@@ -101,14 +138,36 @@ int main(int argc, char** argv) {
   options->http.loops = loops->get();
   auto upstreams = flowork::core::HttpClient::Create({.loops = loops->get()});
   if (!upstreams.ok()) return Fail("cannot start", upstreams.status());
-  auto gateway = flowork::router::Gateway::Create(**policy, **keys, **upstreams, loops->get());
+  // Governance: the audit trail (unless turned off), limits and budgets
+  // (this month's spend read back from the trail), metrics.
+  std::unique_ptr<flowork::router::AuditLog> audit;
+  if (!config->audit().disabled()) {
+    auto audit_options = flowork::router::AuditLogOptionsFromConfig(config->audit());
+    if (!audit_options.ok()) return Fail("invalid configuration", audit_options.status());
+    auto opened = flowork::router::AuditLog::Open(*audit_options);
+    if (!opened.ok()) return Fail("cannot open the audit trail", opened.status());
+    audit = *std::move(opened);
+  }
+  std::unique_ptr<flowork::router::UsageGovernor> usage =
+      flowork::router::NewInMemoryUsageGovernor(flowork::core::Clock::Real());
+  if (audit != nullptr) {
+    if (absl::Status restored = flowork::router::RestoreSpendFromAudit(*audit, absl::Now(), *usage);
+        !restored.ok()) {
+      return Fail("cannot read this month's spend from the audit trail", restored);
+    }
+  }
+  std::unique_ptr<flowork::core::MetricsRegistry> metrics =
+      flowork::core::MetricsRegistry::Create();
+  options->metrics = metrics.get();
+  auto gateway = flowork::router::Gateway::Create(
+      **policy, **keys, **upstreams, loops->get(),
+      {.usage = usage.get(), .audit = audit.get(), .metrics = metrics.get()});
   if (!gateway.ok()) return Fail("cannot start", gateway.status());
   for (const std::string& route : flowork::router::Gateway::Routes()) {
     options->extra_routes.emplace_back(route, gateway->get());
   }
   flowork::router::RouterServiceImpl router_service(**policy);
-  flowork::router::RouterAdminServiceImpl admin_service(history, **policy, **keys,
-                                                        /*audit=*/nullptr);
+  flowork::router::RouterAdminServiceImpl admin_service(history, **policy, **keys, audit.get());
   auto server = flowork::core::ApiServer::Create(
       *options, {{&router_service, "flowork.router.v1.RouterService"},
                  {&admin_service, "flowork.router.v1.RouterAdminService"}});

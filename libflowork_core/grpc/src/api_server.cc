@@ -69,7 +69,11 @@ std::string WithPort(const std::string& host, int port) { return absl::StrCat(ho
 
 class ApiServerImpl final : public ApiServer {
  public:
-  ApiServerImpl() : ready_handler_(ready_), metrics_handler_(*metrics_) {}
+  explicit ApiServerImpl(MetricsRegistry* metrics)
+      : owned_metrics_(metrics == nullptr ? MetricsRegistry::Create() : nullptr),
+        metrics_(metrics == nullptr ? owned_metrics_.get() : metrics),
+        ready_handler_(ready_),
+        metrics_handler_(*metrics_) {}
   ~ApiServerImpl() override { Shutdown(absl::ZeroDuration()); }
 
   absl::Status Start(const ApiServerOptions& options, std::vector<ApiService> services);
@@ -82,7 +86,8 @@ class ApiServerImpl final : public ApiServer {
   void Shutdown(absl::Duration grace) override;
 
  private:
-  std::unique_ptr<MetricsRegistry> metrics_ = MetricsRegistry::Create();
+  const std::unique_ptr<MetricsRegistry> owned_metrics_;
+  MetricsRegistry* const metrics_;
   std::atomic<bool> ready_{false};
   StaticHandler health_handler_{"text/plain", "ok\n"};
   ReadyHandler ready_handler_;
@@ -145,7 +150,7 @@ absl::Status ApiServerImpl::Start(const ApiServerOptions& options,
   router_.SetFallback(*transcoder_);
 
   HttpServerOptions http_options = options.http;
-  http_options.metrics = metrics_.get();
+  http_options.metrics = metrics_;
   FLOWORK_ASSIGN_OR_RETURN(http_, HttpServer::Create(http_options, router_));
   grpc_->GetHealthCheckService()->SetServingStatus(true);
   ready_.store(true, std::memory_order_release);
@@ -205,7 +210,7 @@ absl::StatusOr<ApiServerOptions> ApiServerOptionsFromConfig(
 
 absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOptions& options,
                                                              std::vector<ApiService> services) {
-  auto server = std::make_unique<ApiServerImpl>();
+  auto server = std::make_unique<ApiServerImpl>(options.metrics);
   FLOWORK_RETURN_IF_ERROR(server->Start(options, std::move(services)));
   return server;
 }

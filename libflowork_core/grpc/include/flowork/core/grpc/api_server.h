@@ -32,6 +32,9 @@ struct ApiServerOptions {
   std::vector<std::pair<std::string, HttpHandler*>> extra_routes;  // "POST /v1/x"
   // Deadline of each transcoded call. Default 5 minutes.
   absl::Duration call_deadline = absl::Minutes(5);
+  // The registry served on /metrics, shared with the caller's own series.
+  // Default (null): the server's own. Not owned; must outlive the server.
+  MetricsRegistry* metrics = nullptr;
 };
 
 // Hosts gRPC services the way every Flowork server does: a gRPC server with

@@ -1,4 +1,4 @@
-#include "sqlite_db.h"
+#include "flowork/core/internal/sqlite_db.h"
 
 #include <sqlite3.h>
 
@@ -7,9 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "flowork/core/internal/strings.h"
 
-namespace flowork::agent::internal {
-
-using core::internal::ToAbsl;
+namespace flowork::core::internal {
 
 SqliteQuery::SqliteQuery(SqliteQuery&& other) noexcept
     : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)), bind_error_(other.bind_error_) {}
@@ -26,6 +24,11 @@ void SqliteQuery::CheckBind(int rc) {
 
 SqliteQuery& SqliteQuery::Bind(int index, int64_t value) {
   CheckBind(sqlite3_bind_int64(stmt_, index, value));
+  return *this;
+}
+
+SqliteQuery& SqliteQuery::BindDouble(int index, double value) {
+  CheckBind(sqlite3_bind_double(stmt_, index, value));
   return *this;
 }
 
@@ -85,11 +88,13 @@ std::string_view SqliteQuery::Blob(int column) const {
   return {static_cast<const char*>(blob), static_cast<size_t>(sqlite3_column_bytes(stmt_, column))};
 }
 
-absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, Mode mode) {
   sqlite3* db = nullptr;
   // NOMUTEX: each connection is used by one thread at a time (our locks).
-  const int rc = sqlite3_open_v2(
-      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int flags = (mode == Mode::kReadOnly ? SQLITE_OPEN_READONLY
+                                             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                    SQLITE_OPEN_NOMUTEX;
+  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
   std::unique_ptr<SqliteDb> result(new SqliteDb(db, path));
   if (rc != SQLITE_OK) return result->Error(rc, "opening the database");
   sqlite3_extended_result_codes(db, 1);
@@ -143,4 +148,4 @@ absl::Status SqliteDb::Error(int rc, std::string_view what) const {
   }
 }
 
-}  // namespace flowork::agent::internal
+}  // namespace flowork::core::internal
