@@ -140,6 +140,8 @@ class GatewayWriter final : public core::HttpResponseWriter {
     call_->OnStreamStart(status, std::move(headers));
   }
   bool Write(std::string chunk) override { return call_->OnStreamBytes(std::move(chunk)); }
+  // Notifies at once: chunks queue in the call (the gateway writes with
+  // Write and does not wait for notifications).
   void WriteAndNotify(std::string chunk, absl::AnyInvocable<void(bool) &&> on_written) override {
     const bool written = Write(std::move(chunk));
     std::move(on_written)(written);
