@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
   for (const std::string& route : flowork::router::Gateway::Routes()) {
     options->extra_routes.emplace_back(route, gateway->get());
   }
-  flowork::router::RouterServiceImpl router_service(**policy);
+  flowork::router::RouterServiceImpl router_service(**policy, **gateway);
   flowork::router::RouterAdminServiceImpl admin_service(history, **policy, **keys, audit.get());
   auto server = flowork::core::ApiServer::Create(
       *options, {{&router_service, "flowork.router.v1.RouterService"},

@@ -6,8 +6,11 @@
 #include "flowork/agent/agent_registry.h"
 #include "flowork/core/config_loader.h"
 #include "flowork/core/grpc/api_server.h"
+#include "flowork/core/http_client.h"
 #include "flowork/router/catalog.h"
+#include "flowork/router/gateway.h"
 #include "flowork/router/grpc/router_service.h"
+#include "flowork/router/key_store.h"
 #include "flowork/router/policy.h"
 
 int main() {
@@ -26,7 +29,24 @@ models: [{name: small, provider: local, capabilities: [chat]}]
     std::fprintf(stderr, "policy: %s\n", std::string(policy.status().message()).c_str());
     return 1;
   }
-  flowork::router::RouterServiceImpl service(**policy);
+  auto upstreams = flowork::core::HttpClient::Create({});
+  if (!upstreams.ok()) {
+    std::fprintf(stderr, "client: %s\n", std::string(upstreams.status().message()).c_str());
+    return 1;
+  }
+  // Keys of the config only (none here: auth mode none); "" keeps created
+  // keys in memory.
+  auto keys = flowork::router::KeyStore::Open({}, **policy);
+  if (!keys.ok()) {
+    std::fprintf(stderr, "keys: %s\n", std::string(keys.status().message()).c_str());
+    return 1;
+  }
+  auto gateway = flowork::router::Gateway::Create(**policy, **keys, **upstreams);
+  if (!gateway.ok()) {
+    std::fprintf(stderr, "gateway: %s\n", std::string(gateway.status().message()).c_str());
+    return 1;
+  }
+  flowork::router::RouterServiceImpl service(**policy, **gateway);
   flowork::core::ApiServerOptions options;
   options.http.address = "127.0.0.1:0";
   options.http.threads = 1;

@@ -613,6 +613,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
     return reject(403, allowed.message(), "invalid_request_error", "model_not_allowed");
   }
   const v1::AuditConfig& audit_config = snapshot->config().audit();
+  trail.CaptureBodies(audit_config, openai_body);
   if (governance_.audit != nullptr && audit_config.on_full() != v1::AuditConfig::ON_FULL_DROP &&
       governance_.audit->Full()) {
     // No request goes unaudited: refuse until the writer catches up.
@@ -1125,6 +1126,7 @@ void ProxyCall::OnDone(const std::shared_ptr<Attempt>& a, const HttpCallOutcome&
                                     : kind == v1::Provider::KIND_OLLAMA  ? UpstreamWire::kOllama
                                                                          : UpstreamWire::kOpenAi,
                                     a->buffered));
+    trail_.CaptureResponse(*body);
     HttpHeaders headers = ResponseHeaders(a.get());
     headers.emplace_back("Content-Type", "application/json");
     return Respond(a->status, std::move(headers), *std::move(body));

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "flowork/core/internal/strings.h"
+#include "flowork/router/audit_log.h"
 
 namespace flowork::router {
 
@@ -22,13 +23,30 @@ RequestTrail::RequestTrail(RequestTrail&& other) noexcept
       answered_model_(other.answered_model_),
       answered_endpoint_(std::move(other.answered_endpoint_)),
       usage_(other.usage_),
-      ttft_(other.ttft_) {}
+      ttft_(other.ttft_),
+      capture_(other.capture_),
+      redact_fields_(std::move(other.redact_fields_)) {}
 
 RequestTrail::~RequestTrail() {
   if (services_ != nullptr && !closed_) {
     Close(499, "cancelled", "the caller went away",
           absl::ToInt64Microseconds(absl::Now() - started_));
   }
+}
+
+void RequestTrail::CaptureBodies(const v1::AuditConfig& config, std::string_view request_body) {
+  if (!auditing() || !config.capture_bodies()) return;
+  capture_ = true;
+  if (config.redact_fields().empty()) {
+    redact_fields_ = {"api_key", "authorization", "password", "secret"};
+  } else {
+    redact_fields_.assign(config.redact_fields().begin(), config.redact_fields().end());
+  }
+  entry_.set_request_body(RedactJson(request_body, redact_fields_));
+}
+
+void RequestTrail::CaptureResponse(std::string_view body) {
+  if (capture_) entry_.set_response_body(RedactJson(body, redact_fields_));
 }
 
 void RequestTrail::Planned(const AttemptPlan& plan) {

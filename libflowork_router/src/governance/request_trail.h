@@ -4,11 +4,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "flowork/router/attempt_plan.h"
 #include "flowork/router/gateway.h"
 #include "flowork/router/v1/audit.pb.h"
+#include "flowork/router/v1/config.pb.h"
 #include "governance/gateway_metrics.h"
 #include "providers/translation.h"
 
@@ -33,6 +35,12 @@ class RequestTrail {
   v1::AuditEntry& entry() { return entry_; }
 
   void set_model(std::string model) { model_ = std::move(model); }
+
+  // With `audit.capture_bodies`: keeps `request_body` (redacted by
+  // `config.redact_fields`, or the defaults) and, later, the answer's body.
+  void CaptureBodies(const v1::AuditConfig& config, std::string_view request_body);
+  // Keeps a whole answer's body when bodies are captured.
+  void CaptureResponse(std::string_view body);
   // The request holds `reservation` until Close.
   void Admitted(UsageReservation reservation) { reservation_ = std::move(reservation); }
   // The plan's target, objective, seed and verdict on every candidate.
@@ -59,6 +67,8 @@ class RequestTrail {
   std::string answered_endpoint_;
   TokenUsage usage_;
   std::optional<absl::Duration> ttft_;
+  bool capture_ = false;
+  std::vector<std::string> redact_fields_;
 };
 
 }  // namespace flowork::router

@@ -26,6 +26,7 @@ namespace {
 using ::flowork::mockllm::MockLlmServer;
 using ::flowork::testing::ClientResponse;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kChat[] = R"({"model":"chat","messages":[{"role":"user","content":"hi"}]})";
 constexpr char kChatStream[] =
@@ -357,6 +358,29 @@ TEST_F(GovernanceTest, MetricsCountRequestsTokensAndCost) {
                               "model=\"chat\"} 1"));
   EXPECT_THAT(text, HasSubstr("flowork_router_circuit_state{endpoint=\"chat@p\"} 0"));
   EXPECT_THAT(text, HasSubstr("flowork_router_audit_queue_depth"));
+}
+
+TEST_F(GovernanceTest, CapturesRedactedBodiesOnlyWhenTurnedOn) {
+  auto mock = StartMock();
+  const std::string body =
+      R"({"model":"chat","messages":[{"role":"user","content":"hi"}],"user":{"password":"hunter2"}})";
+  Serve(LimitsYaml(mock->port(), ""));
+  ASSERT_EQ(Post(body, "sk-1").status, 200);
+  std::vector<v1::AuditEntry> entries = Entries();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].request_body(), "");
+  EXPECT_EQ(entries[0].response_body(), "");
+
+  server_->Shutdown(absl::Seconds(1));
+  TearDown();
+  SetUp();
+  Serve(LimitsYaml(mock->port(), "") + "audit: {capture_bodies: true}\n");
+  ASSERT_EQ(Post(body, "sk-1").status, 200);
+  entries = Entries();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_THAT(entries[0].request_body(), HasSubstr("[REDACTED]"));
+  EXPECT_THAT(entries[0].request_body(), Not(HasSubstr("hunter2")));
+  EXPECT_THAT(entries[0].response_body(), HasSubstr("Mock answer to: hi."));
 }
 
 }  // namespace

@@ -77,6 +77,12 @@ class UsageGovernor {
                            double cost_usd) = 0;
 };
 
+class AuditLog;
+
+// Books into `governor` what the audit trail says was spent this UTC month
+// (up to `now`), per key and tenant, so budgets hold across restarts.
+absl::Status RestoreSpendFromAudit(AuditLog& audit, absl::Time now, UsageGovernor& governor);
+
 // The in-process implementation: lock-light state per key and tenant (one
 // small mutex each, found through a sharded read-mostly map). A subject idle
 // for 10 minutes with full buckets, nothing in flight and nothing spent this
