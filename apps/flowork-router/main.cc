@@ -112,9 +112,12 @@ int main(int argc, char** argv) {
   if (!level.ok()) return Fail("invalid configuration", level.status());
   flowork::core::SetLogLevel(*level);
 
+  // Every API authenticates its callers once auth is on (client keys for
+  // inference, admin keys for admin): only then may the router face a network.
+  const bool authenticated = config->auth().mode() != flowork::router::v1::AuthConfig::MODE_NONE;
   absl::StatusOr<flowork::core::ApiServerOptions> options =
       flowork::core::ApiServerOptionsFromConfig(config->listen(), config->http_limits(),
-                                                /*allow_non_loopback=*/false);
+                                                /*allow_non_loopback=*/authenticated);
   if (!options.ok()) return Fail("invalid configuration", options.status());
 
   auto policy = flowork::router::PolicyEngine::Create(*config, flowork::core::Clock::Real());
@@ -166,7 +169,7 @@ int main(int argc, char** argv) {
   for (const std::string& route : flowork::router::Gateway::Routes()) {
     options->extra_routes.emplace_back(route, gateway->get());
   }
-  flowork::router::RouterServiceImpl router_service(**policy, **gateway);
+  flowork::router::RouterServiceImpl router_service(**policy, **gateway, keys->get());
   flowork::router::RouterAdminServiceImpl admin_service(history, **policy, **keys, audit.get());
   auto server = flowork::core::ApiServer::Create(
       *options, {{&router_service, "flowork.router.v1.RouterService"},

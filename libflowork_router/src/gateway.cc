@@ -867,9 +867,6 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
     };
     if (facts.stream) format.stream.push_back(NewOpenAiToAnthropicStream(facts_.model));
   }
-  if (const std::string* trace = request_.FindHeader("traceparent")) {
-    format.headers.emplace_back("traceparent", *trace);
-  }
   for (const auto& [name, value] : request_.headers) {
     // Test and mock knobs pass through; nothing else of the caller's does.
     if (absl::StartsWithIgnoreCase(name, "x-mock-")) format.headers.emplace_back(name, value);

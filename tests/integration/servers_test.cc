@@ -26,6 +26,7 @@ using ::testing::HasSubstr;
 
 constexpr char kRouterConfig[] = R"yaml(
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
+auth: {mode: none}
 providers:
   - {name: local, kind: openai, base_url: "http://127.0.0.1:8000/v1", zone: local}
 models:
@@ -176,8 +177,8 @@ TEST(AgentServerTest, AgentCreatedOverHttpIsVisibleOverGrpc) {
   ASSERT_EQ(list.agents_size(), 2);
   EXPECT_EQ(list.agents(0).name(), "reviewer");
 
-  auto again = HttpCall(server.http_port(), "POST", "/v1/agents",
-                        R"({"name":"reviewer","model":"chat"})");
+  auto again =
+      HttpCall(server.http_port(), "POST", "/v1/agents", R"({"name":"reviewer","model":"chat"})");
   EXPECT_EQ(again->status, 409);
   EXPECT_EQ(again->body,
             R"({"code":6,"message":"agent \"reviewer\" already exists","details":[]})");
@@ -321,6 +322,12 @@ TEST(ServersTest, RefuseNonLoopbackListenersWithoutAuth) {
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(std::string(server.status().message()),
               HasSubstr("refusing to listen on non-loopback address"));
+  // The router's shipped config runs with `auth: none`: the same refusal.
+  absl::StatusOr<ServerProcess> router = ServerProcess::Start(
+      FLOWORK_ROUTER_BIN, {"--config", std::string(FLOWORK_SOURCE_DIR) + "/configs/router.yaml",
+                           "--http", "0.0.0.0:0", "--grpc", "127.0.0.1:0"});
+  ASSERT_FALSE(router.ok());
+  EXPECT_THAT(std::string(router.status().message()), HasSubstr("non-loopback"));
 }
 
 }  // namespace

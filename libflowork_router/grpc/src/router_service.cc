@@ -483,11 +483,32 @@ class ChatStreamReactor final : public grpc::ServerWriteReactor<v1::ChatChunk> {
 
 }  // namespace
 
+absl::StatusOr<std::shared_ptr<const v1::ApiKey>> RouterServiceImpl::Caller(
+    const grpc::CallbackServerContext& context) const {
+  if (keys_ == nullptr) return nullptr;
+  const auto& client = context.client_metadata();
+  auto value = [&](const char* name) {
+    auto it = client.find(name);
+    return it == client.end() ? std::string() : std::string(it->second.data(), it->second.size());
+  };
+  return keys_->Identify(value("authorization"), value("x-api-key"));
+}
+
 grpc::ServerUnaryReactor* RouterServiceImpl::ListModels(grpc::CallbackServerContext* context,
                                                         const v1::ListModelsRequest* request,
                                                         v1::ListModelsResponse* response) {
-  *response = policy_.Current()->catalog().List(*request);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::shared_ptr<const v1::ApiKey>> key = Caller(*context);
+  if (!key.ok()) {
+    reactor->Finish(ToGrpc(key.status()));
+    return reactor;
+  }
+  v1::ListModelsResponse all = policy_.Current()->catalog().List(*request);
+  for (v1::ModelEntry& entry : *all.mutable_models()) {
+    if (KeyStore::CheckAllowed(key->get(), entry.id()).ok()) {
+      *response->add_models() = std::move(entry);  // Only what this key may use.
+    }
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -505,6 +526,17 @@ grpc::ServerUnaryReactor* RouterServiceImpl::ExplainRoute(grpc::CallbackServerCo
   view.affinity_key = request->affinity_key();
   if (request->has_seed()) view.seed = request->seed();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::shared_ptr<const v1::ApiKey>> key = Caller(*context);
+  absl::Status allowed =
+      key.ok() ? KeyStore::CheckAllowed(key->get(), request->model()) : key.status();
+  if (!allowed.ok()) {
+    reactor->Finish(ToGrpc(allowed));
+    return reactor;
+  }
+  if (*key != nullptr) {
+    view.key_name = (*key)->name();
+    view.key_zones.assign((*key)->zones().begin(), (*key)->zones().end());
+  }
   absl::StatusOr<AttemptPlan> plan = policy_.Explain(std::move(view));
   if (!plan.ok()) {
     reactor->Finish(grpc::Status(static_cast<grpc::StatusCode>(plan.status().code()),

@@ -331,12 +331,14 @@ TEST_F(GovernanceTest, PassesTraceparentUpstreamAndAuditsItsTraceId) {
   const std::string traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   ClientResponse r = Post(kChat, "sk-1", {{"traceparent", traceparent}});
   EXPECT_EQ(r.status, 200) << r.body;
-  const std::string* seen = capture.last().FindHeader("traceparent");
+  const core::HttpRequest first = capture.last();
+  const std::string* seen = first.FindHeader("traceparent");
   ASSERT_NE(seen, nullptr);
   EXPECT_EQ(*seen, traceparent);
   // A malformed one is neither passed on nor audited.
   EXPECT_EQ(Post(kChat, "sk-1", {{"traceparent", "00-zz-bad-01"}}).status, 200);
-  EXPECT_EQ(capture.last().FindHeader("traceparent"), nullptr);
+  const core::HttpRequest second = capture.last();
+  EXPECT_EQ(second.FindHeader("traceparent"), nullptr);
   std::vector<v1::AuditEntry> entries = Entries();
   ASSERT_EQ(entries.size(), 2u);
   EXPECT_EQ(entries[0].trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");

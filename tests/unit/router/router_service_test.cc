@@ -319,7 +319,7 @@ class RouterServiceTest : public ::testing::Test {
     auto gateway = Gateway::Create(*policy_, *keys_, *client_);
     ASSERT_TRUE(gateway.ok());
     gateway_ = *std::move(gateway);
-    service_ = std::make_unique<RouterServiceImpl>(*policy_, *gateway_);
+    service_ = std::make_unique<RouterServiceImpl>(*policy_, *gateway_, keys_.get());
     grpc::ServerBuilder builder;
     int port_bound = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_bound);
@@ -543,6 +543,40 @@ TEST_F(RouterServiceTest, KeysComeFromMetadataAsOnTheHttpPath) {
   EXPECT_EQ(chat("authorization", "Bearer alpha"), grpc::StatusCode::OK);
   EXPECT_EQ(chat("x-api-key", "alpha"), grpc::StatusCode::OK);
   EXPECT_EQ(chat("authorization", "Bearer alpha", "m1"), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(RouterServiceTest, ListModelsAndExplainRouteCheckTheKeyToo) {
+  auto mock = StartMock();
+  ServeOn(mock->port(), "{mode: keys}",
+          absl::StrCat("keys:\n  - {name: team-a, sha256: \"", KeyRing::Sha256Hex("alpha"),
+                       "\", tenant: a, allow: [chat]}\n"));
+  {
+    grpc::ClientContext context;
+    Bound(context);
+    v1::ListModelsResponse response;
+    EXPECT_EQ(stub_->ListModels(&context, {}, &response).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext context;
+    Bound(context);
+    context.AddMetadata("authorization", "Bearer alpha");
+    v1::ListModelsResponse response;
+    ASSERT_TRUE(stub_->ListModels(&context, {}, &response).ok());
+    ASSERT_EQ(response.models_size(), 1);  // Only what the key may use: not m1.
+    EXPECT_EQ(response.models(0).id(), "chat");
+  }
+  auto explain = [&](const std::string& model) {
+    grpc::ClientContext context;
+    Bound(context);
+    context.AddMetadata("authorization", "Bearer alpha");
+    v1::ExplainRouteRequest request;
+    request.set_model(model);
+    v1::ExplainRouteResponse response;
+    return stub_->ExplainRoute(&context, request, &response).error_code();
+  };
+  EXPECT_EQ(explain("chat"), grpc::StatusCode::OK);
+  EXPECT_EQ(explain("m1"), grpc::StatusCode::PERMISSION_DENIED);
 }
 
 TEST_F(RouterServiceTest, RateLimitedIsResourceExhaustedWithRetryAfter) {

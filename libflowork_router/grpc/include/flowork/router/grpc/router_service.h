@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "flowork/core/http_server.h"
+#include "flowork/router/key_store.h"
 #include "flowork/router/policy.h"
 #include "flowork/router/v1/router.grpc.pb.h"
 
@@ -21,10 +22,15 @@ namespace flowork::router {
 // upstream request. Mount it in any grpc::ServerBuilder. Thread-safe.
 class RouterServiceImpl final : public v1::RouterService::CallbackService {
  public:
-  // Neither is owned; both must outlive the service. `gateway` is normally
-  // a Gateway (flowork/router/gateway.h).
-  RouterServiceImpl(const PolicyEngine& policy, core::HttpHandler& gateway)
-      : policy_(policy), gateway_(gateway) {}
+  // None is owned; all must outlive the service. `gateway` is normally a
+  // Gateway (flowork/router/gateway.h). With `keys`, ListModels and
+  // ExplainRoute identify the caller like the gateway does (UNAUTHENTICATED
+  // without a known key): ListModels lists only what the key may use, and
+  // ExplainRoute refuses (PERMISSION_DENIED) a model the key may not use and
+  // applies the key's zones. Without `keys` both are open.
+  RouterServiceImpl(const PolicyEngine& policy, core::HttpHandler& gateway,
+                    const KeyStore* keys = nullptr)
+      : policy_(policy), gateway_(gateway), keys_(keys) {}
 
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const v1::ListModelsRequest* request,
@@ -42,8 +48,14 @@ class RouterServiceImpl final : public v1::RouterService::CallbackService {
                                   v1::EmbedResponse* response) override;
 
  private:
+  // The caller's key from the call's metadata (null: anonymous, or no key
+  // store).
+  absl::StatusOr<std::shared_ptr<const v1::ApiKey>> Caller(
+      const grpc::CallbackServerContext& context) const;
+
   const PolicyEngine& policy_;
   core::HttpHandler& gateway_;
+  const KeyStore* const keys_;
 };
 
 }  // namespace flowork::router
