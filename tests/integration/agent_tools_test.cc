@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "flowork/agent/v1/agent_service.pb.h"
@@ -99,33 +101,38 @@ routes:
   - {name: chat, candidates: [m1]}
 )yaml"));
     router_.emplace(Start(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"}));
-    testing::WriteFile(dir + "/agent.yaml",
-                       absl::StrCat(R"yaml(
+    testing::WriteFile(
+        dir + "/agent.yaml",
+        absl::StrCat(R"yaml(
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
 store: {path: ")yaml",
-                                    dir, R"yaml(/agent.db"}
+                     dir, R"yaml(/agent.db"}
 router: {http: "http://127.0.0.1:)yaml",
-                                    router_->http_port(), R"yaml(/v1"}
+                     router_->http_port(), R"yaml(/v1"}
 keys:
   - {name: acme, sha256: )yaml",
-                                    kAcmeHash, R"yaml(, tenant: acme}
+                     kAcmeHash, R"yaml(, tenant: acme}
   - {name: beta, sha256: )yaml",
-                                    kBetaHash, R"yaml(, tenant: beta}
+                     kBetaHash, R"yaml(, tenant: beta}
 tools:
   http:
     - name: stock
       description: Looks up the stock of an item.
       method: GET
       url_template: "http://127.0.0.1:)yaml",
-                                    target_server_->port(), R"yaml(/stock?item={query}"
+                     target_server_->port(), R"yaml(/stock?item={query}"
       allowed_hosts: ["127.0.0.1"]
       allow_private_addresses: true
+  mcp:
+    - {name: fx, command: ")yaml",
+                     FLOWORK_PYTHON3, R"yaml(", args: [")yaml", FLOWORK_MCP_ECHO_SERVER, R"yaml("]}
 agents:
   - {name: helper, kind: KIND_LLM, model: chat, system_prompt: "You help."}
   - name: clerk
     model: chat
     tools: [stock, remember]
     approval: {tools: [stock], reason: "reads the warehouse"}
+  - {name: prober, model: chat, tools: [fx_structured]}
 )yaml"));
     agent_.emplace(Start(FLOWORK_AGENT_BIN, {"--config", dir + "/agent.yaml"}));
   }
@@ -317,6 +324,20 @@ TEST_F(AgentToolsTest, DeniedToolCallIsReportedToTheModelAndTheTaskFinishes) {
   // Deciding again: nothing is waiting any more.
   EXPECT_EQ(Call("POST", absl::StrCat("/v1/approvals/", approval->id(), ":approve"), "{}").status,
             404);
+}
+
+TEST_F(AgentToolsTest, McpServerToolsFromTheConfigAreCalled) {
+  const agent::v1::Task task =
+      Submit(R"({"agent":"prober","input":"call:fx_structured hello-mcp"})");
+  const std::string events = EventsUntilFinal(task.id());
+  EXPECT_EQ(GetTask(task.id()).state(), agent::v1::TASK_STATE_SUCCEEDED) << events;
+  // The fixture answers its arguments back as structured content.
+  bool answered = false;
+  for (absl::string_view line : absl::StrSplit(events, '\n')) {
+    answered |= absl::StrContains(line, "dev.flowork.task.tool_calls.completed") &&
+                absl::StrContains(line, "received") && absl::StrContains(line, "hello-mcp");
+  }
+  EXPECT_TRUE(answered) << events;
 }
 
 TEST_F(AgentToolsTest, ToolsOfAnAgentMustBeRegistered) {
