@@ -39,7 +39,7 @@ routes:
 constexpr char kAgentConfig[] = R"yaml(
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
 agents:
-  - {name: writer, kind: llm, model: chat, system_prompt: "You write.", tools: [search]}
+  - {name: writer, kind: llm, model: chat, system_prompt: "You write.", tools: [recall]}
 )yaml";
 
 std::string ToJson(const google::protobuf::Message& message) {

@@ -1,16 +1,23 @@
 #include "flowork/agent/grpc/agent_server.h"
 
 #include <cstdlib>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "agent_service_impl.h"
+#include "agent_tooling.h"
 #include "api_keys.h"
 #include "flowork/agent/agent_runtime.h"
 #include "flowork/agent/agent_spec_store.h"
 #include "flowork/agent/llm_client.h"
+#include "flowork/agent/mcp_client.h"
+#include "flowork/agent/sqlite_memory_store.h"
+#include "flowork/agent/sqlite_session_store.h"
 #include "flowork/agent/sqlite_task_store.h"
+#include "flowork/agent/tool_sources.h"
 #include "flowork/core/event_loops.h"
 #include "flowork/core/grpc/api_server.h"
 #include "flowork/core/http_client.h"
@@ -28,6 +35,9 @@ class AgentServerImpl final : public AgentServer {
   ~AgentServerImpl() override { Shutdown(absl::ZeroDuration()); }
 
   absl::Status Init(const v1::AgentConfig& config);
+  // The session, memory and pinned stores (in the task store's file `path`)
+  // and the tool registry with the memory tools and the configured ones.
+  absl::Status InitTooling(const v1::AgentConfig& config, const std::string& path);
 
   std::string http_address() const override { return server_->http_address(); }
   std::string grpc_address() const override { return server_->grpc_address(); }
@@ -51,6 +61,14 @@ class AgentServerImpl final : public AgentServer {
   std::unique_ptr<internal::WatchedTaskStore> store_;
   std::unique_ptr<AgentSpecStore> specs_;
   std::unique_ptr<internal::ApiKeys> keys_;
+  // Tools, memory and sessions (see InitTooling); the MCP servers before the
+  // registry calling them.
+  std::unique_ptr<SessionStore> sessions_;
+  std::unique_ptr<PinnedMemoryStore> pinned_;
+  std::unique_ptr<MemoryStore> memory_;
+  std::vector<std::unique_ptr<McpClient>> mcp_;
+  std::unique_ptr<ToolRegistry> tools_;
+  internal::SpecPolicies policies_;
   std::unique_ptr<AgentRuntime> runtime_;
   std::unique_ptr<internal::AgentServiceImpl> service_;
   std::unique_ptr<core::ApiServer> server_;
@@ -87,10 +105,21 @@ absl::Status AgentServerImpl::Init(const v1::AgentConfig& config) {
   FLOWORK_ASSIGN_OR_RETURN(llm_, CreateHttpLlmClient(llm, *http_));
   models_ = CreateModelEffectHandler(*llm_);
 
+  FLOWORK_RETURN_IF_ERROR(InitTooling(config, path));
+
   AgentRuntimeOptions runtime_options;
   runtime_options.models = models_.get();
+  runtime_options.tools = tools_.get();
+  runtime_options.approvals = &policies_;
+  runtime_options.sessions = sessions_.get();
   FLOWORK_ASSIGN_OR_RETURN(runtime_, AgentRuntime::Create(runtime_options, *store_));
-  service_ = std::make_unique<internal::AgentServiceImpl>(*runtime_, *store_, *specs_, *keys_);
+  service_ = std::make_unique<internal::AgentServiceImpl>(
+      *runtime_, *store_, *specs_, *keys_,
+      internal::AgentTooling{.tools = tools_.get(),
+                             .policies = &policies_,
+                             .pinned = pinned_.get(),
+                             .memory = memory_.get(),
+                             .sessions = sessions_.get()});
   for (int i = 0; i < config.agents_size(); ++i) {
     FLOWORK_RETURN_IF_ERROR(
         service_->AddAgent("", config.agents(i), absl::StrCat("agents[", i, "]")));
@@ -108,6 +137,47 @@ absl::Status AgentServerImpl::Init(const v1::AgentConfig& config) {
   FLOWORK_ASSIGN_OR_RETURN(
       server_,
       core::ApiServer::Create(options, {{service_.get(), "flowork.agent.v1.AgentService"}}));
+  return absl::OkStatus();
+}
+
+absl::Status AgentServerImpl::InitTooling(const v1::AgentConfig& config, const std::string& path) {
+  FLOWORK_ASSIGN_OR_RETURN(sessions_, CreateSqliteSessionStore({.path = path}));
+  FLOWORK_ASSIGN_OR_RETURN(pinned_, CreateSqlitePinnedMemoryStore({.path = path}));
+  FLOWORK_ASSIGN_OR_RETURN(memory_, CreateSqliteMemoryStore({.path = path}));
+  FLOWORK_ASSIGN_OR_RETURN(tools_, ToolRegistry::Create({.http_client = http_.get()}));
+  FLOWORK_RETURN_IF_ERROR(RegisterMemoryTools(*tools_, *memory_));
+  FLOWORK_RETURN_IF_ERROR(RegisterPinnedMemoryTools(
+      *tools_, *pinned_, [this](std::string_view agent) { return policies_.Memory(agent); }));
+  const v1::ToolsConfig& tools = config.tools();
+  for (int i = 0; i < tools.http_size(); ++i) {
+    absl::Status registered = tools_->RegisterHttp(tools.http(i));
+    if (!registered.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tools.http[", i, "]: ", registered.message()));
+    }
+  }
+  for (int i = 0; i < tools.mcp_size(); ++i) {
+    const v1::McpServerConfig& server = tools.mcp(i);
+    const std::string where = absl::StrCat("tools.mcp[", i, "]");
+    if (server.name().empty() || server.command().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": name and command are required"));
+    }
+    McpServerOptions options;
+    options.command = server.command();
+    options.args.assign(server.args().begin(), server.args().end());
+    for (const auto& [name, value] : server.env()) options.env[name] = value;
+    absl::StatusOr<std::unique_ptr<McpClient>> client = McpClient::Start(options);
+    if (!client.ok()) {
+      return absl::Status(client.status().code(), absl::StrCat(where, " (", server.name(),
+                                                               "): ", client.status().message()));
+    }
+    mcp_.push_back(*std::move(client));
+    absl::Status registered = RegisterMcpTools(*tools_, *mcp_.back(), server.name());
+    if (!registered.ok()) {
+      return absl::Status(registered.code(),
+                          absl::StrCat(where, " (", server.name(), "): ", registered.message()));
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -72,7 +72,7 @@ absl::Status CheckSpec(v1::AgentSpec& spec, const std::string& where) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, ".model: required (a model or route of the router)"));
   }
-  return absl::OkStatus();
+  return CheckApprovalSpec(spec, where);
 }
 
 // Every state a task can still leave.
@@ -298,8 +298,8 @@ void EventPump::Loop() {
 // The service.
 
 AgentServiceImpl::AgentServiceImpl(AgentRuntime& runtime, WatchedTaskStore& store,
-                                   AgentSpecStore& specs, const ApiKeys& keys)
-    : runtime_(runtime), store_(store), specs_(specs), keys_(keys) {}
+                                   AgentSpecStore& specs, const ApiKeys& keys, AgentTooling tooling)
+    : runtime_(runtime), store_(store), specs_(specs), keys_(keys), tooling_(tooling) {}
 
 AgentServiceImpl::~AgentServiceImpl() = default;
 
@@ -319,7 +319,8 @@ absl::Status AgentServiceImpl::AddAgent(const std::string& tenant, v1::AgentSpec
 
 absl::StatusOr<v1::AgentSpec> AgentServiceImpl::Register(const std::string& tenant,
                                                          v1::AgentSpec spec, bool persist) {
-  FLOWORK_ASSIGN_OR_RETURN(std::shared_ptr<Agent> agent, CreateLlmAgent(spec));
+  FLOWORK_ASSIGN_OR_RETURN(LlmAgentOptions options, AgentOptions(spec));
+  FLOWORK_ASSIGN_OR_RETURN(std::shared_ptr<Agent> agent, CreateLlmAgent(spec, std::move(options)));
   const uint64_t version = spec.version() == 0 ? 1 : spec.version();
   FLOWORK_RETURN_IF_ERROR(runtime_.RegisterAgent(spec, std::move(agent)).status());
   spec.set_version(version);
@@ -329,6 +330,10 @@ absl::StatusOr<v1::AgentSpec> AgentServiceImpl::Register(const std::string& tena
     runtime_.StartAgent(spec.name()).IgnoreError();
   }
   if (persist) FLOWORK_RETURN_IF_ERROR(specs_.Put({tenant, spec}));
+  if (tooling_.tools != nullptr) {
+    tooling_.tools->SetAgentTools(spec.name(), {spec.tools().begin(), spec.tools().end()});
+  }
+  if (tooling_.policies != nullptr) tooling_.policies->Set(spec);
   absl::MutexLock lock(&mu_);
   agents_[spec.name()] = Entry{tenant, spec};
   return spec;
@@ -460,6 +465,8 @@ grpc::ServerUnaryReactor* AgentServiceImpl::DeleteAgent(grpc::CallbackServerCont
         }
         runtime_.StopAgent(request->name()).IgnoreError();
         FLOWORK_RETURN_IF_ERROR(specs_.Delete(request->name()));
+        if (tooling_.tools != nullptr) tooling_.tools->SetAgentTools(request->name(), {});
+        if (tooling_.policies != nullptr) tooling_.policies->Remove(request->name());
         absl::MutexLock lock(&mu_);
         agents_.erase(request->name());
         return v1::DeleteAgentResponse();
@@ -530,6 +537,19 @@ grpc::ServerUnaryReactor* AgentServiceImpl::SubmitTask(grpc::CallbackServerConte
         if (request->has_not_before()) *task.mutable_not_before() = request->not_before();
         task.set_parent_id(request->parent_id());
         *task.mutable_labels() = request->labels();
+        if (!request->session_id().empty()) {
+          absl::StatusOr<v1::Session> session = OwnSession(tenant, request->session_id());
+          if (absl::IsNotFound(session.status())) {
+            return absl::NotFoundError(absl::StrCat("session_id: ", session.status().message()));
+          }
+          FLOWORK_RETURN_IF_ERROR(session.status());
+          if (session->agent() != request->agent()) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("session_id: session \"", session->id(), "\" is agent \"",
+                             session->agent(), "\"'s, not \"", request->agent(), "\"'s"));
+          }
+          task.set_session_id(session->id());
+        }
         FLOWORK_ASSIGN_OR_RETURN(SubmitResult submitted, runtime_.Submit(std::move(task)));
         return std::move(submitted.task);
       }(),
@@ -734,6 +754,120 @@ grpc::ServerUnaryReactor* AgentServiceImpl::DenyCall(grpc::CallbackServerContext
                 status.ok() ? absl::StatusOr<v1::DecideCallResponse>(v1::DecideCallResponse())
                             : absl::StatusOr<v1::DecideCallResponse>(status),
                 response);
+}
+
+absl::StatusOr<LlmAgentOptions> AgentServiceImpl::AgentOptions(const v1::AgentSpec& spec) const {
+  LlmAgentOptions options;
+  options.pinned = tooling_.pinned;
+  options.memory = tooling_.memory;
+  if (spec.tools().empty()) return options;
+  if (tooling_.tools == nullptr) return absl::InvalidArgumentError("tools: this server has none");
+  absl::StatusOr<std::string> tools =
+      tooling_.tools->OpenAiToolsJsonOf({spec.tools().begin(), spec.tools().end()});
+  if (!tools.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("tools: ", tools.status().message()));
+  }
+  options.tools_json = *std::move(tools);
+  return options;
+}
+
+// ---------------------------------------------------------------------------
+// Sessions.
+
+absl::StatusOr<v1::Session> AgentServiceImpl::OwnSession(const std::string& tenant,
+                                                         const std::string& id) const {
+  const absl::Status none = absl::NotFoundError(absl::StrCat("session \"", id, "\" not found"));
+  if (tooling_.sessions == nullptr || id.empty()) return none;
+  absl::StatusOr<v1::Session> session = tooling_.sessions->Get(id);
+  if (absl::IsNotFound(session.status()) || (session.ok() && session->tenant() != tenant)) {
+    return none;
+  }
+  return session;
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::CreateSession(grpc::CallbackServerContext* context,
+                                                          const v1::CreateSessionRequest* request,
+                                                          v1::Session* response) {
+  return Answer(
+      context,
+      [&]() -> absl::StatusOr<v1::Session> {
+        FLOWORK_ASSIGN_OR_RETURN(std::string tenant, keys_.Tenant(*context));
+        if (request->agent().empty()) return absl::InvalidArgumentError("agent: required");
+        FLOWORK_RETURN_IF_ERROR(VisibleAgent(tenant, request->agent()).status());
+        if (tooling_.sessions == nullptr) {
+          return absl::FailedPreconditionError("this server keeps no sessions");
+        }
+        v1::Session session;
+        session.set_id(request->id());
+        session.set_tenant(tenant);
+        session.set_agent(request->agent());
+        *session.mutable_labels() = request->labels();
+        return tooling_.sessions->Create(std::move(session));
+      }(),
+      response);
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::GetSession(grpc::CallbackServerContext* context,
+                                                       const v1::GetSessionRequest* request,
+                                                       v1::Session* response) {
+  return Answer(
+      context,
+      [&]() -> absl::StatusOr<v1::Session> {
+        FLOWORK_ASSIGN_OR_RETURN(std::string tenant, keys_.Tenant(*context));
+        return OwnSession(tenant, request->id());
+      }(),
+      response);
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::ListSessions(grpc::CallbackServerContext* context,
+                                                         const v1::ListSessionsRequest* request,
+                                                         v1::ListSessionsResponse* response) {
+  return Answer(
+      context,
+      [&]() -> absl::StatusOr<v1::ListSessionsResponse> {
+        FLOWORK_ASSIGN_OR_RETURN(std::string tenant, keys_.Tenant(*context));
+        v1::ListSessionsResponse out;
+        if (tooling_.sessions == nullptr) return out;
+        if (request->page_size() < 0 || request->page_size() > kMaxSessionListLimit) {
+          return absl::InvalidArgumentError(absl::StrCat("page_size: 0 to ", kMaxSessionListLimit));
+        }
+        const int size = request->page_size() == 0 ? 100 : request->page_size();
+        // One more than asked tells whether another page follows.
+        FLOWORK_ASSIGN_OR_RETURN(std::vector<v1::Session> sessions,
+                                 tooling_.sessions->List(tenant, request->agent(),
+                                                         std::min(size + 1, kMaxSessionListLimit),
+                                                         request->page_token()));
+        const bool more = static_cast<int>(sessions.size()) > size;
+        if (more) sessions.resize(static_cast<size_t>(size));
+        for (v1::Session& session : sessions) *out.add_sessions() = std::move(session);
+        if (more && out.sessions_size() > 0) {
+          out.set_next_page_token(out.sessions(out.sessions_size() - 1).id());
+        }
+        return out;
+      }(),
+      response);
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::ListSessionMessages(
+    grpc::CallbackServerContext* context, const v1::ListSessionMessagesRequest* request,
+    v1::ListSessionMessagesResponse* response) {
+  return Answer(
+      context,
+      [&]() -> absl::StatusOr<v1::ListSessionMessagesResponse> {
+        FLOWORK_ASSIGN_OR_RETURN(std::string tenant, keys_.Tenant(*context));
+        FLOWORK_RETURN_IF_ERROR(OwnSession(tenant, request->id()).status());
+        if (request->limit() < 0 || request->limit() > kMaxSessionMessagesLimit) {
+          return absl::InvalidArgumentError(absl::StrCat("limit: 0 to ", kMaxSessionMessagesLimit));
+        }
+        FLOWORK_ASSIGN_OR_RETURN(
+            std::vector<v1::SessionMessage> messages,
+            tooling_.sessions->ListMessages(request->id(), request->after(),
+                                            request->limit() == 0 ? 100 : request->limit()));
+        v1::ListSessionMessagesResponse out;
+        for (v1::SessionMessage& message : messages) *out.add_messages() = std::move(message);
+        return out;
+      }(),
+      response);
 }
 
 }  // namespace flowork::agent::internal

@@ -12,9 +12,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "agent_tooling.h"
 #include "api_keys.h"
 #include "flowork/agent/agent_runtime.h"
 #include "flowork/agent/agent_spec_store.h"
+#include "flowork/agent/llm_agent.h"
 #include "flowork/agent/v1/agent_service.grpc.pb.h"
 #include "watched_task_store.h"
 
@@ -47,7 +49,7 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
  public:
   // Every dependency must outlive the service.
   AgentServiceImpl(AgentRuntime& runtime, WatchedTaskStore& store, AgentSpecStore& specs,
-                   const ApiKeys& keys);
+                   const ApiKeys& keys, AgentTooling tooling = {});
   ~AgentServiceImpl() override;
 
   // Registers an agent: shared (tenant "") from the config, or a tenant's
@@ -113,6 +115,18 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
   grpc::ServerUnaryReactor* DenyCall(grpc::CallbackServerContext* context,
                                      const v1::DecideCallRequest* request,
                                      v1::DecideCallResponse* response) override;
+  grpc::ServerUnaryReactor* CreateSession(grpc::CallbackServerContext* context,
+                                          const v1::CreateSessionRequest* request,
+                                          v1::Session* response) override;
+  grpc::ServerUnaryReactor* GetSession(grpc::CallbackServerContext* context,
+                                       const v1::GetSessionRequest* request,
+                                       v1::Session* response) override;
+  grpc::ServerUnaryReactor* ListSessions(grpc::CallbackServerContext* context,
+                                         const v1::ListSessionsRequest* request,
+                                         v1::ListSessionsResponse* response) override;
+  grpc::ServerUnaryReactor* ListSessionMessages(grpc::CallbackServerContext* context,
+                                                const v1::ListSessionMessagesRequest* request,
+                                                v1::ListSessionMessagesResponse* response) override;
 
  private:
   struct Entry {
@@ -132,11 +146,18 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
                                             const std::string& name, int action);
   absl::Status Decide(grpc::CallbackServerContext* context, const v1::DecideCallRequest& request,
                       v1::Verdict verdict);
+  // The session, when it is the caller's; kNotFound otherwise (and without
+  // a session store).
+  absl::StatusOr<v1::Session> OwnSession(const std::string& tenant, const std::string& id) const;
+  // The LLM agent options of `spec`: its tools (kInvalidArgument naming an
+  // unknown one) and the memory stores.
+  absl::StatusOr<LlmAgentOptions> AgentOptions(const v1::AgentSpec& spec) const;
 
   AgentRuntime& runtime_;
   WatchedTaskStore& store_;
   AgentSpecStore& specs_;
   const ApiKeys& keys_;
+  const AgentTooling tooling_;
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> agents_ ABSL_GUARDED_BY(mu_);
   // Serialises agent writes so the catalog, runtime and store agree.

@@ -14,7 +14,12 @@ namespace flowork::agent {
 // (store.path), the agent runtime, an LLM client to the router's
 // OpenAI-compatible API (router.http), the declared agents plus those created
 // through the API earlier, and flowork.agent.v1.AgentService served over gRPC
-// and HTTP/JSON (with /healthz, /readyz, /metrics). Callers authenticate
+// and HTTP/JSON (with /healthz, /readyz, /metrics). Sessions, long-term
+// memory and pinned memory live in the task store's file; agents get the
+// tools their spec lists from one registry (the memory tools, `tools.http`
+// and the tools of the `tools.mcp` servers, started with the server), and
+// calls of the tools in their spec's `approval` wait for a decision through
+// the approvals API. Callers authenticate
 // with API keys (`keys`, each one tenant); without keys the server admits
 // anonymous callers as the tenant "default", and then only on loopback
 // listeners. Thread-safe.
