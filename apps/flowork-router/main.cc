@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
   for (const std::string& route : flowork::router::Gateway::Routes()) {
     options->extra_routes.emplace_back(route, gateway->get());
   }
-  flowork::router::RouterServiceImpl router_service(**policy);
+  flowork::router::RouterServiceImpl router_service(**policy, **gateway);
   auto server = flowork::core::ApiServer::Create(
       *options, {{&router_service, "flowork.router.v1.RouterService"}});
   if (!server.ok()) return Fail("cannot start", server.status());

@@ -6,7 +6,9 @@
 #include "flowork/agent/agent_registry.h"
 #include "flowork/core/config_loader.h"
 #include "flowork/core/grpc/api_server.h"
+#include "flowork/core/http_client.h"
 #include "flowork/router/catalog.h"
+#include "flowork/router/gateway.h"
 #include "flowork/router/grpc/router_service.h"
 #include "flowork/router/policy.h"
 
@@ -26,7 +28,17 @@ models: [{name: small, provider: local, capabilities: [chat]}]
     std::fprintf(stderr, "policy: %s\n", std::string(policy.status().message()).c_str());
     return 1;
   }
-  flowork::router::RouterServiceImpl service(**policy);
+  auto upstreams = flowork::core::HttpClient::Create({});
+  if (!upstreams.ok()) {
+    std::fprintf(stderr, "client: %s\n", std::string(upstreams.status().message()).c_str());
+    return 1;
+  }
+  auto gateway = flowork::router::Gateway::Create(**policy, **upstreams);
+  if (!gateway.ok()) {
+    std::fprintf(stderr, "gateway: %s\n", std::string(gateway.status().message()).c_str());
+    return 1;
+  }
+  flowork::router::RouterServiceImpl service(**policy, **gateway);
   flowork::core::ApiServerOptions options;
   options.http.address = "127.0.0.1:0";
   options.http.threads = 1;
