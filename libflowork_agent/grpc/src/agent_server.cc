@@ -10,6 +10,7 @@
 #include "flowork/agent/agent_runtime.h"
 #include "flowork/agent/agent_spec_store.h"
 #include "flowork/agent/llm_client.h"
+#include "flowork/agent/remote_work_hub.h"
 #include "flowork/agent/sqlite_task_store.h"
 #include "flowork/core/event_loops.h"
 #include "flowork/core/grpc/api_server.h"
@@ -17,6 +18,7 @@
 #include "flowork/core/internal/status_macros.h"
 #include "flowork/core/logging.h"
 #include "watched_task_store.h"
+#include "worker_service_impl.h"
 
 namespace flowork::agent {
 namespace {
@@ -48,11 +50,13 @@ class AgentServerImpl final : public AgentServer {
   std::unique_ptr<core::HttpClient> http_;
   std::unique_ptr<LlmClient> llm_;
   std::unique_ptr<EffectHandler> models_;
+  std::unique_ptr<RemoteWorkHub> remote_;
   std::unique_ptr<internal::WatchedTaskStore> store_;
   std::unique_ptr<AgentSpecStore> specs_;
   std::unique_ptr<internal::ApiKeys> keys_;
   std::unique_ptr<AgentRuntime> runtime_;
   std::unique_ptr<internal::AgentServiceImpl> service_;
+  std::unique_ptr<internal::WorkerServiceImpl> workers_;
   std::unique_ptr<core::ApiServer> server_;
 };
 
@@ -87,8 +91,21 @@ absl::Status AgentServerImpl::Init(const v1::AgentConfig& config) {
   FLOWORK_ASSIGN_OR_RETURN(llm_, CreateHttpLlmClient(llm, *http_));
   models_ = CreateModelEffectHandler(*llm_);
 
+  RemoteWorkHubOptions remote;
+  const auto duration = [](const google::protobuf::Duration& d, absl::Duration fallback) {
+    const absl::Duration value = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+    return value == absl::ZeroDuration() ? fallback : value;
+  };
+  remote.lease_ttl = duration(config.workers().lease_ttl(), remote.lease_ttl);
+  remote.max_lease_wait = duration(config.workers().max_lease_wait(), remote.max_lease_wait);
+  if (remote.lease_ttl < absl::ZeroDuration() || remote.max_lease_wait < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("workers: lease_ttl and max_lease_wait must be positive");
+  }
+  FLOWORK_ASSIGN_OR_RETURN(remote_, RemoteWorkHub::Create(remote));
+
   AgentRuntimeOptions runtime_options;
   runtime_options.models = models_.get();
+  runtime_options.remote = remote_.get();
   FLOWORK_ASSIGN_OR_RETURN(runtime_, AgentRuntime::Create(runtime_options, *store_));
   service_ = std::make_unique<internal::AgentServiceImpl>(*runtime_, *store_, *specs_, *keys_);
   for (int i = 0; i < config.agents_size(); ++i) {
@@ -105,9 +122,11 @@ absl::Status AgentServerImpl::Init(const v1::AgentConfig& config) {
     }
   }
   FLOWORK_RETURN_IF_ERROR(runtime_->Start());
+  workers_ = std::make_unique<internal::WorkerServiceImpl>(*remote_, *keys_);
   FLOWORK_ASSIGN_OR_RETURN(
-      server_,
-      core::ApiServer::Create(options, {{service_.get(), "flowork.agent.v1.AgentService"}}));
+      server_, core::ApiServer::Create(options,
+                                       {{service_.get(), "flowork.agent.v1.AgentService"},
+                                        {workers_.get(), "flowork.agent.v1.WorkerService"}}));
   return absl::OkStatus();
 }
 
