@@ -124,8 +124,8 @@ absl::Status AgentServerImpl::Init(const v1::AgentConfig& config) {
   FLOWORK_RETURN_IF_ERROR(runtime_->Start());
   workers_ = std::make_unique<internal::WorkerServiceImpl>(*remote_, *keys_);
   FLOWORK_ASSIGN_OR_RETURN(
-      server_, core::ApiServer::Create(options,
-                                       {{service_.get(), "flowork.agent.v1.AgentService"},
+      server_,
+      core::ApiServer::Create(options, {{service_.get(), "flowork.agent.v1.AgentService"},
                                         {workers_.get(), "flowork.agent.v1.WorkerService"}}));
   return absl::OkStatus();
 }

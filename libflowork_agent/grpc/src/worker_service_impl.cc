@@ -33,8 +33,8 @@ google::protobuf::Timestamp ToProto(absl::Time t) {
 
 bool ValidWorkerId(const std::string& id) {
   return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == ':' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == ':' || c == '-';
   });
 }
 
@@ -95,13 +95,12 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Lease(grpc::CallbackServerContext* 
   absl::StatusOr<std::string> tenant = keys_.Tenant(*context);
   if (!tenant.ok()) return Answer(context, tenant.status());
   if (!ValidWorkerId(request->worker_id())) {
-    return Answer(context, absl::InvalidArgumentError(absl::StrCat(
-                               "worker_id: \"", request->worker_id(),
-                               "\" must match [A-Za-z0-9._:-]{1,128}")));
+    return Answer(context,
+                  absl::InvalidArgumentError(absl::StrCat("worker_id: \"", request->worker_id(),
+                                                          "\" must match [A-Za-z0-9._:-]{1,128}")));
   }
   if (request->agents().empty()) {
-    return Answer(context,
-                  absl::InvalidArgumentError("agents: name at least one remote agent"));
+    return Answer(context, absl::InvalidArgumentError("agents: name at least one remote agent"));
   }
   RemoteWorkHub::LeaseQuery query;
   query.worker_id = request->worker_id();

@@ -10,6 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "flowork/core/internal/status_macros.h"
 
 namespace flowork::agent {
 namespace {
@@ -179,6 +180,7 @@ class RemoteWorkHubImpl final : public RemoteWorkHub {
         answer.lease_expire_time = ended->forget_at;
         return answer;
       }
+      FLOWORK_RETURN_IF_ERROR(StaleLocked(tenant, lease_id, fencing_token));
       absl::StatusOr<Work*> work = HeldLocked(tenant, lease_id, fencing_token);
       if (!work.ok()) return work.status();
       (*work)->expires = clock_.Now() + options_.lease_ttl;
@@ -314,12 +316,30 @@ class RemoteWorkHubImpl final : public RemoteWorkHub {
     return &work;
   }
 
+  // Work that ended while leased with `token`.
   const Ended* FindEnded(std::string_view tenant, std::string_view lease_id, uint64_t token) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const Ended* ended = EndedLocked(tenant, lease_id);
+    return ended != nullptr && ended->token == token ? ended : nullptr;
+  }
+  const Ended* EndedLocked(std::string_view tenant, std::string_view lease_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = ended_.find(std::string(lease_id));
-    if (it == ended_.end() || it->second.tenant != tenant || it->second.token != token)
-      return nullptr;
-    return &it->second;
+    return it == ended_.end() || it->second.tenant != tenant ? nullptr : &it->second;
+  }
+  // kAborted when the work ended under a later lease than `token`'s.
+  absl::Status StaleLocked(std::string_view tenant, std::string_view lease_id, uint64_t token) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const Ended* ended = EndedLocked(tenant, lease_id);
+    if (ended == nullptr) return absl::OkStatus();
+    return absl::AbortedError(
+        absl::StrCat("lease ", Quoted(lease_id), ": fencing token ", token,
+                     " is stale (the work was leased again with token ", ended->token, " and ",
+                     ended->cancelled ? "its task cancelled" : "completed", "); drop the work"));
+  }
+  // How long ended work is remembered, so late callers get a clear answer.
+  absl::Time ForgetAt() const {
+    return clock_.Now() + std::max(10 * options_.lease_ttl, absl::Minutes(1));
   }
 
   absl::Status End(std::string_view tenant, std::string_view lease_id, uint64_t token,
@@ -334,6 +354,7 @@ class RemoteWorkHubImpl final : public RemoteWorkHub {
         }
         return absl::OkStatus();  // A repeat of the accepted completion.
       }
+      FLOWORK_RETURN_IF_ERROR(StaleLocked(tenant, lease_id, token));
       absl::StatusOr<Work*> held = HeldLocked(tenant, lease_id, token);
       if (!held.ok()) return held.status();
       Work& work = **held;
@@ -342,8 +363,7 @@ class RemoteWorkHubImpl final : public RemoteWorkHub {
         result->mutable_remote()->set_fencing_token(token);
       }
       done = std::move(work.done);
-      ended_[work.lease_id] =
-          Ended{work.tenant, work.task_id, token, false, clock_.Now() + options_.lease_ttl};
+      ended_[work.lease_id] = Ended{work.tenant, work.task_id, token, false, ForgetAt()};
       work_.erase(work.lease_id);
     }
     std::move(done)(std::move(result));
@@ -359,8 +379,7 @@ class RemoteWorkHubImpl final : public RemoteWorkHub {
       if (it == work_.end()) return;
       Work& work = *it->second;
       if (work.leased) {
-        ended_[lease_id] =
-            Ended{work.tenant, work.task_id, work.token, true, clock_.Now() + options_.lease_ttl};
+        ended_[lease_id] = Ended{work.tenant, work.task_id, work.token, true, ForgetAt()};
       } else {
         queue_.erase(std::find(queue_.begin(), queue_.end(), lease_id));
       }

@@ -52,27 +52,28 @@ const definition = protoLoader.loadSync('flowork/agent/v1/worker_service.proto',
 const { WorkerService } = grpc.loadPackageDefinition(definition).flowork.agent.v1;
 const client = new WorkerService(target, grpc.credentials.createInsecure());
 
-// google.protobuf.Value <-> plain JSON.
+// google.protobuf.Value <-> plain JSON. proto-loader's bundled google/protobuf
+// types keep protobufjs's camelCase field names even with keepCase.
 function fromValue(v) {
   switch (v?.kind) {
-    case 'string_value': return v.string_value;
-    case 'number_value': return v.number_value;
-    case 'bool_value': return v.bool_value;
-    case 'struct_value':
+    case 'stringValue': return v.stringValue;
+    case 'numberValue': return v.numberValue;
+    case 'boolValue': return v.boolValue;
+    case 'structValue':
       return Object.fromEntries(
-        Object.entries(v.struct_value.fields ?? {}).map(([k, x]) => [k, fromValue(x)]));
-    case 'list_value': return (v.list_value.values ?? []).map(fromValue);
+        Object.entries(v.structValue.fields ?? {}).map(([k, x]) => [k, fromValue(x)]));
+    case 'listValue': return (v.listValue.values ?? []).map(fromValue);
     default: return null;
   }
 }
 function toValue(x) {
-  if (x === null || x === undefined) return { null_value: 'NULL_VALUE' };
-  if (typeof x === 'string') return { string_value: x };
-  if (typeof x === 'number') return { number_value: x };
-  if (typeof x === 'boolean') return { bool_value: x };
-  if (Array.isArray(x)) return { list_value: { values: x.map(toValue) } };
+  if (x === null || x === undefined) return { nullValue: 'NULL_VALUE' };
+  if (typeof x === 'string') return { stringValue: x };
+  if (typeof x === 'number') return { numberValue: x };
+  if (typeof x === 'boolean') return { boolValue: x };
+  if (Array.isArray(x)) return { listValue: { values: x.map(toValue) } };
   return {
-    struct_value: { fields: Object.fromEntries(Object.entries(x).map(([k, y]) => [k, toValue(y)])) },
+    structValue: { fields: Object.fromEntries(Object.entries(x).map(([k, y]) => [k, toValue(y)])) },
   };
 }
 

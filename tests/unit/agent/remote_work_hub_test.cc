@@ -240,7 +240,14 @@ TEST_F(RemoteWorkHubTest, AnExpiredLeaseIsLeasedAgainWithAHigherTokenAndTheOldHo
   ASSERT_EQ(outcome->results.size(), 1u);
   EXPECT_EQ(outcome->results[0]->remote().output().string_value(), "fresh");
   EXPECT_EQ(outcome->results[0]->remote().worker_id(), "healthy");
-  // And once the work has ended, the stalled worker is still refused.
+  // And once the work has ended, the stalled worker is still refused, and
+  // told why.
+  late = hub_->Complete("t1", first->lease_id(), first->fencing_token(), Str("late"));
+  EXPECT_EQ(late.code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(late.message(), HasSubstr("stale"));
+  EXPECT_THAT(late.message(), HasSubstr("completed"));
+  clock_.Advance(absl::Minutes(5));
+  hub_->Sweep();
   EXPECT_EQ(hub_->Complete("t1", first->lease_id(), first->fencing_token(), Str("late")).code(),
             absl::StatusCode::kAborted);
   EXPECT_EQ(outcome->results.size(), 1u);
