@@ -158,8 +158,15 @@ keys:
 agents:
   - {name: echo, kind: KIND_REMOTE, description: "Echoes its input, from a Node worker."}
 )yaml"));
+    config_ = dir + "/agent.yaml";
+    StartAgent();
+  }
+
+  // Starts flowork-agent (again) on the same store; new ports.
+  void StartAgent() {
+    agent_.reset();
     absl::StatusOr<ServerProcess> agent =
-        ServerProcess::Start(FLOWORK_AGENT_BIN, {"--config", dir + "/agent.yaml"});
+        ServerProcess::Start(FLOWORK_AGENT_BIN, {"--config", config_});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_.emplace(*std::move(agent));
   }
@@ -231,6 +238,7 @@ agents:
   }
 
   std::string node_;
+  std::string config_;
   std::optional<ServerProcess> agent_;
 };
 
@@ -248,8 +256,10 @@ TEST_F(RemoteWorkerTest, TwoNodeWorkersLeaseAndCompleteTheTenantsTasks) {
                                                              << agent_->log();
     EXPECT_EQ(Field(task, "echo"), absl::StrCat("job-", i));
     EXPECT_THAT(Field(task, "worker"), ::testing::AnyOf("w1", "w2"));
-    const std::string& by = Field(task, "worker") == "w1" ? w1->output() : w2->output();
-    EXPECT_THAT(by, HasSubstr(absl::StrCat("completed ", ids[i])));
+    // The worker prints its line once Complete answered, maybe after the
+    // task already shows as finished.
+    const NodeWorker& by = Field(task, "worker") == "w1" ? *w1 : *w2;
+    EXPECT_TRUE(by.WaitForOutput(absl::StrCat("completed ", ids[i]))) << by.output();
   }
   EXPECT_THAT(outsider->output(), ::testing::Not(HasSubstr("leased")));
   EXPECT_THAT(outsider->output(), ::testing::Not(HasSubstr("agent_worker:"))) << "no errors";
@@ -295,6 +305,40 @@ TEST_F(RemoteWorkerTest, AStalledWorkersLateCompletionIsRejectedAndChangesNothin
   EXPECT_THAT(sleepy->output(), ::testing::Not(HasSubstr(absl::StrCat("completed ", id))));
   agent::v1::Task after = WaitFinal(id);
   EXPECT_EQ(Field(after, "worker"), "rescuer") << "the late completion changed nothing";
+  const std::vector<std::string> types = EventTypes(id);
+  EXPECT_EQ(std::count(types.begin(), types.end(), "dev.flowork.task.finished"), 1);
+}
+
+TEST_F(RemoteWorkerTest, CancellingTheTaskTellsTheWorkingWorkerToStop) {
+  // Works for 20 s, heartbeating: it learns of the cancel from a heartbeat.
+  auto busy = Worker("busy", {"--mode", "work", "--work-ms", "20000", "--max", "1"});
+  const std::string id = Submit("never mind");
+  ASSERT_TRUE(busy->WaitForOutput(absl::StrCat("leased ", id))) << busy->output();
+  absl::StatusOr<ClientResponse> r =
+      HttpCall(agent_->http_port(), "POST", absl::StrCat("/v1/tasks/", id, ":cancel"), "",
+               {{"authorization", absl::StrCat("Bearer ", kAcmeKey)}});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(WaitFinal(id).state(), agent::v1::TASK_STATE_CANCELLED);
+  EXPECT_TRUE(busy->WaitForOutput(absl::StrCat("cancelled ", id))) << busy->output();
+  EXPECT_THAT(busy->output(), ::testing::Not(HasSubstr(absl::StrCat("completed ", id))));
+}
+
+TEST_F(RemoteWorkerTest, WorkLeasedWhenTheServerIsKilledIsQueuedAgainAfterARestart) {
+  auto doomed = Worker("doomed", {"--mode", "hang"});
+  const std::string id = Submit("outlive the server");
+  ASSERT_TRUE(doomed->WaitForOutput(absl::StrCat("leased ", id))) << doomed->output();
+  ASSERT_TRUE(agent_->Stop(SIGKILL, absl::Seconds(10)).ok());
+  doomed->Kill();
+
+  StartAgent();  // The journaled remote step is performed again: queued.
+  auto rescuer = Worker("rescuer");
+  agent::v1::Task task = WaitFinal(id);
+  ASSERT_EQ(task.state(), agent::v1::TASK_STATE_SUCCEEDED) << task.error() << "\n"
+                                                           << rescuer->output() << "\n"
+                                                           << agent_->log();
+  EXPECT_EQ(Field(task, "worker"), "rescuer");
+  EXPECT_EQ(Field(task, "echo"), "outlive the server");
   const std::vector<std::string> types = EventTypes(id);
   EXPECT_EQ(std::count(types.begin(), types.end(), "dev.flowork.task.finished"), 1);
 }
