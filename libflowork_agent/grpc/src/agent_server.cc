@@ -16,6 +16,7 @@
 #include "flowork/agent/mcp_client.h"
 #include "flowork/agent/sqlite_memory_store.h"
 #include "flowork/agent/sqlite_session_store.h"
+#include "flowork/agent/remote_work_hub.h"
 #include "flowork/agent/sqlite_task_store.h"
 #include "flowork/agent/tool_sources.h"
 #include "flowork/core/event_loops.h"
@@ -24,6 +25,7 @@
 #include "flowork/core/internal/status_macros.h"
 #include "flowork/core/logging.h"
 #include "watched_task_store.h"
+#include "worker_service_impl.h"
 
 namespace flowork::agent {
 namespace {
@@ -58,6 +60,7 @@ class AgentServerImpl final : public AgentServer {
   std::unique_ptr<core::HttpClient> http_;
   std::unique_ptr<LlmClient> llm_;
   std::unique_ptr<EffectHandler> models_;
+  std::unique_ptr<RemoteWorkHub> remote_;
   std::unique_ptr<internal::WatchedTaskStore> store_;
   std::unique_ptr<AgentSpecStore> specs_;
   std::unique_ptr<internal::ApiKeys> keys_;
@@ -71,6 +74,7 @@ class AgentServerImpl final : public AgentServer {
   internal::SpecPolicies policies_;
   std::unique_ptr<AgentRuntime> runtime_;
   std::unique_ptr<internal::AgentServiceImpl> service_;
+  std::unique_ptr<internal::WorkerServiceImpl> workers_;
   std::unique_ptr<core::ApiServer> server_;
 };
 
@@ -107,11 +111,24 @@ absl::Status AgentServerImpl::Init(const v1::AgentConfig& config) {
 
   FLOWORK_RETURN_IF_ERROR(InitTooling(config, path));
 
+  RemoteWorkHubOptions remote;
+  const auto duration = [](const google::protobuf::Duration& d, absl::Duration fallback) {
+    const absl::Duration value = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+    return value == absl::ZeroDuration() ? fallback : value;
+  };
+  remote.lease_ttl = duration(config.workers().lease_ttl(), remote.lease_ttl);
+  remote.max_lease_wait = duration(config.workers().max_lease_wait(), remote.max_lease_wait);
+  if (remote.lease_ttl < absl::ZeroDuration() || remote.max_lease_wait < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("workers: lease_ttl and max_lease_wait must be positive");
+  }
+  FLOWORK_ASSIGN_OR_RETURN(remote_, RemoteWorkHub::Create(remote));
+
   AgentRuntimeOptions runtime_options;
   runtime_options.models = models_.get();
   runtime_options.tools = tools_.get();
   runtime_options.approvals = &policies_;
   runtime_options.sessions = sessions_.get();
+  runtime_options.remote = remote_.get();
   FLOWORK_ASSIGN_OR_RETURN(runtime_, AgentRuntime::Create(runtime_options, *store_));
   service_ = std::make_unique<internal::AgentServiceImpl>(
       *runtime_, *store_, *specs_, *keys_,
@@ -134,9 +151,11 @@ absl::Status AgentServerImpl::Init(const v1::AgentConfig& config) {
     }
   }
   FLOWORK_RETURN_IF_ERROR(runtime_->Start());
+  workers_ = std::make_unique<internal::WorkerServiceImpl>(*remote_, *keys_);
   FLOWORK_ASSIGN_OR_RETURN(
       server_,
-      core::ApiServer::Create(options, {{service_.get(), "flowork.agent.v1.AgentService"}}));
+      core::ApiServer::Create(options, {{service_.get(), "flowork.agent.v1.AgentService"},
+                                        {workers_.get(), "flowork.agent.v1.WorkerService"}}));
   return absl::OkStatus();
 }
 

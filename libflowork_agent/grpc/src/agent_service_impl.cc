@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "flowork/agent/llm_agent.h"
+#include "flowork/agent/remote_work_hub.h"
 #include "flowork/agent/task_state.h"
 #include "flowork/core/internal/status_macros.h"
 #include "task_events.h"
@@ -63,11 +64,13 @@ absl::Status CheckSpec(v1::AgentSpec& spec, const std::string& where) {
         absl::StrCat(where, ".name: names starting with \"flowork-\" are reserved"));
   }
   if (spec.kind() == v1::AgentSpec::KIND_UNSPECIFIED) spec.set_kind(v1::AgentSpec::KIND_LLM);
-  if (spec.kind() != v1::AgentSpec::KIND_LLM) {
+  if (spec.kind() != v1::AgentSpec::KIND_LLM && spec.kind() != v1::AgentSpec::KIND_REMOTE) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, ".kind: ", v1::AgentSpec::Kind_Name(spec.kind()),
                      " agents cannot be declared here; native agents are registered in code"));
   }
+  // A remote agent's work is done by workers leasing it (WorkerService).
+  if (spec.kind() == v1::AgentSpec::KIND_REMOTE) return absl::OkStatus();
   if (spec.model().empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, ".model: required (a model or route of the router)"));
@@ -319,8 +322,13 @@ absl::Status AgentServiceImpl::AddAgent(const std::string& tenant, v1::AgentSpec
 
 absl::StatusOr<v1::AgentSpec> AgentServiceImpl::Register(const std::string& tenant,
                                                          v1::AgentSpec spec, bool persist) {
-  FLOWORK_ASSIGN_OR_RETURN(LlmAgentOptions options, AgentOptions(spec));
-  FLOWORK_ASSIGN_OR_RETURN(std::shared_ptr<Agent> agent, CreateLlmAgent(spec, std::move(options)));
+  std::shared_ptr<Agent> agent;
+  if (spec.kind() == v1::AgentSpec::KIND_REMOTE) {
+    agent = CreateRemoteAgent(spec);
+  } else {
+    FLOWORK_ASSIGN_OR_RETURN(LlmAgentOptions options, AgentOptions(spec));
+    FLOWORK_ASSIGN_OR_RETURN(agent, CreateLlmAgent(spec, std::move(options)));
+  }
   const uint64_t version = spec.version() == 0 ? 1 : spec.version();
   FLOWORK_RETURN_IF_ERROR(runtime_.RegisterAgent(spec, std::move(agent)).status());
   spec.set_version(version);

@@ -76,6 +76,8 @@ const char* KindName(const v1::Effect& effect) {
       return "fail";
     case v1::Effect::kApproval:
       return "approval";
+    case v1::Effect::kRemote:
+      return "remote";
     default:
       return "unknown";
   }
@@ -85,6 +87,7 @@ v1::TaskState WaitingState(const v1::Effect& effect) {
     case v1::Effect::kModel:
       return v1::TASK_STATE_WAITING_LLM;
     case v1::Effect::kTools:
+    case v1::Effect::kRemote:  // A remote worker is the agent's one tool.
       return v1::TASK_STATE_WAITING_TOOL;
     case v1::Effect::kTimer:
     case v1::Effect::kSignal:
@@ -1001,9 +1004,10 @@ void AgentRuntimeImpl::Perform(const RunPtr& run) {
     }
     return;
   }
-  EffectHandler* handler = effect.has_model()   ? options_.models
-                           : effect.has_tools() ? options_.tools
-                                                : nullptr;
+  EffectHandler* handler = effect.has_model()    ? options_.models
+                           : effect.has_tools()  ? options_.tools
+                           : effect.has_remote() ? options_.remote
+                                                 : nullptr;
   if (handler == nullptr) {
     return Finish(
         run, v1::TASK_STATE_FAILED,

@@ -56,6 +56,9 @@ struct AgentRuntimeOptions {
   // Null: a task asking for that kind of effect fails, saying so.
   EffectHandler* models = nullptr;
   EffectHandler* tools = nullptr;
+  // Effects of kind `remote` (KIND_REMOTE agents; see RemoteWorkHub). Not
+  // owned; must outlive the runtime. Null: such a task fails, saying so.
+  EffectHandler* remote = nullptr;
   // Which tool calls wait for approval. Not owned. Null: none do.
   const ApprovalPolicy* approvals = nullptr;
   // Where sessions live (Task.session_id). Not owned; must outlive the
