@@ -10,22 +10,16 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
-#include "flowork/core/event_loops.h"
 #include "flowork/core/grpc/api_server.h"
-#include "flowork/core/http_client.h"
 #include "flowork/core/logging.h"
-#include "flowork/core/metrics.h"
 #include "flowork/core/process.h"
-#include "flowork/router/audit_log.h"
 #include "flowork/router/config_file_watcher.h"
 #include "flowork/router/config_history.h"
 #include "flowork/router/gateway.h"
 #include "flowork/router/grpc/admin_service.h"
 #include "flowork/router/grpc/router_service.h"
-#include "flowork/router/key_store.h"
-#include "flowork/router/policy.h"
 #include "flowork/router/router_config.h"
-#include "flowork/router/usage_governor.h"
+#include "flowork/router/router_stack.h"
 
 ABSL_FLAG(std::string, config, "", "YAML or JSON config file; empty = embedded defaults");
 ABSL_FLAG(std::string, http, "", "HTTP listen address host:port (overrides listen.http)");
@@ -120,57 +114,35 @@ int main(int argc, char** argv) {
                                                 /*allow_non_loopback=*/authenticated);
   if (!options.ok()) return Fail("invalid configuration", options.status());
 
-  auto policy = flowork::router::PolicyEngine::Create(*config, flowork::core::Clock::Real());
-  if (!policy.ok()) return Fail("invalid configuration", policy.status());
-  flowork::router::ConfigHistory history(**policy, *config);
-  auto keys = flowork::router::KeyStore::Open(
-      {.path = config->key_store().empty() ? "flowork-keys.db" : config->key_store()}, **policy);
-  if (!keys.ok()) return Fail("cannot open the key store", keys.status());
+  // The router itself: policy, keys, upstreams, audit trail, limits and
+  // budgets (this month's spend read back from the trail), metrics, gateway.
+  auto stack = flowork::router::RouterStack::Create(*config);
+  if (!stack.ok()) {
+    return Fail(stack.status().code() == absl::StatusCode::kInvalidArgument
+                    ? "invalid configuration"
+                    : "cannot start",
+                stack.status());
+  }
+  flowork::router::RouterStack& router = **stack;
   std::optional<flowork::router::ConfigFileWatcher> watcher;
   if (config->reload().watch_file() && !absl::GetFlag(FLAGS_config).empty()) {
     const int64_t poll_ms = config->reload().poll_interval().seconds() * 1000 +
                             config->reload().poll_interval().nanos() / 1'000'000;
     watcher.emplace(absl::GetFlag(FLAGS_config),
                     poll_ms > 0 ? absl::Milliseconds(poll_ms) : absl::Seconds(1),
-                    [&history] { Reload(history); });
+                    [&router] { Reload(router.history()); });
   }
   // One set of event loops for the listener and the upstream pools: a request
   // stays on the thread that accepted it.
-  auto loops = flowork::core::EventLoops::Create(static_cast<int>(config->http_limits().threads()));
-  if (!loops.ok()) return Fail("invalid configuration", loops.status());
-  options->http.loops = loops->get();
-  auto upstreams = flowork::core::HttpClient::Create({.loops = loops->get()});
-  if (!upstreams.ok()) return Fail("cannot start", upstreams.status());
-  // Governance: the audit trail (unless turned off), limits and budgets
-  // (this month's spend read back from the trail), metrics.
-  std::unique_ptr<flowork::router::AuditLog> audit;
-  if (!config->audit().disabled()) {
-    auto audit_options = flowork::router::AuditLogOptionsFromConfig(config->audit());
-    if (!audit_options.ok()) return Fail("invalid configuration", audit_options.status());
-    auto opened = flowork::router::AuditLog::Open(*audit_options);
-    if (!opened.ok()) return Fail("cannot open the audit trail", opened.status());
-    audit = *std::move(opened);
-  }
-  std::unique_ptr<flowork::router::UsageGovernor> usage =
-      flowork::router::NewInMemoryUsageGovernor(flowork::core::Clock::Real());
-  if (audit != nullptr) {
-    if (absl::Status restored = flowork::router::RestoreSpendFromAudit(*audit, absl::Now(), *usage);
-        !restored.ok()) {
-      return Fail("cannot read this month's spend from the audit trail", restored);
-    }
-  }
-  std::unique_ptr<flowork::core::MetricsRegistry> metrics =
-      flowork::core::MetricsRegistry::Create();
-  options->metrics = metrics.get();
-  auto gateway = flowork::router::Gateway::Create(
-      **policy, **keys, **upstreams, loops->get(),
-      {.usage = usage.get(), .audit = audit.get(), .metrics = metrics.get()});
-  if (!gateway.ok()) return Fail("cannot start", gateway.status());
+  options->http.loops = &router.loops();
+  options->metrics = &router.metrics();
   for (const std::string& route : flowork::router::Gateway::Routes()) {
-    options->extra_routes.emplace_back(route, gateway->get());
+    options->extra_routes.emplace_back(route, &router.gateway());
   }
-  flowork::router::RouterServiceImpl router_service(**policy, **gateway, keys->get());
-  flowork::router::RouterAdminServiceImpl admin_service(history, **policy, **keys, audit.get());
+  flowork::router::RouterServiceImpl router_service(router.policy(), router.gateway(),
+                                                    &router.keys());
+  flowork::router::RouterAdminServiceImpl admin_service(router.history(), router.policy(),
+                                                        router.keys(), router.audit());
   auto server = flowork::core::ApiServer::Create(
       *options, {{&router_service, "flowork.router.v1.RouterService"},
                  {&admin_service, "flowork.router.v1.RouterAdminService"}});
@@ -179,7 +151,7 @@ int main(int argc, char** argv) {
       {{"http", (*server)->http_address()}, {"grpc", (*server)->grpc_address()}});
 
   int signal;
-  while ((signal = flowork::core::WaitForServerSignal()) == SIGHUP) Reload(history);
+  while ((signal = flowork::core::WaitForServerSignal()) == SIGHUP) Reload(router.history());
   watcher.reset();
   Log(LogLevel::kInfo, "flowork-router draining", {{"signal", absl::StrCat(signal)}});
   (*server)->Shutdown(absl::Seconds(4));

@@ -12,11 +12,12 @@
 #include "api_keys.h"
 #include "flowork/agent/agent_runtime.h"
 #include "flowork/agent/agent_spec_store.h"
+#include "flowork/agent/grpc/grpc_llm_client.h"
 #include "flowork/agent/llm_client.h"
 #include "flowork/agent/mcp_client.h"
+#include "flowork/agent/remote_work_hub.h"
 #include "flowork/agent/sqlite_memory_store.h"
 #include "flowork/agent/sqlite_session_store.h"
-#include "flowork/agent/remote_work_hub.h"
 #include "flowork/agent/sqlite_task_store.h"
 #include "flowork/agent/tool_sources.h"
 #include "flowork/core/event_loops.h"
@@ -24,6 +25,7 @@
 #include "flowork/core/http_client.h"
 #include "flowork/core/internal/status_macros.h"
 #include "flowork/core/logging.h"
+#include "flowork/router/router_stack.h"
 #include "watched_task_store.h"
 #include "worker_service_impl.h"
 
@@ -40,6 +42,8 @@ class AgentServerImpl final : public AgentServer {
   // The session, memory and pinned stores (in the task store's file `path`)
   // and the tool registry with the memory tools and the configured ones.
   absl::Status InitTooling(const v1::AgentConfig& config, const std::string& path);
+  // llm_ (and router_ when embedded) as `connection` asks.
+  absl::Status ConnectRouter(const v1::RouterConnection& connection);
 
   std::string http_address() const override { return server_->http_address(); }
   std::string grpc_address() const override { return server_->grpc_address(); }
@@ -58,6 +62,7 @@ class AgentServerImpl final : public AgentServer {
   // Destroyed bottom-up: the server before what it serves.
   std::unique_ptr<core::EventLoops> loops_;
   std::unique_ptr<core::HttpClient> http_;
+  std::unique_ptr<router::RouterStack> router_;
   std::unique_ptr<LlmClient> llm_;
   std::unique_ptr<EffectHandler> models_;
   std::unique_ptr<RemoteWorkHub> remote_;
@@ -96,17 +101,7 @@ absl::Status AgentServerImpl::Init(const v1::AgentConfig& config) {
       loops_, core::EventLoops::Create(static_cast<int>(config.http_limits().threads())));
   options.http.loops = loops_.get();
   FLOWORK_ASSIGN_OR_RETURN(http_, core::HttpClient::Create({.loops = loops_.get()}));
-  HttpLlmClientOptions llm;
-  if (!config.router().http().empty()) llm.base_url = config.router().http();
-  if (!config.router().api_key_env().empty()) {
-    const char* key = std::getenv(config.router().api_key_env().c_str());
-    if (key == nullptr || *key == '\0') {
-      return absl::InvalidArgumentError(
-          absl::StrCat("router.api_key_env: $", config.router().api_key_env(), " is not set"));
-    }
-    llm.api_key = key;
-  }
-  FLOWORK_ASSIGN_OR_RETURN(llm_, CreateHttpLlmClient(llm, *http_));
+  FLOWORK_RETURN_IF_ERROR(ConnectRouter(config.router()));
   models_ = CreateModelEffectHandler(*llm_);
 
   FLOWORK_RETURN_IF_ERROR(InitTooling(config, path));
@@ -197,6 +192,45 @@ absl::Status AgentServerImpl::InitTooling(const v1::AgentConfig& config, const s
                           absl::StrCat(where, " (", server.name(), "): ", registered.message()));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status AgentServerImpl::ConnectRouter(const v1::RouterConnection& connection) {
+  const int modes = (connection.target().empty() ? 0 : 1) + (connection.http().empty() ? 0 : 1) +
+                    (connection.has_embedded() ? 1 : 0);
+  if (modes > 1) {
+    return absl::InvalidArgumentError(
+        "router: set one of target (gRPC), http and embedded, not several");
+  }
+  std::string api_key;
+  if (!connection.api_key_env().empty()) {
+    const char* key = std::getenv(connection.api_key_env().c_str());
+    if (key == nullptr || *key == '\0') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("router.api_key_env: $", connection.api_key_env(), " is not set"));
+    }
+    api_key = key;
+  }
+  if (!connection.target().empty()) {
+    FLOWORK_ASSIGN_OR_RETURN(
+        llm_, CreateGrpcLlmClient({.target = connection.target(), .api_key = api_key}));
+    return absl::OkStatus();
+  }
+  if (connection.has_embedded()) {
+    absl::StatusOr<std::unique_ptr<router::RouterStack>> stack = router::RouterStack::Create(
+        connection.embedded(), {.loops = loops_.get(), .default_key_store = ""});
+    if (!stack.ok()) {
+      return absl::Status(stack.status().code(),
+                          absl::StrCat("router.embedded: ", stack.status().message()));
+    }
+    router_ = *std::move(stack);
+    llm_ = CreateInProcessLlmClient(router_->gateway(), api_key);
+    return absl::OkStatus();
+  }
+  HttpLlmClientOptions llm;
+  if (!connection.http().empty()) llm.base_url = connection.http();
+  llm.api_key = std::move(api_key);
+  FLOWORK_ASSIGN_OR_RETURN(llm_, CreateHttpLlmClient(llm, *http_));
   return absl::OkStatus();
 }
 

@@ -81,10 +81,7 @@ absl::Status ErrorFor(int status, const std::string& body, std::optional<absl::D
   message = absl::StrCat("the model answered ", status, ": ", message);
   if (status == 429) {
     absl::Status exhausted = absl::ResourceExhaustedError(message);
-    if (retry) {
-      exhausted.SetPayload(kRetryAfterPayload,
-                           absl::Cord(absl::StrCat(absl::ToInt64Milliseconds(*retry))));
-    }
+    if (retry) SetLlmRetryAfter(exhausted, *retry);
     return exhausted;
   }
   if (status == 401 || status == 403) return absl::PermissionDeniedError(message);
@@ -356,6 +353,10 @@ std::optional<absl::Duration> LlmRetryAfter(const absl::Status& status) {
   int64_t millis = 0;
   if (!payload || !absl::SimpleAtoi(std::string(*payload), &millis)) return std::nullopt;
   return absl::Milliseconds(millis);
+}
+
+void SetLlmRetryAfter(absl::Status& status, absl::Duration wait) {
+  status.SetPayload(kRetryAfterPayload, absl::Cord(absl::StrCat(absl::ToInt64Milliseconds(wait))));
 }
 
 absl::StatusOr<std::unique_ptr<LlmClient>> CreateHttpLlmClient(const HttpLlmClientOptions& options,

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "flowork/core/internal/status_macros.h"
 #include "flowork/core/internal/strings.h"
 #include "providers/json_wire.h"
 
@@ -406,6 +407,322 @@ absl::StatusOr<std::optional<v1::ChatChunk>> ParseChunk(const SseSplitter::Event
   return chunk;
 }
 
+// ---- OpenAI JSON -> typed request, typed answer -> OpenAI JSON ------------
+
+google::protobuf::Value FromJson(const json::value& value) {
+  google::protobuf::Value out;
+  switch (value.kind()) {
+    case json::kind::null:
+      out.set_null_value(google::protobuf::NULL_VALUE);
+      break;
+    case json::kind::bool_:
+      out.set_bool_value(value.get_bool());
+      break;
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::double_:
+      out.set_number_value(value.to_number<double>());
+      break;
+    case json::kind::string:
+      out.set_string_value(std::string(View(value.get_string())));
+      break;
+    case json::kind::array: {
+      google::protobuf::ListValue& list = *out.mutable_list_value();
+      for (const json::value& item : value.get_array()) *list.add_values() = FromJson(item);
+      break;
+    }
+    case json::kind::object: {
+      auto& fields = *out.mutable_struct_value()->mutable_fields();
+      for (const auto& entry : value.get_object()) {
+        fields[std::string(entry.key())] = FromJson(entry.value());
+      }
+      break;
+    }
+  }
+  return out;
+}
+
+google::protobuf::Struct StructFromJson(const json::object& object) {
+  google::protobuf::Struct out;
+  for (const auto& entry : object) {
+    (*out.mutable_fields())[std::string(entry.key())] = FromJson(entry.value());
+  }
+  return out;
+}
+
+absl::Status WrongType(const std::string& path, std::string_view want) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": not ", ToAbsl(want)));
+}
+
+// `object[key]` as a string; "" when absent or null.
+absl::StatusOr<std::string> OptionalString(const json::object& object, std::string_view key,
+                                           const std::string& path) {
+  const json::value* value = object.if_contains(J(key));
+  if (value == nullptr || value->is_null()) return std::string();
+  if (!value->is_string()) return WrongType(path, "a string");
+  return std::string(View(value->get_string()));
+}
+
+absl::Status MessageContentFrom(const json::value* content, const std::string& path,
+                                v1::ChatMessage& message) {
+  if (content == nullptr || content->is_null()) return absl::OkStatus();
+  if (const json::string* text = content->if_string()) {
+    if (!text->empty()) message.add_content()->set_text(std::string(View(*text)));
+    return absl::OkStatus();
+  }
+  const json::array* parts = content->if_array();
+  if (parts == nullptr) return WrongType(path, "a string or an array of parts");
+  for (size_t i = 0; i < parts->size(); ++i) {
+    const std::string part_path = absl::StrCat(path, "[", i, "]");
+    const json::object* part = (*parts)[i].if_object();
+    if (part == nullptr) return WrongType(part_path, "an object");
+    const std::string_view type = wire::StringOr(*part, "type");
+    if (type == "text") {
+      message.add_content()->set_text(std::string(wire::StringOr(*part, "text")));
+    } else if (type == "image_url") {
+      v1::ImageUrl& image = *message.add_content()->mutable_image_url();
+      if (const json::object* url = wire::FindObject(*part, "image_url")) {
+        image.set_url(std::string(wire::StringOr(*url, "url")));
+        image.set_detail(std::string(wire::StringOr(*url, "detail")));
+      } else {
+        image.set_url(std::string(wire::StringOr(*part, "image_url")));
+      }
+      if (image.url().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(part_path, ".image_url: no url"));
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(part_path, ".type: \"", ToAbsl(type),
+                                                     "\" has no typed form (text, image_url)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::ChatMessage> MessageFrom(const json::value& raw, const std::string& path) {
+  const json::object* object = raw.if_object();
+  if (object == nullptr) return WrongType(path, "an object");
+  v1::ChatMessage message;
+  const std::string_view role = wire::StringOr(*object, "role");
+  message.set_role(RoleFromName(role));
+  if (message.role() == v1::ROLE_UNSPECIFIED) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ".role: \"", ToAbsl(role), "\" is not system, user, assistant or tool"));
+  }
+  FLOWORK_RETURN_IF_ERROR(
+      MessageContentFrom(object->if_contains("content"), path + ".content", message));
+  FLOWORK_ASSIGN_OR_RETURN(*message.mutable_name(),
+                           OptionalString(*object, "name", path + ".name"));
+  FLOWORK_ASSIGN_OR_RETURN(*message.mutable_tool_call_id(),
+                           OptionalString(*object, "tool_call_id", path + ".tool_call_id"));
+  if (const json::value* calls = object->if_contains("tool_calls");
+      calls != nullptr && !calls->is_null()) {
+    if (!calls->is_array()) return WrongType(path + ".tool_calls", "an array");
+    for (size_t i = 0; i < calls->get_array().size(); ++i) {
+      const std::string call_path = absl::StrCat(path, ".tool_calls[", i, "]");
+      const json::object* call = calls->get_array()[i].if_object();
+      const json::object* function = call ? wire::FindObject(*call, "function") : nullptr;
+      if (function == nullptr) return WrongType(call_path, "a function call");
+      v1::ToolCall& out = *message.add_tool_calls();
+      out.set_id(std::string(wire::StringOr(*call, "id")));
+      out.set_name(std::string(wire::StringOr(*function, "name")));
+      const json::value* arguments = function->if_contains("arguments");
+      if (arguments != nullptr && arguments->is_string()) {
+        out.set_arguments(std::string(View(arguments->get_string())));
+      } else if (arguments != nullptr && !arguments->is_null()) {
+        out.set_arguments(wire::Serialize(*arguments));  // Lenient: arguments as an object.
+      }
+    }
+  }
+  return message;
+}
+
+absl::Status ToolsFrom(const json::value& raw, v1::ChatRequest& request) {
+  if (!raw.is_array()) return WrongType("tools", "an array");
+  for (size_t i = 0; i < raw.get_array().size(); ++i) {
+    const std::string path = absl::StrCat("tools[", i, "]");
+    const json::object* tool = raw.get_array()[i].if_object();
+    if (tool == nullptr) return WrongType(path, "an object");
+    const std::string_view type = wire::StringOr(*tool, "type", "function");
+    const json::object* function = wire::FindObject(*tool, "function");
+    if (type != "function" || function == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": only function tools have a typed form"));
+    }
+    v1::ToolDefinition& out = *request.add_tools();
+    out.set_name(std::string(wire::StringOr(*function, "name")));
+    out.set_description(std::string(wire::StringOr(*function, "description")));
+    if (const json::value* parameters = function->if_contains("parameters");
+        parameters != nullptr && !parameters->is_null()) {
+      if (!parameters->is_object()) return WrongType(path + ".function.parameters", "an object");
+      *out.mutable_parameters() = StructFromJson(parameters->get_object());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ToolChoiceFrom(const json::value& raw, v1::ChatRequest& request) {
+  v1::ToolChoice& choice = *request.mutable_tool_choice();
+  if (const json::string* mode = raw.if_string()) {
+    if (*mode == "auto") {
+      choice.set_mode(v1::ToolChoice::MODE_AUTO);
+    } else if (*mode == "none") {
+      choice.set_mode(v1::ToolChoice::MODE_NONE);
+    } else if (*mode == "required") {
+      choice.set_mode(v1::ToolChoice::MODE_REQUIRED);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tool_choice: \"", ToAbsl(View(*mode)), "\" is not auto, none or required"));
+    }
+    return absl::OkStatus();
+  }
+  const json::object* object = raw.if_object();
+  const json::object* function = object ? wire::FindObject(*object, "function") : nullptr;
+  if (function == nullptr) return WrongType("tool_choice", "a mode or a function");
+  choice.set_function(std::string(wire::StringOr(*function, "name")));
+  return absl::OkStatus();
+}
+
+absl::Status ResponseFormatFrom(const json::value& raw, v1::ChatRequest& request) {
+  const json::object* object = raw.if_object();
+  if (object == nullptr) return WrongType("response_format", "an object");
+  v1::ResponseFormat& format = *request.mutable_response_format();
+  const std::string_view type = wire::StringOr(*object, "type");
+  if (type == "text") {
+    format.set_type(v1::ResponseFormat::TYPE_TEXT);
+  } else if (type == "json_object") {
+    format.set_type(v1::ResponseFormat::TYPE_JSON_OBJECT);
+  } else if (type == "json_schema") {
+    format.set_type(v1::ResponseFormat::TYPE_JSON_SCHEMA);
+    if (const json::object* schema = wire::FindObject(*object, "json_schema")) {
+      format.set_schema_name(std::string(wire::StringOr(*schema, "name")));
+      if (const json::object* body = wire::FindObject(*schema, "schema")) {
+        *format.mutable_schema() = StructFromJson(*body);
+      }
+      if (const json::value* strict = schema->if_contains("strict");
+          strict != nullptr && strict->is_bool()) {
+        format.set_strict(strict->get_bool());
+      }
+    }
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("response_format.type: \"", ToAbsl(type),
+                                                   "\" is not text, json_object or json_schema"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<double> Number(const json::value& value, const char* path) {
+  if (!value.is_number()) return WrongType(path, "a number");
+  return value.to_number<double>();
+}
+
+absl::StatusOr<v1::ChatRequest> ParseChatRequest(std::string_view body) {
+  std::optional<json::value> parsed = wire::ParseJson(body);
+  if (!parsed || !parsed->is_object()) {
+    return absl::InvalidArgumentError("the chat request is not a JSON object");
+  }
+  v1::ChatRequest request;
+  for (const auto& entry : parsed->get_object()) {
+    const std::string_view key(entry.key().data(), entry.key().size());
+    const json::value& value = entry.value();
+    if (key == "stream" || key == "stream_options") continue;
+    if (key == "model") {
+      if (!value.is_string()) return WrongType("model", "a string");
+      request.set_model(std::string(View(value.get_string())));
+    } else if (key == "messages") {
+      if (!value.is_array()) return WrongType("messages", "an array");
+      for (size_t i = 0; i < value.get_array().size(); ++i) {
+        FLOWORK_ASSIGN_OR_RETURN(
+            *request.add_messages(),
+            MessageFrom(value.get_array()[i], absl::StrCat("messages[", i, "]")));
+      }
+    } else if (key == "tools") {
+      FLOWORK_RETURN_IF_ERROR(ToolsFrom(value, request));
+    } else if (key == "tool_choice") {
+      FLOWORK_RETURN_IF_ERROR(ToolChoiceFrom(value, request));
+    } else if (key == "temperature") {
+      FLOWORK_ASSIGN_OR_RETURN(double temperature, Number(value, "temperature"));
+      request.set_temperature(temperature);
+    } else if (key == "top_p") {
+      FLOWORK_ASSIGN_OR_RETURN(double top_p, Number(value, "top_p"));
+      request.set_top_p(top_p);
+    } else if (key == "max_tokens") {
+      std::optional<uint64_t> count = wire::FindCount(parsed->get_object(), "max_tokens");
+      if (!count || *count > UINT32_MAX) return WrongType("max_tokens", "a token count");
+      request.set_max_tokens(static_cast<uint32_t>(*count));
+    } else if (key == "stop") {
+      if (value.is_string()) {
+        request.add_stop(std::string(View(value.get_string())));
+      } else if (value.is_array()) {
+        for (const json::value& stop : value.get_array()) {
+          if (!stop.is_string()) return WrongType("stop", "a string or an array of strings");
+          request.add_stop(std::string(View(stop.get_string())));
+        }
+      } else if (!value.is_null()) {
+        return WrongType("stop", "a string or an array of strings");
+      }
+    } else if (key == "seed") {
+      if (!value.is_int64() && !value.is_uint64()) return WrongType("seed", "an integer");
+      request.set_seed(value.is_int64() ? value.get_int64()
+                                        : static_cast<int64_t>(value.get_uint64()));
+    } else if (key == "response_format") {
+      FLOWORK_RETURN_IF_ERROR(ResponseFormatFrom(value, request));
+    } else {
+      (*request.mutable_extra()->mutable_fields())[std::string(key)] = FromJson(value);
+    }
+  }
+  return request;
+}
+
+json::object UsageJson(const v1::Usage& usage) {
+  json::object out{{"prompt_tokens", usage.prompt_tokens()},
+                   {"completion_tokens", usage.completion_tokens()},
+                   {"total_tokens", usage.total_tokens() != 0
+                                        ? usage.total_tokens()
+                                        : usage.prompt_tokens() + usage.completion_tokens()}};
+  if (usage.cached_tokens() != 0) {
+    out["prompt_tokens_details"] = json::object{{"cached_tokens", usage.cached_tokens()}};
+  }
+  return out;
+}
+
+std::string BuildChatCompletion(const v1::ChatResponse& response) {
+  const v1::ChatMessage& message = response.message();
+  json::object out_message;
+  const char* role = RoleName(message.role());
+  out_message["role"] = role != nullptr ? role : "assistant";
+  bool text_only = true;
+  for (const v1::ContentPart& part : message.content()) text_only = text_only && part.has_text();
+  if (message.content_size() == 0) {
+    out_message["content"] = message.tool_calls_size() > 0 ? json::value(nullptr) : json::string();
+  } else if (text_only) {
+    std::string text;
+    for (const v1::ContentPart& part : message.content()) text += part.text();
+    out_message["content"] = J(text);
+  } else {
+    out_message["content"] = MessageContent(message, "message").value_or(json::string());
+  }
+  if (message.tool_calls_size() > 0) {
+    json::array calls;
+    for (const v1::ToolCall& call : message.tool_calls()) {
+      calls.push_back(json::object{{"id", J(call.id())},
+                                   {"type", "function"},
+                                   {"function", json::object{{"name", J(call.name())},
+                                                             {"arguments", J(call.arguments())}}}});
+    }
+    out_message["tool_calls"] = std::move(calls);
+  }
+  json::object choice{{"index", 0}, {"message", std::move(out_message)}};
+  choice["finish_reason"] = response.finish_reason().empty()
+                                ? json::value(nullptr)
+                                : json::value(J(response.finish_reason()));
+  json::object body{{"id", J(response.id())},
+                    {"object", "chat.completion"},
+                    {"model", J(response.model())},
+                    {"choices", json::array{std::move(choice)}}};
+  if (response.has_usage()) body["usage"] = UsageJson(response.usage());
+  return wire::Serialize(body);
+}
+
 absl::StatusCode CodeForHttpStatus(int status) {
   switch (status) {
     case 400:
@@ -459,6 +776,14 @@ absl::StatusOr<v1::EmbedResponse> EmbedResponseFromOpenAi(std::string_view body)
 
 absl::StatusOr<std::optional<v1::ChatChunk>> ChatChunkFromEvent(const SseSplitter::Event& event) {
   return wire::NoThrow("decoding a streamed chunk", [&] { return ParseChunk(event); });
+}
+
+absl::StatusOr<v1::ChatRequest> ChatRequestFromOpenAi(std::string_view body) {
+  return wire::NoThrow("decoding the chat request", [&] { return ParseChatRequest(body); });
+}
+
+std::string OpenAiChatCompletion(const v1::ChatResponse& response) {
+  return BuildChatCompletion(response);
 }
 
 v1::ChatChunk ChunkFromResponse(const v1::ChatResponse& response) {

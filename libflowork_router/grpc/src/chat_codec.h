@@ -1,6 +1,6 @@
-// Private to flowork::router_grpc: the typed RouterService messages to and
-// from the OpenAI wire JSON the gateway speaks, and the gateway's HTTP
-// answers as statuses. Pure functions; thread-safe.
+// Private to flowork::router_grpc: the rest of the codec (embeddings, stream
+// events, the gateway's HTTP answers as statuses); the chat conversions are
+// public in flowork/router/grpc/chat_codec.h. Pure functions; thread-safe.
 #ifndef FLOWORK_ROUTER_GRPC_SRC_CHAT_CODEC_H_
 #define FLOWORK_ROUTER_GRPC_SRC_CHAT_CODEC_H_
 
@@ -12,23 +12,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "flowork/core/http_server.h"
+#include "flowork/router/grpc/chat_codec.h"
 #include "flowork/router/v1/router.pb.h"
 
 namespace flowork::router::codec {
 
-// The body of POST /v1/chat/completions for `request`. With `stream`, asks
-// for a stream with usage on its last chunk. Unset optional fields are left
-// out; set ones (zeros too) are sent. `extra` is merged last.
-// kInvalidArgument naming the field: an unset role, an empty content part,
-// an `extra` key a typed field sets.
-absl::StatusOr<std::string> OpenAiChatBody(const v1::ChatRequest& request, bool stream);
-
 // The body of POST /v1/embeddings for `request`. kInvalidArgument as above.
 absl::StatusOr<std::string> OpenAiEmbeddingsBody(const v1::EmbedRequest& request);
-
-// An OpenAI chat completion (its first choice). kInternal naming the field
-// when the body is not one.
-absl::StatusOr<v1::ChatResponse> ChatResponseFromOpenAi(std::string_view body);
 
 // An OpenAI embeddings answer, in input order. kInternal naming the field
 // when the body is not one.

@@ -205,6 +205,93 @@ TEST(ChatCodecTest, ResponseCarriesTextToolCallsAndUsage) {
   EXPECT_EQ(codec::ChatResponseFromOpenAi("not json").status().code(), absl::StatusCode::kInternal);
 }
 
+TEST(ChatCodecTest, AnOpenAiRequestBecomesTypedAndEncodesBackToTheSameRequest) {
+  const std::string body =
+      R"({"model":"chat","stream":true,"messages":[)"
+      R"({"role":"system","content":"be brief"},)"
+      R"({"role":"user","content":[{"type":"text","text":"what?"},)"
+      R"({"type":"image_url","image_url":{"url":"data:x","detail":"low"}}]},)"
+      R"({"role":"assistant","content":null,"tool_calls":[{"id":"c1",)"
+      R"("type":"function","function":{"name":"search","arguments":"{\"q\":1}"}}]},)"
+      R"({"role":"tool","tool_call_id":"c1","content":"3 cats"}],)"
+      R"("tools":[{"type":"function","function":{"name":"search",)"
+      R"("description":"Searches.","parameters":{"type":"object"}}}],)"
+      R"("tool_choice":"required","temperature":0,"max_tokens":40,)"
+      R"("stop":"END","seed":7,"top_k":40,"response_format":{"type":)"
+      R"("json_schema","json_schema":{"name":"city","schema":{"type":"object"},)"
+      R"("strict":true}}})";
+  absl::StatusOr<v1::ChatRequest> request = codec::ChatRequestFromOpenAi(body);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->model(), "chat");
+  ASSERT_EQ(request->messages_size(), 4);
+  EXPECT_EQ(request->messages(1).content(1).image_url().detail(), "low");
+  EXPECT_EQ(request->messages(2).tool_calls(0).arguments(), R"({"q":1})");
+  EXPECT_EQ(request->messages(3).tool_call_id(), "c1");
+  EXPECT_EQ(request->tools(0).name(), "search");
+  EXPECT_EQ(request->tool_choice().mode(), v1::ToolChoice::MODE_REQUIRED);
+  EXPECT_TRUE(request->has_temperature());
+  EXPECT_EQ(request->max_tokens(), 40u);
+  EXPECT_EQ(request->seed(), 7);
+  EXPECT_EQ(request->response_format().schema_name(), "city");
+  EXPECT_TRUE(request->response_format().strict());
+  EXPECT_EQ(request->extra().fields().size(), 1u);  // top_k; "stream" is dropped.
+  absl::StatusOr<std::string> again = codec::OpenAiChatBody(*request, /*stream=*/false);
+  ASSERT_TRUE(again.ok()) << again.status();
+  for (const char* piece :
+       {R"("content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":)"
+        R"("search","arguments":"{\"q\":1}"}}])",
+        R"("tool_choice":"required")", R"("temperature":0)", R"("max_tokens":40)",
+        R"("stop":["END"])", R"("top_k":40)", R"("seed":7)", R"("detail":"low")",
+        R"("strict":true)"}) {
+    EXPECT_THAT(*again, HasSubstr(piece));
+  }
+  EXPECT_THAT(*again, Not(HasSubstr("stream")));
+
+  EXPECT_EQ(codec::ChatRequestFromOpenAi("[1]").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(codec::ChatRequestFromOpenAi(R"({"messages":[{"role":"robot"}]})").status().message(),
+              HasSubstr("messages[0].role"));
+  EXPECT_THAT(codec::ChatRequestFromOpenAi(
+                  R"({"messages":[{"role":"user","content":[{"type":"input_audio"}]}]})")
+                  .status()
+                  .message(),
+              HasSubstr("messages[0].content[0].type"));
+  EXPECT_THAT(codec::ChatRequestFromOpenAi(R"({"temperature":"hot"})").status().message(),
+              HasSubstr("temperature"));
+}
+
+TEST(ChatCodecTest, ATypedAnswerBecomesAnOpenAiCompletionAndBack) {
+  v1::ChatResponse response;
+  response.set_id("chatcmpl-1");
+  response.set_model("up-1");
+  response.set_finish_reason("tool_calls");
+  response.mutable_message()->set_role(v1::ROLE_ASSISTANT);
+  v1::ToolCall& call = *response.mutable_message()->add_tool_calls();
+  call.set_id("call_9");
+  call.set_name("search");
+  call.set_arguments(R"({"query":"x"})");
+  response.mutable_usage()->set_prompt_tokens(10);
+  response.mutable_usage()->set_completion_tokens(5);
+  response.mutable_usage()->set_cached_tokens(4);
+  const std::string body = codec::OpenAiChatCompletion(response);
+  EXPECT_THAT(body, HasSubstr(R"("object":"chat.completion")"));
+  EXPECT_THAT(body, HasSubstr(R"("content":null)"));
+  EXPECT_THAT(body, HasSubstr(R"("total_tokens":15)"));
+  absl::StatusOr<v1::ChatResponse> back = codec::ChatResponseFromOpenAi(body);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->id(), "chatcmpl-1");
+  EXPECT_EQ(back->model(), "up-1");
+  EXPECT_EQ(back->finish_reason(), "tool_calls");
+  EXPECT_EQ(back->message().tool_calls(0).arguments(), R"({"query":"x"})");
+  EXPECT_EQ(back->usage().cached_tokens(), 4u);
+  EXPECT_EQ(back->usage().total_tokens(), 15u);
+
+  response.mutable_message()->clear_tool_calls();
+  response.mutable_message()->add_content()->set_text("Hel");
+  response.mutable_message()->add_content()->set_text("lo");
+  EXPECT_THAT(codec::OpenAiChatCompletion(response), HasSubstr(R"("content":"Hello")"));
+}
+
 TEST(ChatCodecTest, SseEventsSurviveAnyCutAndBecomeChunks) {
   const std::string stream =
       "data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"

@@ -67,6 +67,10 @@ class LlmClient {
 // The Retry-After of a kResourceExhausted error from an LlmClient, if any.
 std::optional<absl::Duration> LlmRetryAfter(const absl::Status& status);
 
+// Attaches `wait` to `status` for LlmRetryAfter; for LlmClient
+// implementations turning a rate-limit answer into kResourceExhausted.
+void SetLlmRetryAfter(absl::Status& status, absl::Duration wait);
+
 // Options of the HTTP client. Every field documents its default.
 struct HttpLlmClientOptions {
   // Where /chat/completions lives. Default flowork-router's,

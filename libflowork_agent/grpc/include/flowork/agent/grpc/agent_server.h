@@ -11,8 +11,9 @@
 namespace flowork::agent {
 
 // The whole flowork-agent server from its config: the SQLite task store
-// (store.path), the agent runtime, an LLM client to the router's
-// OpenAI-compatible API (router.http), the declared agents plus those created
+// (store.path), the agent runtime, an LLM client to the router (gRPC at
+// router.target, an OpenAI-compatible API at router.http, or a router
+// embedded in the process from router.embedded), the declared agents plus those created
 // through the API earlier, and flowork.agent.v1.AgentService served over gRPC
 // and HTTP/JSON (with /healthz, /readyz, /metrics). Sessions, long-term
 // memory and pinned memory live in the task store's file; agents get the
