@@ -629,17 +629,17 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   view.stream = facts->stream;
   view.max_tokens = facts->max_tokens;
   view.estimated_prompt_tokens = static_cast<uint32_t>(openai_body.size() / 4);
-  if (governance_.usage != nullptr) {
+  // Limits and budgets belong to keys and their tenants: an anonymous
+  // caller (auth: none) has none to check.
+  if (governance_.usage != nullptr && *key != nullptr) {
     UsageSubject subject;
-    if (*key != nullptr) {
-      subject.key = (*key)->name();
-      subject.tenant = (*key)->tenant();
-      subject.key_limits = &(*key)->limits();
-      subject.key_budget = &(*key)->budget();
-      if (const v1::Tenant* tenant = snapshot->FindTenant(subject.tenant)) {
-        subject.tenant_limits = &tenant->limits();
-        subject.tenant_budget = &tenant->budget();
-      }
+    subject.key = (*key)->name();
+    subject.tenant = (*key)->tenant();
+    subject.key_limits = &(*key)->limits();
+    subject.key_budget = &(*key)->budget();
+    if (const v1::Tenant* tenant = snapshot->FindTenant(subject.tenant)) {
+      subject.tenant_limits = &tenant->limits();
+      subject.tenant_budget = &tenant->budget();
     }
     absl::StatusOr<UsageReservation> reservation =
         governance_.usage->Admit(subject, uint64_t{view.estimated_prompt_tokens} + view.max_tokens);

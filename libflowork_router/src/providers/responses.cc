@@ -235,10 +235,64 @@ absl::StatusOr<std::string> OllamaResponseToOpenAiChat(std::string_view body,
                        [&] { return OllamaToOpenAi(body, model); });
 }
 
+namespace {
+
+// The JSON object after the last `"usage":` key in `body` (not one inside a
+// string, whose quotes would be escaped), or "" when there is none: parsing
+// just that is far cheaper than parsing a whole answer.
+std::string_view UsageObject(std::string_view body) {
+  for (size_t at = body.rfind("\"usage\""); at != std::string_view::npos && at > 0;
+       at = body.rfind("\"usage\"", at - 1)) {
+    if (body[at - 1] == '\\') continue;
+    size_t i = at + 7;
+    while (i < body.size() && (body[i] == ' ' || body[i] == '\n' || body[i] == '\t')) ++i;
+    if (i >= body.size() || body[i] != ':') continue;
+    ++i;
+    while (i < body.size() && (body[i] == ' ' || body[i] == '\n' || body[i] == '\t')) ++i;
+    if (i >= body.size() || body[i] != '{') continue;
+    int depth = 0;
+    bool in_string = false;
+    for (size_t j = i; j < body.size(); ++j) {
+      const char c = body[j];
+      if (in_string) {
+        if (c == '\\')
+          ++j;
+        else if (c == '"')
+          in_string = false;
+      } else if (c == '"') {
+        in_string = true;
+      } else if (c == '{') {
+        ++depth;
+      } else if (c == '}' && --depth == 0) {
+        return body.substr(i, j - i + 1);
+      }
+    }
+    return "";
+  }
+  return "";
+}
+
+}  // namespace
+
 TokenUsage WholeResponseUsage(UpstreamWire wire_format, std::string_view body) {
   if (body.find("usage") == std::string_view::npos &&
       body.find("eval_count") == std::string_view::npos) {
     return {};  // Cheap: most bodies without usage need no parse at all.
+  }
+  if (wire_format != UpstreamWire::kOllama) {
+    // Only the usage object is parsed.
+    const std::string_view object = UsageObject(body);
+    absl::StatusOr<TokenUsage> usage =
+        wire::NoThrow("reading usage", [&]() -> absl::StatusOr<TokenUsage> {
+          const json::value parsed = json::parse(json::string_view(object.data(), object.size()));
+          if (!parsed.is_object()) return absl::InvalidArgumentError("not an object");
+          if (wire_format == UpstreamWire::kOpenAi)
+            return wire::ReadOpenAiUsage(parsed.as_object());
+          wire::AnthropicUsageCounts counts;
+          counts.Update(parsed.as_object());
+          return counts.ToTokenUsage();
+        });
+    if (!object.empty() && usage.ok()) return *usage;
   }
   absl::StatusOr<TokenUsage> usage =
       wire::NoThrow("reading usage", [&]() -> absl::StatusOr<TokenUsage> {

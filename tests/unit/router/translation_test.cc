@@ -1049,3 +1049,35 @@ TEST(OllamaStreamTest, ErrorLineBecomesOpenAiErrorEvent) {
 
 }  // namespace
 }  // namespace flowork::router
+
+namespace flowork::router {
+namespace {
+
+TEST(WholeResponseUsageTest, ReadsTheUsageOfEachWireFormat) {
+  TokenUsage openai = WholeResponseUsage(
+      UpstreamWire::kOpenAi,
+      R"({"id":"x","choices":[{"message":{"content":"say \"usage\": {\"prompt_tokens\": 99}"}}],)"
+      R"("usage": {"prompt_tokens":12,"completion_tokens":3,)"
+      R"("prompt_tokens_details":{"cached_tokens":4}}})");
+  EXPECT_TRUE(openai.reported);
+  EXPECT_EQ(openai.prompt_tokens, 12u);
+  EXPECT_EQ(openai.completion_tokens, 3u);
+  EXPECT_EQ(openai.cached_prompt_tokens, 4u);
+
+  TokenUsage anthropic = WholeResponseUsage(
+      UpstreamWire::kAnthropic,
+      R"({"type":"message","usage":{"input_tokens":7,"output_tokens":2,"cache_read_input_tokens":5}})");
+  EXPECT_EQ(anthropic.completion_tokens, 2u);
+  EXPECT_EQ(anthropic.cached_prompt_tokens, 5u);
+
+  TokenUsage ollama = WholeResponseUsage(UpstreamWire::kOllama,
+                                         R"({"done":true,"prompt_eval_count":9,"eval_count":4})");
+  EXPECT_EQ(ollama.prompt_tokens, 9u);
+  EXPECT_EQ(ollama.completion_tokens, 4u);
+
+  EXPECT_FALSE(WholeResponseUsage(UpstreamWire::kOpenAi, R"({"choices":[]})").reported);
+  EXPECT_FALSE(WholeResponseUsage(UpstreamWire::kOpenAi, "not json \"usage\": {").reported);
+}
+
+}  // namespace
+}  // namespace flowork::router
