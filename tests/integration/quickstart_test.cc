@@ -6,8 +6,11 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -68,6 +71,22 @@ TEST(QuickstartTest, TheCurlThatScriptsRunPrintsRunsATaskToSuccess) {
 
   absl::StatusOr<testing::ChildResult> ran =
       testing::RunChild({"/bin/bash", "-c", curl}, absl::Seconds(60));
+  // The example clients (examples/clients) against the same stack.
+  const std::string clients = std::string(FLOWORK_SOURCE_DIR) + "/examples/clients";
+  std::vector<std::pair<std::string, std::vector<std::string>>> examples = {
+      {"C++ (gRPC)", {FLOWORK_AGENT_CLIENT, "assistant", "Hi from C++"}}};
+  if (std::optional<std::string> python = testing::FindOnPath("python3")) {
+    examples.push_back(
+        {"Python", {*python, clients + "/python/agent_client.py", "assistant", "Hi from Python"}});
+  }
+  if (std::optional<std::string> node = testing::FindOnPath("node")) {
+    examples.push_back(
+        {"Node", {*node, clients + "/node/client.mjs", "assistant", "Hi from Node"}});
+  }
+  std::vector<absl::StatusOr<testing::ChildResult>> example_runs;
+  for (const auto& [name, argv] : examples) {
+    example_runs.push_back(testing::RunChild(argv, absl::Seconds(60)));
+  }
   kill(-pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -76,6 +95,17 @@ TEST(QuickstartTest, TheCurlThatScriptsRunPrintsRunsATaskToSuccess) {
   EXPECT_THAT(ran->output, HasSubstr("dev.flowork.task.created"));
   EXPECT_THAT(ran->output, HasSubstr("\"state\":\"TASK_STATE_SUCCEEDED\"")) << ran->output;
   EXPECT_THAT(ran->output, HasSubstr("Mock answer to: Say hello."));
+  ASSERT_EQ(examples.size(), 3u) << "python3 and node are installed by scripts/bootstrap";
+  for (size_t i = 0; i < examples.size(); ++i) {
+    ASSERT_TRUE(example_runs[i].ok()) << examples[i].first << ": " << example_runs[i].status();
+    EXPECT_EQ(example_runs[i]->exit_code, 0) << examples[i].first << ":\n"
+                                             << example_runs[i]->output;
+    EXPECT_THAT(example_runs[i]->output, HasSubstr("state: TASK_STATE_SUCCEEDED"))
+        << examples[i].first;
+    EXPECT_THAT(example_runs[i]->output, HasSubstr("Mock answer to: Hi from"))
+        << examples[i].first << ":\n"
+        << example_runs[i]->output;
+  }
   // Ctrl-C (here SIGTERM) stops everything cleanly.
   EXPECT_TRUE(WIFEXITED(status)) << ReadAll(log);
   EXPECT_THAT(ReadAll(log), HasSubstr("stopped."));
