@@ -250,6 +250,17 @@ TEST_F(AgentApiTest, StreamDroppedMidTaskResumesWithTheRestAndCancelEndsAHanging
   // cancellation ended the task.
   auto got = HttpCall(port(), "GET", absl::StrCat("/v1/tasks/", task.id()), "", As(kAcmeKey));
   EXPECT_EQ(ParseTask(got->body).state(), agent::v1::TASK_STATE_CANCELLED);
+  // The model call itself was aborted: the router saw its caller go away
+  // (it books such a request as 499) long before its 300 s upstream timeout.
+  const std::string aborted =
+      R"(flowork_router_requests_total{code="499",endpoint="",model="slow"} 1)";
+  std::string metrics;
+  for (int i = 0; i < 100 && !absl::StrContains(metrics, aborted); ++i) {
+    if (i > 0) absl::SleepFor(absl::Milliseconds(100));
+    auto scraped = HttpCall(router_->http_port(), "GET", "/metrics");
+    if (scraped.ok()) metrics = scraped->body;
+  }
+  EXPECT_THAT(metrics, HasSubstr(aborted));
 }
 
 TEST_F(AgentApiTest, SameIdempotencyKeyOverHttpGivesTheSameTaskOnce) {
