@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
+#include <string_view>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -97,13 +99,116 @@ struct CallState {
   bool starting ABSL_GUARDED_BY(mu) = true;
 };
 
+// One StreamChat RPC: its chunks assembled into a ChatResponse, each piece
+// of text given to `on_text` as it arrives. Holds itself until OnDone.
+class StreamCall final : public grpc::ClientReadReactor<router::v1::ChatChunk> {
+ public:
+  grpc::ClientContext context;
+  router::v1::ChatRequest request;
+  absl::AnyInvocable<void(std::string_view)> on_text;
+  Done done;
+  std::shared_ptr<grpc::Channel> channel;
+  core::Executor* executor = nullptr;
+  std::shared_ptr<StreamCall> self;
+
+  void Start(router::v1::RouterService::Stub& stub) {
+    stub.async()->StreamChat(&context, &request, this);
+    StartRead(&chunk_);
+    StartCall();
+    absl::MutexLock lock(&mu_);
+    starting_ = false;
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // The stream ended; OnDone follows.
+    Add(chunk_);
+    chunk_.Clear();
+    StartRead(&chunk_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    std::shared_ptr<StreamCall> keep = std::move(self);
+    bool inline_answer;
+    {
+      absl::MutexLock lock(&mu_);
+      inline_answer = starting_;
+    }
+    // Inside StartCall (and so inside Complete, the executor alive): later.
+    if (inline_answer) return executor->Schedule([keep, status] { keep->Finish(status); });
+    keep->Finish(status);
+  }
+
+  // Cancel: `on_text` stops and `done` runs once the RPC ends.
+  void Cancel() {
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+    }
+    context.TryCancel();
+  }
+
+ private:
+  void Add(const router::v1::ChatChunk& chunk) {
+    if (response_.id().empty()) response_.set_id(chunk.id());
+    if (!chunk.model().empty()) response_.set_model(chunk.model());
+    if (!chunk.endpoint().empty()) response_.set_endpoint(chunk.endpoint());
+    if (!chunk.finish_reason().empty()) response_.set_finish_reason(chunk.finish_reason());
+    if (chunk.has_usage()) *response_.mutable_usage() = chunk.usage();
+    router::v1::ChatMessage& message = *response_.mutable_message();
+    message.set_role(router::v1::ROLE_ASSISTANT);
+    const std::string& text = chunk.delta().content();
+    if (!text.empty()) {
+      content_.append(text);
+      bool cancelled;
+      {
+        absl::MutexLock lock(&mu_);
+        cancelled = cancelled_;
+      }
+      if (!cancelled && on_text) on_text(text);
+    }
+    for (const router::v1::ToolCallDelta& delta : chunk.delta().tool_calls()) {
+      auto [it, added] = call_index_.try_emplace(delta.index(), message.tool_calls_size());
+      if (added) message.add_tool_calls();
+      router::v1::ToolCall& call = *message.mutable_tool_calls(it->second);
+      if (!delta.id().empty()) call.set_id(delta.id());
+      if (!delta.name().empty()) call.set_name(call.name() + delta.name());
+      call.mutable_arguments()->append(delta.arguments());
+    }
+  }
+
+  void Finish(const grpc::Status& status) {
+    Done finish = std::move(done);
+    done = nullptr;
+    if (!status.ok()) return std::move(finish)(ErrorFor(status, context));
+    if (response_.finish_reason().empty()) {
+      return std::move(finish)(
+          absl::UnavailableError("the router's stream ended before the answer was finished"));
+    }
+    if (!content_.empty()) response_.mutable_message()->add_content()->set_text(content_);
+    std::move(finish)(ResponseFor(response_, context));
+  }
+
+  router::v1::ChatChunk chunk_;
+  router::v1::ChatResponse response_;
+  std::string content_;
+  std::map<uint32_t, int> call_index_;
+  absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool starting_ ABSL_GUARDED_BY(mu_) = true;
+};
+
 class GrpcLlmCall final : public LlmCall {
  public:
   explicit GrpcLlmCall(std::shared_ptr<CallState> state) : state_(std::move(state)) {}
-  void Cancel() override { state_->context.TryCancel(); }
+  explicit GrpcLlmCall(std::shared_ptr<StreamCall> stream) : stream_(std::move(stream)) {}
+  void Cancel() override {
+    if (state_) state_->context.TryCancel();
+    if (stream_) stream_->Cancel();
+  }
 
  private:
   const std::shared_ptr<CallState> state_;
+  const std::shared_ptr<StreamCall> stream_;
 };
 
 class GrpcLlmClient final : public LlmClient {
@@ -127,15 +232,10 @@ class GrpcLlmClient final : public LlmClient {
       executor_->Schedule([state, refused]() mutable { std::move(state->done)(refused); });
       return std::make_shared<GrpcLlmCall>(state);
     }
+    if (request.on_text) return Stream(std::move(request), *std::move(chat), std::move(state));
     state->request = *std::move(chat);
     if (!request.model.empty()) state->request.set_model(request.model);
-    if (request.deadline != absl::InfiniteFuture()) {
-      state->context.set_deadline(absl::ToChronoTime(request.deadline));
-    }
-    if (!options_.api_key.empty()) {
-      state->context.AddMetadata("authorization", absl::StrCat("Bearer ", options_.api_key));
-    }
-    for (const auto& [name, value] : options_.metadata) state->context.AddMetadata(name, value);
+    Prepare(request, state->context);
     stub_->async()->Chat(&state->context, &state->request, &state->response,
                          [state, executor = executor_.get()](grpc::Status status) {
                            bool inline_answer;
@@ -157,6 +257,32 @@ class GrpcLlmClient final : public LlmClient {
   }
 
  private:
+  void Prepare(const LlmRequest& request, grpc::ClientContext& context) const {
+    if (request.deadline != absl::InfiniteFuture()) {
+      context.set_deadline(absl::ToChronoTime(request.deadline));
+    }
+    if (!options_.api_key.empty()) {
+      context.AddMetadata("authorization", absl::StrCat("Bearer ", options_.api_key));
+    }
+    for (const auto& [name, value] : options_.metadata) context.AddMetadata(name, value);
+  }
+
+  // The streamed call: StreamChat, assembled (see StreamCall).
+  std::shared_ptr<LlmCall> Stream(LlmRequest request, router::v1::ChatRequest chat,
+                                  std::shared_ptr<CallState> unary) {
+    auto stream = std::make_shared<StreamCall>();
+    stream->done = std::move(unary->done);
+    stream->on_text = std::move(request.on_text);
+    stream->channel = channel_;
+    stream->executor = executor_.get();
+    stream->request = std::move(chat);
+    if (!request.model.empty()) stream->request.set_model(request.model);
+    Prepare(request, stream->context);
+    stream->self = stream;
+    stream->Start(*stub_);
+    return std::make_shared<GrpcLlmCall>(stream);
+  }
+
   static void Finish(CallState& state, const grpc::Status& status) {
     Done done = std::move(state.done);
     state.done = nullptr;

@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -11,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "boost/json.hpp"
+#include "chat_stream_assembler.h"
 #include "flowork/core/executor.h"
 #include "flowork/core/internal/status_macros.h"
 #include "flowork/core/internal/strings.h"
@@ -24,14 +26,20 @@ using core::internal::ToAbsl;
 
 constexpr char kRetryAfterPayload[] = "flowork.retry_after_ms";
 
-// The request body with "model" set to `model`.
-absl::StatusOr<std::string> WithModel(const std::string& body, const std::string& model) {
+// The request body with "model" set to `model`; with `stream`, asking for a
+// stream with usage on its last chunk.
+absl::StatusOr<std::string> WithModel(const std::string& body, const std::string& model,
+                                      bool stream) {
   boost::system::error_code ec;
   json::value parsed = json::parse(body, ec);
   if (ec || !parsed.is_object()) {
     return absl::InvalidArgumentError("the model request body is not a JSON object");
   }
   if (!model.empty()) parsed.as_object()["model"] = model;
+  if (stream) {
+    parsed.as_object()["stream"] = true;
+    parsed.as_object()["stream_options"] = json::object{{"include_usage", true}};
+  }
   return json::serialize(parsed);
 }
 
@@ -104,6 +112,20 @@ std::optional<absl::Duration> RetryAfterHeader(const core::HttpHeaders& headers)
   return absl::Seconds(std::min(seconds, 3600.0));
 }
 
+bool IsEventStream(const core::HttpHeaders& headers) {
+  const std::string* type = FindHeader(headers, "content-type");
+  return type != nullptr && absl::StrContains(absl::AsciiStrToLower(*type), "text/event-stream");
+}
+
+// The content of a whole chat completion's first choice, "" if none.
+std::string CompletionContent(const std::string& body) {
+  boost::system::error_code ec;
+  json::value parsed = json::parse(body, ec);
+  if (ec) return "";
+  const json::value* content = parsed.find_pointer("/choices/0/message/content", ec);
+  return content != nullptr && content->is_string() ? std::string(content->as_string()) : "";
+}
+
 // One answer, however it arrives; `done` runs once.
 class Completion {
  public:
@@ -127,6 +149,29 @@ class Completion {
     }
     Finish(ErrorFor(status, body, RetryAfterHeader(headers)));
   }
+  // The answer to a streamed HTTP exchange: a 2xx event stream was fed to
+  // `stream` as it came (`body` holds what was not); any other answer is in
+  // `body`. A server that answered a whole completion instead still gives
+  // its text to the stream's callback.
+  void FinishStreamed(int status, const core::HttpHeaders& headers, std::string body,
+                      internal::ChatStreamAssembler& stream) {
+    if (status < 200 || status >= 300) return FinishHttp(status, headers, std::move(body));
+    const std::string* endpoint = FindHeader(headers, "x-flowork-endpoint");
+    if (!IsEventStream(headers)) {
+      if (std::string content = CompletionContent(body); !content.empty() && !finished()) {
+        stream.Text(content);
+      }
+      return Finish(ReadCompletion(std::move(body), endpoint ? *endpoint : ""));
+    }
+    stream.Feed(body);
+    absl::StatusOr<std::string> whole = stream.Finish();
+    if (!whole.ok()) return Finish(whole.status());
+    Finish(ReadCompletion(*std::move(whole), endpoint ? *endpoint : ""));
+  }
+  bool finished() {
+    absl::MutexLock lock(&mu_);
+    return !done_;
+  }
 
  private:
   absl::Mutex mu_;
@@ -135,14 +180,30 @@ class Completion {
 
 class HttpCallObserver final : public core::HttpResponseObserver {
  public:
-  explicit HttpCallObserver(std::shared_ptr<Completion> completion)
-      : completion_(std::move(completion)) {}
+  // `on_text` set: the answer is a stream, assembled here.
+  HttpCallObserver(std::shared_ptr<Completion> completion,
+                   absl::AnyInvocable<void(std::string_view)> on_text)
+      : completion_(std::move(completion)) {
+    if (on_text) {
+      stream_ = std::make_unique<internal::ChatStreamAssembler>(
+          [this, on_text = std::move(on_text)](std::string_view text) mutable {
+            if (!completion_->finished()) on_text(text);
+          });
+    }
+  }
   void OnHead(int status, const core::HttpHeaders& headers) override {
     status_ = status;
     headers_ = headers;
+    feeding_ = stream_ != nullptr && status >= 200 && status < 300 && IsEventStream(headers);
   }
-  void OnBody(std::string_view piece) override { body_.append(piece); }
+  void OnBody(std::string_view piece) override {
+    if (feeding_) return stream_->Feed(piece);
+    body_.append(piece);
+  }
   void OnDone(const core::HttpCallOutcome& outcome) override {
+    if (outcome.ok() && stream_ != nullptr) {
+      return completion_->FinishStreamed(status_, headers_, std::move(body_), *stream_);
+    }
     if (outcome.ok()) return completion_->FinishHttp(status_, headers_, std::move(body_));
     switch (outcome.failure) {
       case core::HttpCallFailure::kCancelled:
@@ -156,6 +217,8 @@ class HttpCallObserver final : public core::HttpResponseObserver {
 
  private:
   const std::shared_ptr<Completion> completion_;
+  std::unique_ptr<internal::ChatStreamAssembler> stream_;
+  bool feeding_ = false;
   int status_ = 0;
   core::HttpHeaders headers_;
   std::string body_;
@@ -183,9 +246,11 @@ class HttpLlmClient final : public LlmClient {
     http.url = absl::StrCat(absl::StripSuffix(options_.base_url, "/"), "/chat/completions");
     // A body that is not a JSON object goes as it is: the server refuses it
     // (kInvalidArgument), and `done` still never runs inside Complete.
-    absl::StatusOr<std::string> body = WithModel(request.body, request.model);
+    const bool stream = static_cast<bool>(request.on_text);
+    absl::StatusOr<std::string> body = WithModel(request.body, request.model, stream);
     http.body = body.ok() ? *std::move(body) : std::move(request.body);
-    http.headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
+    http.headers = {{"Content-Type", "application/json"},
+                    {"Accept", stream ? "text/event-stream" : "application/json"}};
     if (!options_.api_key.empty()) {
       http.headers.emplace_back("Authorization", absl::StrCat("Bearer ", options_.api_key));
     }
@@ -196,7 +261,8 @@ class HttpLlmClient final : public LlmClient {
       http.total_timeout = std::max(absl::Milliseconds(1), request.deadline - absl::Now());
     }
     return std::make_shared<HttpLlmCall>(
-        http_.Start(std::move(http), std::make_shared<HttpCallObserver>(completion)));
+        http_.Start(std::move(http),
+                    std::make_shared<HttpCallObserver>(completion, std::move(request.on_text))));
   }
 
  private:
@@ -212,20 +278,42 @@ struct InProcessState {
   core::HttpHeaders headers ABSL_GUARDED_BY(mu);
   std::string body ABSL_GUARDED_BY(mu);
   std::shared_ptr<Completion> completion;
+  // Streaming: the assembler of a 2xx event stream, fed as it is written;
+  // its own lock, so the text callback runs without `mu` held.
+  absl::Mutex stream_mu;
+  std::unique_ptr<internal::ChatStreamAssembler> stream ABSL_GUARDED_BY(stream_mu);
+  bool feeding ABSL_GUARDED_BY(stream_mu) = false;
 };
 
 class CapturingWriter final : public core::HttpResponseWriter {
  public:
   explicit CapturingWriter(std::shared_ptr<InProcessState> state) : state_(std::move(state)) {}
   void Send(core::HttpResponse response) override {
+    absl::MutexLock lock(&state_->stream_mu);
+    if (state_->stream != nullptr) {
+      return state_->completion->FinishStreamed(response.status, response.headers,
+                                                std::move(response.body), *state_->stream);
+    }
     state_->completion->FinishHttp(response.status, response.headers, std::move(response.body));
   }
   void StartStream(int status, core::HttpHeaders headers) override {
+    {
+      absl::MutexLock lock(&state_->stream_mu);
+      state_->feeding =
+          state_->stream != nullptr && status >= 200 && status < 300 && IsEventStream(headers);
+    }
     absl::MutexLock lock(&state_->mu);
     state_->status = status;
     state_->headers = std::move(headers);
   }
   bool Write(std::string chunk) override {
+    {
+      absl::MutexLock lock(&state_->stream_mu);
+      if (state_->feeding) {
+        state_->stream->Feed(chunk);
+        return true;
+      }
+    }
     absl::MutexLock lock(&state_->mu);
     state_->body.append(chunk);
     return true;
@@ -243,6 +331,10 @@ class CapturingWriter final : public core::HttpResponseWriter {
       status = state_->status;
       headers = state_->headers;
       body = std::move(state_->body);
+    }
+    absl::MutexLock lock(&state_->stream_mu);
+    if (state_->stream != nullptr) {
+      return state_->completion->FinishStreamed(status, headers, std::move(body), *state_->stream);
     }
     state_->completion->FinishHttp(status, headers, std::move(body));
   }
@@ -283,7 +375,16 @@ class InProcessLlmClient final : public LlmClient {
       LlmRequest request, absl::AnyInvocable<void(absl::StatusOr<LlmResponse>) &&> done) override {
     auto state = std::make_shared<InProcessState>();
     state->completion = std::make_shared<Completion>(std::move(done));
-    absl::StatusOr<std::string> body = WithModel(request.body, request.model);
+    const bool stream = static_cast<bool>(request.on_text);
+    if (stream) {
+      absl::MutexLock lock(&state->stream_mu);
+      state->stream = std::make_unique<internal::ChatStreamAssembler>(
+          [completion = state->completion.get(),
+           on_text = std::move(request.on_text)](std::string_view text) mutable {
+            if (!completion->finished()) on_text(text);
+          });
+    }
+    absl::StatusOr<std::string> body = WithModel(request.body, request.model, stream);
     // Off the caller's stack: the router may answer inside Handle.
     executor_->Schedule([this, state, body = std::move(body)]() mutable {
       if (!body.ok()) return state->completion->Finish(body.status());

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "boost/json.hpp"
@@ -141,6 +142,61 @@ TEST_F(GrpcLlmClientTest, ATextAnswerCarriesItsUsage) {
   EXPECT_EQ(response->usage.completion_tokens, 4);
   EXPECT_EQ(body.at("usage").at("total_tokens").to_number<int64_t>(),
             response->usage.prompt_tokens + 4);
+}
+
+TEST_F(GrpcLlmClientTest, OnTextStreamsPiecesThroughStreamChatAndAssemblesTheCompletion) {
+  Serve({.chunks = 5});
+  std::vector<std::string> pieces;
+  absl::Mutex mu;
+  LlmRequest request{.body = ChatBody("hi")};
+  request.on_text = [&](std::string_view text) {
+    absl::MutexLock lock(&mu);
+    pieces.emplace_back(text);
+  };
+  absl::StatusOr<LlmResponse> response = Call(std::move(request));
+  ASSERT_TRUE(response.ok()) << response.status();
+  json::value body = json::parse(response->body);
+  const std::string content(body.at("choices").at(0).at("message").at("content").as_string());
+  EXPECT_THAT(content, HasSubstr("Mock answer to: hi"));
+  absl::MutexLock lock(&mu);
+  EXPECT_GE(pieces.size(), 2u);
+  std::string joined;
+  for (const std::string& piece : pieces) joined += piece;
+  EXPECT_EQ(joined, content);
+  EXPECT_EQ(body.at("choices").at(0).at("finish_reason"), "stop");
+  EXPECT_EQ(response->endpoint, "m1@mock");
+  EXPECT_GT(response->usage.prompt_tokens, 0);
+  EXPECT_GT(response->usage.completion_tokens, 0);
+}
+
+TEST_F(GrpcLlmClientTest, AStreamedAnswerAssemblesItsToolCalls) {
+  Serve({.chunks = 3});
+  LlmRequest request{.body = ChatBody("call:lookup Paris", true)};
+  request.on_text = [](std::string_view) {};
+  absl::StatusOr<LlmResponse> response = Call(std::move(request));
+  ASSERT_TRUE(response.ok()) << response.status();
+  json::value body = json::parse(response->body);
+  EXPECT_EQ(body.at("choices").at(0).at("finish_reason"), "tool_calls");
+  const json::object& call =
+      body.at("choices").at(0).at("message").at("tool_calls").at(0).as_object();
+  EXPECT_FALSE(call.at("id").as_string().empty());
+  EXPECT_EQ(call.at("function").at("name"), "lookup");
+  EXPECT_EQ(json::parse(call.at("function").at("arguments").as_string()).at("query"), "Paris");
+  EXPECT_GT(response->usage.completion_tokens, 0);
+  EXPECT_EQ(body.at("usage").at("prompt_tokens").to_number<int64_t>(),
+            response->usage.prompt_tokens);
+}
+
+TEST_F(GrpcLlmClientTest, AStreamedCallHonoursDeadlineAndCancel) {
+  Serve({.hang = true});
+  LlmRequest late{.body = ChatBody("hi"), .deadline = absl::Now() + absl::Milliseconds(300)};
+  late.on_text = [](std::string_view) {};
+  EXPECT_EQ(Call(std::move(late)).status().code(), absl::StatusCode::kDeadlineExceeded);
+  LlmRequest cancelled{.body = ChatBody("hi")};
+  cancelled.on_text = [](std::string_view) {};
+  absl::StatusOr<LlmResponse> response =
+      Call(std::move(cancelled), [](LlmCall& call) { call.Cancel(); });
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kCancelled) << response.status();
 }
 
 TEST_F(GrpcLlmClientTest, RateLimitedIsResourceExhaustedWithRetryAfter) {

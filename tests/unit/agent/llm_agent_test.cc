@@ -9,9 +9,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "boost/json.hpp"
 #include "flowork/agent/agent_runtime.h"
 #include "flowork/agent/in_memory_task_store.h"
 #include "flowork/agent/llm_client.h"
@@ -27,6 +29,7 @@
 namespace flowork::agent {
 namespace {
 
+namespace json = boost::json;
 using ::testing::HasSubstr;
 
 constexpr char kLookupTool[] =
@@ -460,6 +463,129 @@ TEST(LlmClientTest, TheInProcessClientGoesThroughTheRouterWithoutANetworkHop) {
   EXPECT_EQ(response->model, "mock-1");
   EXPECT_GT(response->usage.prompt_tokens, 0);
   EXPECT_THAT(response->body, HasSubstr("Mock answer to: hi"));
+}
+
+// A streamed call: the text pieces (each seen before `done`) and the answer.
+struct Streamed {
+  std::vector<std::string> pieces;
+  absl::StatusOr<LlmResponse> response = absl::UnknownError("no answer");
+};
+
+Streamed CallStreaming(LlmClient& llm, LlmRequest request) {
+  Streamed out;
+  absl::Mutex mu;
+  absl::Notification finished;
+  request.on_text = [&](std::string_view text) {
+    absl::MutexLock lock(&mu);
+    EXPECT_FALSE(finished.HasBeenNotified()) << "a piece after done";
+    out.pieces.emplace_back(text);
+  };
+  llm.Complete(std::move(request), [&](absl::StatusOr<LlmResponse> r) {
+    absl::MutexLock lock(&mu);
+    out.response = std::move(r);
+    finished.Notify();
+  });
+  EXPECT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  absl::MutexLock lock(&mu);
+  return out;
+}
+
+std::string Content(const LlmResponse& response) {
+  json::value body = json::parse(response.body);
+  return std::string(body.at("choices").at(0).at("message").at("content").as_string());
+}
+
+TEST(LlmClientTest, TheHttpClientStreamsTextPiecesAndAssemblesTheCompletion) {
+  mockllm::MockLlmOptions options;
+  options.knobs.chunks = 5;
+  auto mock = mockllm::MockLlmServer::Create(options);
+  ASSERT_TRUE(mock.ok());
+  auto http = core::HttpClient::Create({});
+  auto llm = CreateHttpLlmClient(
+      {.base_url = absl::StrCat("http://127.0.0.1:", (*mock)->port(), "/v1")}, **http);
+  Streamed text = CallStreaming(
+      **llm, {.model = "mock-1", .body = R"({"messages":[{"role":"user","content":"hi"}]})"});
+  ASSERT_TRUE(text.response.ok()) << text.response.status();
+  EXPECT_GE(text.pieces.size(), 2u);
+  EXPECT_EQ(absl::StrJoin(text.pieces, ""), Content(*text.response));
+  EXPECT_THAT(Content(*text.response), HasSubstr("Mock answer to: hi"));
+  EXPECT_GT(text.response->usage.prompt_tokens, 0);
+  EXPECT_GT(text.response->usage.completion_tokens, 0);
+  EXPECT_EQ(json::parse(text.response->body).at("choices").at(0).at("finish_reason"), "stop");
+
+  Streamed tools = CallStreaming(
+      **llm,
+      {.model = "mock-1",
+       .body = absl::StrCat(R"({"messages":[{"role":"user","content":"call:lookup Paris"}],)",
+                            R"("tools":)", kLookupTool, "}")});
+  ASSERT_TRUE(tools.response.ok()) << tools.response.status();
+  json::value body = json::parse(tools.response->body);
+  EXPECT_EQ(body.at("choices").at(0).at("finish_reason"), "tool_calls");
+  const json::value& call = body.at("choices").at(0).at("message").at("tool_calls").at(0);
+  EXPECT_FALSE(call.at("id").as_string().empty());
+  EXPECT_EQ(call.at("function").at("name"), "lookup");
+  EXPECT_EQ(json::parse(call.at("function").at("arguments").as_string()).at("query"), "Paris");
+  EXPECT_GT(tools.response->usage.completion_tokens, 0);
+}
+
+TEST(LlmClientTest, AStreamCutShortIsUnavailableNotATruncatedAnswer) {
+  mockllm::MockLlmOptions options;
+  options.knobs.chunks = 5;
+  options.knobs.cut_after = 2;
+  auto mock = mockllm::MockLlmServer::Create(options);
+  ASSERT_TRUE(mock.ok());
+  auto http = core::HttpClient::Create({});
+  auto llm = CreateHttpLlmClient(
+      {.base_url = absl::StrCat("http://127.0.0.1:", (*mock)->port(), "/v1")}, **http);
+  Streamed cut = CallStreaming(
+      **llm, {.model = "mock-1", .body = R"({"messages":[{"role":"user","content":"hi"}]})"});
+  EXPECT_EQ(cut.response.status().code(), absl::StatusCode::kUnavailable) << cut.response.status();
+}
+
+TEST(LlmClientTest, TheInProcessClientStreamsThroughTheRouter) {
+  mockllm::MockLlmOptions options;
+  options.knobs.chunks = 5;
+  auto mock = mockllm::MockLlmServer::Create(options);
+  ASSERT_TRUE(mock.ok());
+  router::v1::RouterConfig config;
+  ASSERT_TRUE(core::ParseConfigText(
+                  absl::StrCat("auth: {mode: none}\n"
+                               "providers: [{name: p, kind: openai, base_url: \"http://127.0.0.1:",
+                               (*mock)->port(),
+                               "/v1\"}]\n"
+                               "models: [{name: m, provider: p, upstream_model: mock-1, "
+                               "capabilities: [chat, tools]}]\n"
+                               "routes: [{name: chat, candidates: [m]}]\n"),
+                  "router.yaml", &config)
+                  .ok());
+  auto policy = router::PolicyEngine::Create(config, core::Clock::Real());
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  auto http = core::HttpClient::Create({});
+  auto keys = router::KeyStore::Open({}, **policy);
+  auto gateway = router::Gateway::Create(**policy, **keys, **http);
+  ASSERT_TRUE(gateway.ok());
+  std::unique_ptr<LlmClient> llm = CreateInProcessLlmClient(**gateway);
+  Streamed text = CallStreaming(
+      *llm, {.model = "chat", .body = R"({"messages":[{"role":"user","content":"hi"}]})"});
+  ASSERT_TRUE(text.response.ok()) << text.response.status();
+  EXPECT_GE(text.pieces.size(), 2u);
+  EXPECT_EQ(absl::StrJoin(text.pieces, ""), Content(*text.response));
+  EXPECT_THAT(Content(*text.response), HasSubstr("Mock answer to: hi"));
+  EXPECT_EQ(text.response->endpoint, "m@p");
+  EXPECT_GT(text.response->usage.prompt_tokens, 0);
+  EXPECT_GT(text.response->usage.completion_tokens, 0);
+
+  Streamed tools = CallStreaming(
+      *llm, {.model = "chat",
+             .body = absl::StrCat(R"({"messages":[{"role":"user","content":"call:lookup Paris"}],)",
+                                  R"("tools":)", kLookupTool, "}")});
+  ASSERT_TRUE(tools.response.ok()) << tools.response.status();
+  json::value body = json::parse(tools.response->body);
+  EXPECT_EQ(body.at("choices").at(0).at("finish_reason"), "tool_calls");
+  const json::value& call = body.at("choices").at(0).at("message").at("tool_calls").at(0);
+  EXPECT_EQ(call.at("function").at("name"), "lookup");
+  EXPECT_EQ(json::parse(call.at("function").at("arguments").as_string()).at("query"), "Paris");
+  EXPECT_GT(tools.response->usage.completion_tokens, 0);
 }
 
 }  // namespace

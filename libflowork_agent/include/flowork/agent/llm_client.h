@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,15 @@ struct LlmRequest {
   std::string body;
   // Given up on (kDeadlineExceeded) at this time. Default: none.
   absl::Time deadline = absl::InfiniteFuture();
+  // Streaming: when set, the answer is asked for as a stream and this is
+  // called with each non-empty piece of answer text as it arrives, in order,
+  // on any thread (one call at a time), before `done`; the pieces
+  // concatenated are the final content. `done` still gets the whole chat
+  // completion (content, tool calls, finish_reason, usage assembled from the
+  // chunks). A piece may race with `done` only after LlmCall::Cancel. A
+  // stream that ends with an error event or without a finish_reason fails
+  // with kUnavailable naming the cause. Unset = no streaming.
+  absl::AnyInvocable<void(std::string_view text)> on_text;
 };
 
 struct LlmUsage {

@@ -30,7 +30,9 @@ struct GrpcLlmClientOptions {
 // form go in `extra`, see flowork/router/grpc/chat_codec.h) and the answer
 // comes back as an OpenAI chat completion with its usage and the endpoint
 // that answered (x-flowork-endpoint). LlmRequest.deadline is the call's
-// deadline; Cancel cancels the RPC (and the router's upstream call). Status
+// deadline; Cancel cancels the RPC (and the router's upstream call). With
+// LlmRequest.on_text set it calls StreamChat instead and assembles the chunks
+// into the same completion. Status
 // mapping: RESOURCE_EXHAUSTED -> kResourceExhausted with the router's
 // `retry-after` trailing metadata as LlmRetryAfter; UNAUTHENTICATED and
 // PERMISSION_DENIED -> kPermissionDenied; NOT_FOUND, DEADLINE_EXCEEDED,
