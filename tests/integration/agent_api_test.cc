@@ -117,6 +117,8 @@ class AgentApiTest : public ::testing::Test {
   void SetUp() override {
     mock_.emplace(Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--tokens", "6"}));
     hanging_mock_.emplace(Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--hang"}));
+    trickling_mock_.emplace(Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--ttft_ms", "400",
+                                                        "--chunk_interval_ms", "100"}));
     const std::string dir = testing::MakeTempDir();
     testing::WriteFile(dir + "/router.yaml", absl::StrCat(R"yaml(
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
@@ -127,12 +129,16 @@ providers:
   - {name: stuck, kind: openai, base_url: "http://127.0.0.1:)yaml",
                                                           hanging_mock_->http_port(), R"yaml(/v1",
      timeouts: {first_byte: 300s}}
+  - {name: trickle, kind: openai, base_url: "http://127.0.0.1:)yaml",
+                                                          trickling_mock_->http_port(), R"yaml(/v1"}
 models:
   - {name: m1, provider: mock, upstream_model: mock-1, capabilities: [chat]}
   - {name: m2, provider: stuck, upstream_model: mock-1, capabilities: [chat]}
+  - {name: m3, provider: trickle, upstream_model: mock-1, capabilities: [chat]}
 routes:
   - {name: chat, candidates: [m1]}
   - {name: slow, candidates: [m2]}
+  - {name: trickling, candidates: [m3]}
 )yaml"));
     router_.emplace(Start(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"}));
     testing::WriteFile(dir + "/agent.yaml", absl::StrCat(R"yaml(
@@ -149,6 +155,7 @@ keys:
 agents:
   - {name: helper, kind: KIND_LLM, model: chat, system_prompt: "You help."}
   - {name: sleeper, kind: KIND_LLM, model: slow}
+  - {name: streamer, kind: KIND_LLM, model: trickling}
 )yaml"));
     agent_config_ = dir + "/agent.yaml";
     agent_.emplace(Start(FLOWORK_AGENT_BIN, {"--config", agent_config_}));
@@ -176,6 +183,7 @@ agents:
 
   std::optional<ServerProcess> mock_;
   std::optional<ServerProcess> hanging_mock_;
+  std::optional<ServerProcess> trickling_mock_;
   std::optional<ServerProcess> router_;
   std::optional<ServerProcess> agent_;
   std::string agent_config_;
@@ -216,7 +224,12 @@ TEST_F(AgentApiTest, SubmittedTaskStreamsItsEventsAndSucceedsThroughRouterAndMoc
 
 TEST_F(AgentApiTest, EventStreamResumesAfterAnyIdWithoutLossOrRepeat) {
   agent::v1::Task task = Submit(R"({"agent":"helper","input":"resume me"})");
-  std::vector<agent::v1::TaskEvent> all = Events(task.id());
+  // The journal's events: live token events (if the stream caught the model
+  // call) are not replayed.
+  std::vector<agent::v1::TaskEvent> all;
+  for (agent::v1::TaskEvent& e : Events(task.id())) {
+    if (e.type() != "dev.flowork.task.token") all.push_back(std::move(e));
+  }
   ASSERT_GE(all.size(), 3u);
   for (size_t cut = 0; cut < all.size(); ++cut) {
     uint64_t after = 0;
@@ -261,6 +274,30 @@ TEST_F(AgentApiTest, StreamDroppedMidTaskResumesWithTheRestAndCancelEndsAHanging
     if (scraped.ok()) metrics = scraped->body;
   }
   EXPECT_THAT(metrics, HasSubstr(aborted));
+}
+
+TEST_F(AgentApiTest, LiveStreamCarriesTheModelsTokensAsTheyArrive) {
+  agent::v1::Task task = Submit(R"({"agent":"streamer","input":"stream me"})");
+  std::vector<agent::v1::TaskEvent> events = Events(task.id());
+  ASSERT_FALSE(events.empty());
+  ASSERT_EQ(events.back().type(), "dev.flowork.task.finished");
+  const std::string output =
+      events.back().data().struct_value().fields().at("output").string_value();
+  std::string streamed;
+  int tokens = 0;
+  for (const agent::v1::TaskEvent& e : events) {
+    if (e.type() != "dev.flowork.task.token") continue;
+    ++tokens;
+    // Between the model step's start (2) and its end (3), never replayed ids.
+    EXPECT_EQ(e.id(), absl::StrCat("2.", tokens));
+    streamed += e.data().struct_value().fields().at("text").string_value();
+  }
+  EXPECT_GE(tokens, 2);
+  EXPECT_EQ(streamed, output);
+  // A replay from the journal has the answer, not the tokens.
+  for (const agent::v1::TaskEvent& e : Events(task.id(), 2)) {
+    EXPECT_NE(e.type(), "dev.flowork.task.token");
+  }
 }
 
 TEST_F(AgentApiTest, SameIdempotencyKeyOverHttpGivesTheSameTaskOnce) {

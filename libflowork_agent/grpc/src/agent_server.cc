@@ -64,6 +64,8 @@ class AgentServerImpl final : public AgentServer {
   std::unique_ptr<core::HttpClient> http_;
   std::unique_ptr<router::RouterStack> router_;
   std::unique_ptr<LlmClient> llm_;
+  // Model answers as they stream, for live event streams.
+  TaskProgress progress_;
   std::unique_ptr<EffectHandler> models_;
   std::unique_ptr<RemoteWorkHub> remote_;
   std::unique_ptr<internal::WatchedTaskStore> store_;
@@ -102,7 +104,7 @@ absl::Status AgentServerImpl::Init(const v1::AgentConfig& config) {
   options.http.loops = loops_.get();
   FLOWORK_ASSIGN_OR_RETURN(http_, core::HttpClient::Create({.loops = loops_.get()}));
   FLOWORK_RETURN_IF_ERROR(ConnectRouter(config.router()));
-  models_ = CreateModelEffectHandler(*llm_);
+  models_ = CreateModelEffectHandler(*llm_, &progress_);
 
   FLOWORK_RETURN_IF_ERROR(InitTooling(config, path));
 
@@ -131,7 +133,8 @@ absl::Status AgentServerImpl::Init(const v1::AgentConfig& config) {
                              .policies = &policies_,
                              .pinned = pinned_.get(),
                              .memory = memory_.get(),
-                             .sessions = sessions_.get()});
+                             .sessions = sessions_.get()},
+      &progress_);
   for (int i = 0; i < config.agents_size(); ++i) {
     FLOWORK_RETURN_IF_ERROR(
         service_->AddAgent("", config.agents(i), absl::StrCat("agents[", i, "]")));

@@ -106,8 +106,13 @@ class EventStream;
 // store's watch. The reactor is alive while `finished_` is false.
 class EventFollower : public std::enable_shared_from_this<EventFollower> {
  public:
-  EventFollower(WatchedTaskStore& store, EventPump& pump, std::string task_id, uint64_t after)
-      : store_(store), pump_(pump), task_id_(std::move(task_id)), cursor_(after) {}
+  EventFollower(WatchedTaskStore& store, EventPump& pump, TaskProgress* progress,
+                std::string task_id, uint64_t after)
+      : store_(store),
+        pump_(pump),
+        progress_(progress),
+        task_id_(std::move(task_id)),
+        cursor_(after) {}
 
   void Begin(EventStream* stream);
   // On the pump's thread: reads what is new and writes it.
@@ -121,13 +126,18 @@ class EventFollower : public std::enable_shared_from_this<EventFollower> {
 
  private:
   void Conclude(const absl::Status& status);
+  // A piece of the running model call's answer: a live-only token event.
+  void Token(std::string_view text);
   // Starts the next write or the Finish, when neither is in flight.
   void Pump();
 
   WatchedTaskStore& store_;
   EventPump& pump_;
+  TaskProgress* const progress_;
   const std::string task_id_;
   int64_t watch_token_ = 0;
+  int64_t progress_token_ = 0;
+  uint64_t tokens_ ABSL_GUARDED_BY(mu_) = 0;  // Token events since cursor_ moved.
   std::atomic<bool> queued_{false};
   absl::Mutex mu_;
   EventStream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
@@ -170,7 +180,36 @@ void EventFollower::Begin(EventStream* stream) {
   watch_token_ = store_.Watch(task_id_, [this, weak] {
     if (auto self = weak.lock()) pump_.Schedule(std::move(self));
   });
+  if (progress_ != nullptr) {
+    progress_token_ = progress_->Subscribe(task_id_, [this, weak](std::string_view text) {
+      if (auto self = weak.lock()) Token(text);
+    });
+  }
   pump_.Schedule(shared_from_this());  // What the journal holds already.
+}
+
+void EventFollower::Token(std::string_view text) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || concluded_) return;
+    // Ids "<last journal event>.<n>": ordered among the journal's, never
+    // replayed (resume with the last whole-number id).
+    v1::TaskEvent event;
+    event.set_specversion("1.0");
+    event.set_id(absl::StrCat(cursor_, ".", ++tokens_));
+    event.set_source(absl::StrCat("/v1/tasks/", task_id_));
+    event.set_type("dev.flowork.task.token");
+    const absl::Time now = absl::Now();
+    event.mutable_time()->set_seconds(absl::ToUnixSeconds(now));
+    event.mutable_time()->set_nanos(static_cast<int32_t>(
+        absl::ToInt64Nanoseconds(now - absl::FromUnixSeconds(absl::ToUnixSeconds(now)))));
+    event.set_subject(task_id_);
+    event.set_datacontenttype("application/json");
+    (*event.mutable_data()->mutable_struct_value()->mutable_fields())["text"].set_string_value(
+        std::string(text));
+    pending_.push_back(std::move(event));
+  }
+  Pump();
 }
 
 void EventFollower::Refresh() {
@@ -193,6 +232,7 @@ void EventFollower::Refresh() {
       uint64_t id = 0;
       if (!absl::SimpleAtoi(event.id(), &id) || id <= cursor_) continue;
       cursor_ = id;
+      tokens_ = 0;
       pending_.push_back(std::move(event));
     }
     if (IsFinal(task->state())) concluded_ = true;  // final_status_ stays OK.
@@ -257,6 +297,7 @@ void EventFollower::Pump() {
 
 void EventFollower::Detach() {
   store_.Unwatch(task_id_, watch_token_);
+  if (progress_ != nullptr) progress_->Unsubscribe(progress_token_);
   absl::MutexLock lock(&mu_);
   stream_ = nullptr;
   finished_ = true;
@@ -301,8 +342,14 @@ void EventPump::Loop() {
 // The service.
 
 AgentServiceImpl::AgentServiceImpl(AgentRuntime& runtime, WatchedTaskStore& store,
-                                   AgentSpecStore& specs, const ApiKeys& keys, AgentTooling tooling)
-    : runtime_(runtime), store_(store), specs_(specs), keys_(keys), tooling_(tooling) {}
+                                   AgentSpecStore& specs, const ApiKeys& keys, AgentTooling tooling,
+                                   TaskProgress* progress)
+    : runtime_(runtime),
+      store_(store),
+      specs_(specs),
+      keys_(keys),
+      tooling_(tooling),
+      progress_(progress) {}
 
 AgentServiceImpl::~AgentServiceImpl() = default;
 
@@ -633,7 +680,8 @@ grpc::ServerWriteReactor<v1::TaskEvent>* AgentServiceImpl::WatchTaskEvents(
   absl::StatusOr<std::string> tenant = keys_.Tenant(*context);
   absl::Status allowed = tenant.ok() ? OwnTask(*tenant, request->id()).status() : tenant.status();
   if (!allowed.ok()) return new RefusedStream(allowed);
-  auto follower = std::make_shared<EventFollower>(store_, pump_, request->id(), request->after());
+  auto follower =
+      std::make_shared<EventFollower>(store_, pump_, progress_, request->id(), request->after());
   auto* stream = new EventStream(follower);
   follower->Begin(stream);
   return stream;

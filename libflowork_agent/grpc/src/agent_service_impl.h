@@ -17,6 +17,7 @@
 #include "flowork/agent/agent_runtime.h"
 #include "flowork/agent/agent_spec_store.h"
 #include "flowork/agent/llm_agent.h"
+#include "flowork/agent/task_progress.h"
 #include "flowork/agent/v1/agent_service.grpc.pb.h"
 #include "watched_task_store.h"
 
@@ -49,7 +50,8 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
  public:
   // Every dependency must outlive the service.
   AgentServiceImpl(AgentRuntime& runtime, WatchedTaskStore& store, AgentSpecStore& specs,
-                   const ApiKeys& keys, AgentTooling tooling = {});
+                   const ApiKeys& keys, AgentTooling tooling = {},
+                   TaskProgress* progress = nullptr);
   ~AgentServiceImpl() override;
 
   // Registers an agent: shared (tenant "") from the config, or a tenant's
@@ -158,6 +160,7 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
   AgentSpecStore& specs_;
   const ApiKeys& keys_;
   const AgentTooling tooling_;
+  TaskProgress* const progress_;  // Nullable: no token events.
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> agents_ ABSL_GUARDED_BY(mu_);
   // Serialises agent writes so the catalog, runtime and store agree.

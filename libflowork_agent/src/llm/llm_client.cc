@@ -408,7 +408,8 @@ class InProcessLlmClient final : public LlmClient {
 
 class ModelEffectHandler final : public EffectHandler {
  public:
-  explicit ModelEffectHandler(LlmClient& client) : client_(client) {}
+  ModelEffectHandler(LlmClient& client, TaskProgress* progress)
+      : client_(client), progress_(progress) {}
 
   void Perform(const v1::Effect& effect, std::shared_ptr<EffectCall> call,
                absl::AnyInvocable<void(absl::StatusOr<v1::EffectResult>) &&> done) override {
@@ -418,6 +419,15 @@ class ModelEffectHandler final : public EffectHandler {
     if (!google::protobuf::util::MessageToJsonString(effect.model().request(), &request.body)
              .ok()) {
       return std::move(done)(absl::InvalidArgumentError("the model request is not JSON"));
+    }
+    if (progress_ != nullptr) {
+      // Streamed: each piece goes to whoever watches the task live, and
+      // counts as progress for the step's watchdog.
+      request.on_text = [progress = progress_, task_id = call->task().id(),
+                         call](std::string_view text) {
+        call->Heartbeat();
+        progress->Publish(task_id, text);
+      };
     }
     const bool failure_as_result = effect.model().failure_as_result();
     std::shared_ptr<LlmCall> llm =
@@ -445,6 +455,7 @@ class ModelEffectHandler final : public EffectHandler {
 
  private:
   LlmClient& client_;
+  TaskProgress* const progress_;
 };
 
 }  // namespace
@@ -476,8 +487,8 @@ std::unique_ptr<LlmClient> CreateInProcessLlmClient(core::HttpHandler& router,
   return std::make_unique<InProcessLlmClient>(router, std::move(api_key), *std::move(executor));
 }
 
-std::unique_ptr<EffectHandler> CreateModelEffectHandler(LlmClient& client) {
-  return std::make_unique<ModelEffectHandler>(client);
+std::unique_ptr<EffectHandler> CreateModelEffectHandler(LlmClient& client, TaskProgress* progress) {
+  return std::make_unique<ModelEffectHandler>(client, progress);
 }
 
 }  // namespace flowork::agent

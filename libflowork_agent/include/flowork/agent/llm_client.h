@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "flowork/agent/agent.h"
+#include "flowork/agent/task_progress.h"
 #include "flowork/core/http_client.h"
 #include "flowork/core/http_server.h"
 
@@ -112,7 +113,10 @@ std::unique_ptr<LlmClient> CreateInProcessLlmClient(core::HttpHandler& router,
 // is the result. With ModelCall.failure_as_result, a failed call is a result
 // {"error": {"message", "code"}} for the agent to handle instead of a failed
 // step. Cancellation aborts the call. `client` must outlive the handler.
-std::unique_ptr<EffectHandler> CreateModelEffectHandler(LlmClient& client);
+// With `progress` (nullable; must outlive the handler), answers are streamed
+// and each piece of text is published for the task as it arrives.
+std::unique_ptr<EffectHandler> CreateModelEffectHandler(LlmClient& client,
+                                                        TaskProgress* progress = nullptr);
 
 }  // namespace flowork::agent
 
