@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "flowork/core/internal/status_macros.h"
 #include "flowork/core/internal/strings.h"
 
 namespace flowork::core::internal {
@@ -146,6 +147,42 @@ absl::Status SqliteDb::Error(int rc, std::string_view what) const {
     default:
       return absl::InternalError(message);
   }
+}
+
+absl::Status CreateOrCheckSchema(SqliteDb& db, std::string_view version_table,
+                                 std::string_view what, int64_t version, std::string_view schema) {
+  const std::string table(version_table);
+  FLOWORK_ASSIGN_OR_RETURN(
+      SqliteQuery exists,
+      db.Prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1"));
+  FLOWORK_ASSIGN_OR_RETURN(bool row, exists.BindText(1, table).Step());
+  if (!row) return absl::InternalError("count(*) returned no row");
+  if (exists.Int64(0) == 0) {
+    FLOWORK_RETURN_IF_ERROR(db.Exec(schema));
+    FLOWORK_ASSIGN_OR_RETURN(
+        SqliteQuery insert,
+        db.Prepare(absl::StrCat("INSERT INTO ", table, " (version) VALUES (?1)")));
+    return insert.Bind(1, version).Run();
+  }
+  FLOWORK_ASSIGN_OR_RETURN(SqliteQuery recorded,
+                           db.Prepare(absl::StrCat("SELECT max(version) FROM ", table)));
+  FLOWORK_ASSIGN_OR_RETURN(row, recorded.Step());
+  if (!row || recorded.IsNull(0)) {
+    return absl::DataLossError(
+        absl::StrCat("sqlite \"", db.path(), "\": the ", table, " table is empty"));
+  }
+  const int64_t found = recorded.Int64(0);
+  if (found > version) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("sqlite \"", db.path(), "\": ", ToAbsl(what), " schema version ", found,
+                     " is newer than this build's ", version,
+                     "; it was written by a newer Flowork and is left untouched"));
+  }
+  if (found < version) {  // No older version was ever released.
+    return absl::DataLossError(absl::StrCat("sqlite \"", db.path(), "\": unknown ", ToAbsl(what),
+                                            " schema version ", found));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace flowork::core::internal

@@ -93,36 +93,8 @@ absl::Status Configure(SqliteDb& db, const SqliteMemoryStoreOptions& options) {
 }
 
 absl::Status CreateOrCheckSchema(SqliteDb& db) {
-  FLOWORK_ASSIGN_OR_RETURN(SqliteQuery exists,
-                           db.Prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-                                      "name = 'memory_schema_version'"));
-  FLOWORK_ASSIGN_OR_RETURN(bool row, exists.Step());
-  if (!row) return absl::InternalError("count(*) returned no row");
-  if (exists.Int64(0) == 0) {
-    FLOWORK_RETURN_IF_ERROR(db.Exec(kSchema));
-    FLOWORK_ASSIGN_OR_RETURN(SqliteQuery insert,
-                             db.Prepare("INSERT INTO memory_schema_version (version) VALUES (?1)"));
-    return insert.Bind(1, kSchemaVersion).Run();
-  }
-  FLOWORK_ASSIGN_OR_RETURN(SqliteQuery version,
-                           db.Prepare("SELECT max(version) FROM memory_schema_version"));
-  FLOWORK_ASSIGN_OR_RETURN(row, version.Step());
-  if (!row || version.IsNull(0)) {
-    return absl::DataLossError(
-        absl::StrCat("sqlite \"", db.path(), "\": the memory_schema_version table is empty"));
-  }
-  const int64_t found = version.Int64(0);
-  if (found > kSchemaVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("sqlite \"", db.path(), "\": memory store schema version ", found,
-                     " is newer than this build's ", kSchemaVersion,
-                     "; it was written by a newer Flowork and is left untouched"));
-  }
-  if (found < kSchemaVersion) {  // No older version was ever released.
-    return absl::DataLossError(
-        absl::StrCat("sqlite \"", db.path(), "\": unknown memory store schema version ", found));
-  }
-  return absl::OkStatus();
+  return core::internal::CreateOrCheckSchema(db, "memory_schema_version", "memory store",
+                                             kSchemaVersion, kSchema);
 }
 
 // One connection, used under mu_: memory calls are few and small next to the

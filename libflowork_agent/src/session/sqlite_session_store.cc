@@ -90,22 +90,8 @@ absl::Status Configure(SqliteDb& db, const SqliteSessionStoreOptions& options) {
 }
 
 absl::Status CreateOrCheckSchema(SqliteDb& db) {
-  FLOWORK_RETURN_IF_ERROR(db.Exec(kSchema));
-  FLOWORK_ASSIGN_OR_RETURN(SqliteQuery version,
-                           db.Prepare("SELECT max(version) FROM session_schema_version"));
-  FLOWORK_ASSIGN_OR_RETURN(bool row, version.Step());
-  if (!row || version.IsNull(0)) {
-    FLOWORK_ASSIGN_OR_RETURN(
-        SqliteQuery insert, db.Prepare("INSERT INTO session_schema_version (version) VALUES (?1)"));
-    return insert.Bind(1, kSchemaVersion).Run();
-  }
-  if (version.Int64(0) > kSchemaVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("sqlite \"", db.path(), "\": session store schema version ", version.Int64(0),
-                     " is newer than this build's ", kSchemaVersion,
-                     "; it was written by a newer Flowork and is left untouched"));
-  }
-  return absl::OkStatus();
+  return core::internal::CreateOrCheckSchema(db, "session_schema_version", "session store",
+                                             kSchemaVersion, kSchema);
 }
 
 absl::StatusOr<std::unique_ptr<SqliteDb>> OpenStore(const SqliteSessionStoreOptions& options) {

@@ -9,13 +9,13 @@
 #include <functional>
 
 #include "absl/container/flat_hash_map.h"
-#include "flowork/core/internal/strings.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "flowork/core/internal/status_macros.h"
+#include "flowork/core/internal/strings.h"
 #include "flowork/router/config_validation.h"
 #include "stable_hash.h"
 

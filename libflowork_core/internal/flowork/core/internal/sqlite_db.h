@@ -94,6 +94,15 @@ class SqliteDb {
   absl::flat_hash_map<std::string, sqlite3_stmt*> statements_;
 };
 
+// Versioned schemas, inside the caller's transaction (so a crash never
+// leaves the tables without their version). When `version_table` does not
+// exist yet, runs `schema` (which creates it) and records `version`. Otherwise
+// checks the recorded version: a newer one is kFailedPrecondition (written by
+// a newer Flowork; the file is left untouched), an older or missing one
+// kDataLoss. `what` names the store in messages, e.g. "task store".
+absl::Status CreateOrCheckSchema(SqliteDb& db, std::string_view version_table,
+                                 std::string_view what, int64_t version, std::string_view schema);
+
 }  // namespace flowork::core::internal
 
 #endif  // FLOWORK_CORE_INTERNAL_SQLITE_DB_H_
