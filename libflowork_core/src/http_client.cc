@@ -159,6 +159,7 @@ class Connection {
   // connection so a request allocates none.
   char body_buffer[4 * 1024];
   absl::Time idle_since;
+  bool non_blocking = false;  // The socket is in non-blocking mode (set once).
 
  private:
   std::optional<PlainStream> plain_;
@@ -503,7 +504,10 @@ void Exchange::Send() {
     // async write reports it, and a reused connection is retried once).
     auto& socket = connection_->tcp().socket();
     beast::error_code ec;
-    socket.non_blocking(true, ec);
+    if (!connection_->non_blocking) {  // Once per connection: it costs a system call.
+      socket.non_blocking(true, ec);
+      connection_->non_blocking = !ec;
+    }
     const size_t total = asio::buffer_size(out_);
     const size_t written = ec ? 0 : socket.write_some(out_, ec);
     if (!ec && written == total) {

@@ -353,13 +353,32 @@ class Connection final : public std::enable_shared_from_this<Connection> {
 
   void ReadBody() {
     if (state_ == State::kClosed) return;
-    if (parser_->is_done()) return OnRequest();
+    // A small request usually arrives whole, its body read along with its
+    // head: parse that here. (Beast's read would finish it with an empty
+    // read, one more system call per request.)
+    if (const beast::error_code ec = ParseBuffered(); ec != http::error::need_more) {
+      return ec ? OnReadError(ec) : OnRequest();
+    }
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        if (self->state_ == State::kClosed) return;
                        if (ec) return self->OnReadError(ec);
                        self->OnRequest();
                      });
+  }
+
+  // Feeds what `buffer_` holds to the parser: no error once the request is
+  // whole, need_more when the buffer ran out first, else the parse error.
+  beast::error_code ParseBuffered() {
+    beast::error_code ec;
+    while (!parser_->is_done()) {
+      if (buffer_.size() == 0) return http::error::need_more;
+      const size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec) return ec;
+      if (used == 0) return http::error::need_more;
+    }
+    return ec;
   }
 
   void OnReadError(beast::error_code ec) {

@@ -287,9 +287,7 @@ struct Attempt {
   uint64_t hedge_timer = 0;
   std::shared_ptr<HttpCall> call;
 
-  std::string Name() const {
-    return absl::StrCat(endpoint.model->name(), "@", endpoint.provider->name());
-  }
+  const std::string& Name() const { return endpoint.name(); }
 };
 
 // One client request through its attempts: one at a time, or two at once
@@ -674,6 +672,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
       return reject(404, absl::StrCat("The model `", facts->model, "` does not exist"),
                     "invalid_request_error", "model_not_found");
     }
+    trail.ModelResolved();
     if (trail.auditing()) {
       // Every candidate's verdict, so the entry says why nothing was tried
       // (a zone the key may not use, open circuits, ...).
@@ -685,6 +684,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
     }
     return reject(503, plan.status().message(), "service_unavailable", "no_healthy_candidate");
   }
+  trail.ModelResolved();
   auto call = std::make_shared<ProxyCall>(
       *this, std::move(request), std::move(writer), std::move(openai_body), *std::move(facts),
       operation->second, *std::move(plan), request_id, started, std::move(trail));
@@ -715,7 +715,7 @@ bool ProxyCall::ClaimCandidate() {
     const Endpoint& endpoint = plan_.attempts[candidate_];
     const v1::Provider::Kind kind = endpoint.provider->kind();
     const bool openai_wire = kind == v1::Provider::KIND_OPENAI || kind == v1::Provider::KIND_MOCK;
-    const std::string name = absl::StrCat(endpoint.model->name(), "@", endpoint.provider->name());
+    const std::string& name = endpoint.name();
     if (!openai_wire && !operation_.chat) {
       failures_.push_back(absl::StrCat(name, ": provider kind ", v1::Provider::Kind_Name(kind),
                                        " does not serve ", operation_.capability));
@@ -1334,8 +1334,7 @@ void ProxyCall::RespondFailure() {
       failures_.empty() ? "no candidate could be tried" : absl::StrJoin(failures_, "; ");
   if (GatewayMetrics* metrics = gateway_.metrics()) {
     for (const Endpoint& e : plan_.attempts) {
-      metrics->Circuit(absl::StrCat(e.model->name(), "@", e.provider->name()),
-                       e.state->Read(absl::Now()).circuit);
+      metrics->Circuit(e.name(), e.state->Read(absl::Now()).circuit);
     }
   }
   if (attempts_ == 0) {

@@ -3,9 +3,22 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "flowork/core/internal/strings.h"
 
 namespace flowork::router {
 namespace {
+
+using core::internal::ToAbsl;
+
+// The cache key of a label set, built in a per-thread buffer: a lookup that
+// finds its series allocates nothing.
+absl::string_view SeriesKey(std::string_view model, std::string_view endpoint, int status) {
+  thread_local std::string key;
+  key.clear();
+  key.append(model).append(1, '\n').append(endpoint);
+  if (status >= 0) absl::StrAppend(&key, "\n", status);
+  return key;
+}
 
 const std::vector<double>& LatencyBuckets() {
   static const auto* const buckets =
@@ -26,11 +39,13 @@ GatewayMetrics::GatewayMetrics(core::MetricsRegistry& registry)
 
 GatewayMetrics::Series& GatewayMetrics::RequestSeries(std::string_view model,
                                                       std::string_view endpoint, int status) {
-  std::string id = absl::StrCat(std::string(model), "\n", std::string(endpoint), "\n", status);
   {
     absl::ReaderMutexLock lock(&mu_);
-    if (auto it = series_.find(id); it != series_.end()) return it->second;
+    if (auto it = series_.find(SeriesKey(model, endpoint, status)); it != series_.end()) {
+      return it->second;
+    }
   }
+  std::string id(SeriesKey(model, endpoint, status));
   const core::MetricLabels labels = {{"model", std::string(model)},
                                      {"endpoint", std::string(endpoint)},
                                      {"code", absl::StrCat(status)}};
@@ -44,11 +59,13 @@ GatewayMetrics::Series& GatewayMetrics::RequestSeries(std::string_view model,
 
 GatewayMetrics::EndpointSeries& GatewayMetrics::ForEndpoint(std::string_view model,
                                                             std::string_view endpoint) {
-  std::string id = absl::StrCat(std::string(model), "\n", std::string(endpoint));
   {
     absl::ReaderMutexLock lock(&mu_);
-    if (auto it = endpoints_.find(id); it != endpoints_.end()) return it->second;
+    if (auto it = endpoints_.find(SeriesKey(model, endpoint, -1)); it != endpoints_.end()) {
+      return it->second;
+    }
   }
+  std::string id(SeriesKey(model, endpoint, -1));
   const core::MetricLabels labels = {{"model", std::string(model)},
                                      {"endpoint", std::string(endpoint)}};
   auto tokens = [&](const char* kind) -> core::Counter* {
@@ -70,17 +87,17 @@ GatewayMetrics::EndpointSeries& GatewayMetrics::ForEndpoint(std::string_view mod
   return endpoints_.try_emplace(std::move(id), series).first->second;
 }
 
-core::Gauge& GatewayMetrics::CircuitGauge(std::string_view endpoint) {
-  std::string id(endpoint);
+GatewayMetrics::CircuitSeries& GatewayMetrics::ForCircuit(std::string_view endpoint) {
   {
     absl::ReaderMutexLock lock(&mu_);
-    if (auto it = circuits_.find(id); it != circuits_.end()) return *it->second;
+    if (auto it = circuits_.find(ToAbsl(endpoint)); it != circuits_.end()) return *it->second;
   }
-  core::Gauge& gauge = registry_.GetGauge(
-      "flowork_router_circuit_state", "Circuit of each endpoint: 0 closed, 1 half-open, 2 open.",
-      {{"endpoint", id}});
+  auto series = std::make_unique<CircuitSeries>();
+  series->gauge = &registry_.GetGauge("flowork_router_circuit_state",
+                                      "Circuit of each endpoint: 0 closed, 1 half-open, 2 open.",
+                                      {{"endpoint", std::string(endpoint)}});
   absl::MutexLock lock(&mu_);
-  return *circuits_.try_emplace(std::move(id), &gauge).first->second;
+  return *circuits_.try_emplace(std::string(endpoint), std::move(series)).first->second;
 }
 
 void GatewayMetrics::Request(std::string_view model, std::string_view endpoint, int status,
@@ -111,9 +128,12 @@ void GatewayMetrics::LimiterRejection(std::string_view scope) {
 }
 
 void GatewayMetrics::Circuit(std::string_view endpoint, CircuitState state) {
-  CircuitGauge(endpoint).Set(state == CircuitState::kClosed     ? 0
-                             : state == CircuitState::kHalfOpen ? 1
-                                                                : 2);
+  const int value = state == CircuitState::kClosed ? 0 : state == CircuitState::kHalfOpen ? 1 : 2;
+  CircuitSeries& series = ForCircuit(endpoint);
+  if (series.published.load(std::memory_order_relaxed) == value) return;
+  absl::MutexLock lock(&series.mu);
+  series.published.store(value, std::memory_order_relaxed);
+  series.gauge->Set(value);
 }
 
 void GatewayMetrics::Audit(const AuditLogStats& stats, bool dropped) {

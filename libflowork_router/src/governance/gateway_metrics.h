@@ -1,6 +1,8 @@
 #ifndef FLOWORK_ROUTER_SRC_GOVERNANCE_GATEWAY_METRICS_H_
 #define FLOWORK_ROUTER_SRC_GOVERNANCE_GATEWAY_METRICS_H_
 
+#include <atomic>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,14 +20,15 @@ namespace flowork::router {
 
 // The gateway's series on /metrics. Each label set is looked up in the
 // registry once and cached, so a request costs a map probe under a reader
-// lock plus atomic adds. Thread-safe.
+// lock plus atomic adds, and allocates nothing. Thread-safe.
 class GatewayMetrics {
  public:
   // `registry` must outlive this.
   explicit GatewayMetrics(core::MetricsRegistry& registry);
 
-  // One finished request: `model` as asked, `endpoint` that answered ("" if
-  // none), the status the caller got, and whether it failed.
+  // One finished request: `model` as asked ("" when it named no model or
+  // route of the config: callers must not mint series), `endpoint` that
+  // answered ("" if none), the status the caller got, and whether it failed.
   void Request(std::string_view model, std::string_view endpoint, int status, bool failed,
                absl::Duration latency, std::optional<absl::Duration> ttft, const TokenUsage& usage,
                double cost_usd);
@@ -33,7 +36,8 @@ class GatewayMetrics {
   // A request refused by a limit or budget; `scope` names it (key_rpm, ...).
   void LimiterRejection(std::string_view scope);
 
-  // The circuit of `endpoint` ("model@provider") is now `state`.
+  // The circuit of `endpoint` ("model@provider") is now `state`. Cheap when
+  // nothing changed: the gauge is written only on a change.
   void Circuit(std::string_view endpoint, CircuitState state);
 
   // The audit log's counters after an append; `dropped` when it refused one.
@@ -52,9 +56,14 @@ class GatewayMetrics {
     core::Counter* cached_tokens;
     core::Counter* cost;
   };
+  struct CircuitSeries {
+    core::Gauge* gauge = nullptr;
+    std::atomic<int> published{-1};  // The state last written; -1 before the first.
+    absl::Mutex mu;                  // Keeps `published` and the gauge in step.
+  };
   Series& RequestSeries(std::string_view model, std::string_view endpoint, int status);
   EndpointSeries& ForEndpoint(std::string_view model, std::string_view endpoint);
-  core::Gauge& CircuitGauge(std::string_view endpoint);
+  CircuitSeries& ForCircuit(std::string_view endpoint);
 
   core::MetricsRegistry& registry_;
   core::Gauge& audit_queue_;
@@ -63,7 +72,7 @@ class GatewayMetrics {
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Series> series_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, EndpointSeries> endpoints_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, core::Gauge*> circuits_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<CircuitSeries>> circuits_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace flowork::router

@@ -18,10 +18,11 @@ RequestTrail::RequestTrail(RequestTrail&& other) noexcept
       started_(other.started_),
       closed_(other.closed_),
       model_(std::move(other.model_)),
+      model_resolved_(other.model_resolved_),
       entry_(std::move(other.entry_)),
       reservation_(std::move(other.reservation_)),
       answered_model_(other.answered_model_),
-      answered_endpoint_(std::move(other.answered_endpoint_)),
+      answered_endpoint_(other.answered_endpoint_),
       usage_(other.usage_),
       ttft_(other.ttft_),
       capture_(other.capture_),
@@ -56,8 +57,7 @@ void RequestTrail::Planned(const AttemptPlan& plan) {
   entry_.set_seed(plan.seed);
   for (const CandidateDecision& decision : plan.decisions) {
     v1::AuditCandidate& candidate = *entry_.add_candidates();
-    candidate.set_endpoint(
-        absl::StrCat(decision.endpoint.model->name(), "@", decision.endpoint.provider->name()));
+    candidate.set_endpoint(decision.endpoint.name());
     candidate.set_kept(decision.kept());
     candidate.set_reason(decision.Explain());
   }
@@ -70,7 +70,7 @@ void RequestTrail::Attempted(v1::AuditAttempt attempt) {
 void RequestTrail::Answered(const Endpoint& endpoint, const TokenUsage& usage,
                             std::optional<absl::Duration> ttft) {
   answered_model_ = endpoint.model;
-  answered_endpoint_ = absl::StrCat(endpoint.model->name(), "@", endpoint.provider->name());
+  answered_endpoint_ = &endpoint.name();
   usage_ = usage;
   ttft_ = ttft;
 }
@@ -94,7 +94,8 @@ void RequestTrail::Close(int status, std::string_view outcome, std::string_view 
   }
   const bool failed = outcome != "ok";
   if (metrics_ != nullptr) {
-    metrics_->Request(model_, answered_endpoint_, status, failed, duration, ttft_, usage_, cost);
+    metrics_->Request(model_resolved_ ? std::string_view(model_) : std::string_view(),
+                      answered_endpoint(), status, failed, duration, ttft_, usage_, cost);
   }
   if (services_->audit == nullptr) return;
   entry_.mutable_time()->set_seconds(absl::ToUnixSeconds(started_));
@@ -104,7 +105,7 @@ void RequestTrail::Close(int status, std::string_view outcome, std::string_view 
   entry_.set_status(status);
   entry_.set_outcome(std::string(outcome));
   if (!error.empty()) entry_.set_error(std::string(error));
-  entry_.set_endpoint(answered_endpoint_);
+  entry_.set_endpoint(std::string(answered_endpoint()));
   entry_.set_prompt_tokens(static_cast<int64_t>(usage_.prompt_tokens));
   entry_.set_completion_tokens(static_cast<int64_t>(usage_.completion_tokens));
   entry_.set_cached_tokens(static_cast<int64_t>(usage_.cached_prompt_tokens));

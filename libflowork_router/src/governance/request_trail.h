@@ -34,7 +34,11 @@ class RequestTrail {
   bool auditing() const { return services_ != nullptr && services_->audit != nullptr; }
   v1::AuditEntry& entry() { return entry_; }
 
+  // The model as asked; audited as is. Metrics label it only once
+  // ModelResolved says it names a model or route of the config, so callers
+  // cannot mint series with made-up names.
   void set_model(std::string model) { model_ = std::move(model); }
+  void ModelResolved() { model_resolved_ = true; }
 
   // With `audit.capture_bodies`: keeps `request_body` (redacted by
   // `config.redact_fields`, or the defaults) and, later, the answer's body.
@@ -56,15 +60,21 @@ class RequestTrail {
   bool closed() const { return closed_; }
 
  private:
+  std::string_view answered_endpoint() const {
+    return answered_endpoint_ == nullptr ? std::string_view() : *answered_endpoint_;
+  }
+
   const GatewayGovernance* services_;
   GatewayMetrics* metrics_;
   absl::Time started_;
   bool closed_ = false;
   std::string model_;
+  bool model_resolved_ = false;
   v1::AuditEntry entry_;
   std::optional<UsageReservation> reservation_;
   const v1::Model* answered_model_ = nullptr;
-  std::string answered_endpoint_;
+  // The answering endpoint's name; its state outlives the request's plan.
+  const std::string* answered_endpoint_ = nullptr;
   TokenUsage usage_;
   std::optional<absl::Duration> ttft_;
   bool capture_ = false;

@@ -362,6 +362,19 @@ TEST_F(GovernanceTest, MetricsCountRequestsTokensAndCost) {
   EXPECT_THAT(text, HasSubstr("flowork_router_audit_queue_depth"));
 }
 
+TEST_F(GovernanceTest, MetricsNeverLabelAModelTheConfigDoesNotName) {
+  auto mock = StartMock();
+  Serve(LimitsYaml(mock->port(), ""));
+  for (const char* model : {"made-up-1", "made-up-2"}) {
+    const std::string body = absl::StrCat(R"({"model":")", model, R"(","messages":[]})");
+    ASSERT_EQ(Post(body, "sk-1").status, 404);
+  }
+  const std::string text = metrics_->TextExposition();
+  EXPECT_THAT(text, Not(HasSubstr("made-up")));
+  EXPECT_THAT(text,
+              HasSubstr(R"(flowork_router_requests_total{code="404",endpoint="",model=""} 2)"));
+}
+
 TEST_F(GovernanceTest, CapturesRedactedBodiesOnlyWhenTurnedOn) {
   auto mock = StartMock();
   const std::string body =

@@ -19,6 +19,9 @@ struct Endpoint {
   const v1::Model* model = nullptr;
   const v1::Provider* provider = nullptr;
   EndpointState* state = nullptr;  // Its live stats; same object across reloads.
+
+  // "model@provider": the endpoint's name in headers, metrics and the audit.
+  const std::string& name() const { return state->id(); }
 };
 
 // Why a candidate was dropped (kKept if it was not).
