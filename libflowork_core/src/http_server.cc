@@ -133,6 +133,13 @@ class Worker {
   // Connections of this loop; touched only on its thread.
   absl::flat_hash_set<std::shared_ptr<Connection>> connections;
   bool draining = false;  // On this loop's thread only.
+  // Requests whose handler is still at work, by connection and sequence:
+  // they start watching for the client leaving on the next tick of
+  // `watch_timer` (DeferWatch). On this loop's thread only.
+  std::vector<std::pair<std::weak_ptr<Connection>, uint64_t>> watch_queue;
+  std::vector<std::pair<std::weak_ptr<Connection>, uint64_t>> watch_due;
+  std::optional<Timer> watch_timer;
+  bool watch_armed = false;
 
  private:
   ServerImpl& server_;
@@ -317,10 +324,18 @@ class Connection final : public std::enable_shared_from_this<Connection> {
 
   bool IsOpen(uint64_t seq) const { return seq == seq_ && state_ != State::kClosed; }
 
+  // Request `seq` has been waiting for its handler since the last tick.
+  void StartWatch(uint64_t seq) {
+    if (Current(seq) && !response_complete_) WatchForDisconnect();
+  }
+
  private:
   enum class State { kReading, kResponding, kClosed };
 
   bool Current(uint64_t seq) const { return seq == seq_ && state_ == State::kResponding; }
+
+  // Queues request `seq` for a disconnect watch on the worker's next tick.
+  void DeferWatch(const std::shared_ptr<Worker>& worker, uint64_t seq);
 
   void ReadHeader() {
     state_ = State::kReading;
@@ -642,8 +657,37 @@ void Connection::OnRequest() {
   BeginResponse();
   auto writer = std::make_unique<ResponseWriterImpl>(shared_from_this(), seq_);
   server_.handler().Handle(std::move(request), std::move(writer));
-  // A handler that answered inline needs no watch; one still working does.
-  if (state_ == State::kResponding && !response_complete_) WatchForDisconnect();
+  // A handler that answered inline needs no watch; one still working gets
+  // one if it is still at work on the next tick.
+  if (state_ == State::kResponding && !response_complete_) DeferWatch(worker_, seq_);
+}
+
+// Most requests are answered within a few milliseconds: starting their
+// watch read at once would cost a system call each (a read that finds
+// nothing) for a disconnect that is noticed as well a tick later.
+constexpr absl::Duration kWatchDelay = absl::Milliseconds(20);
+
+// Starts the worker's watch tick unless it runs already.
+void ArmWatchTimer(const std::shared_ptr<Worker>& worker) {
+  if (worker->watch_armed) return;
+  worker->watch_armed = true;
+  if (!worker->watch_timer) worker->watch_timer.emplace(worker->context().get_executor());
+  worker->watch_timer->expires_after(absl::ToChronoNanoseconds(kWatchDelay));
+  worker->watch_timer->async_wait([worker](beast::error_code ec) {
+    worker->watch_armed = false;
+    if (ec) return;  // Cancelled: the server is shutting down.
+    worker->watch_due.swap(worker->watch_queue);
+    for (auto& [weak, seq] : worker->watch_due) {
+      if (std::shared_ptr<Connection> c = weak.lock()) c->StartWatch(seq);
+    }
+    worker->watch_due.clear();  // Keeps its capacity for the next tick.
+    if (!worker->watch_queue.empty()) ArmWatchTimer(worker);
+  });
+}
+
+void Connection::DeferWatch(const std::shared_ptr<Worker>& worker, uint64_t seq) {
+  worker->watch_queue.emplace_back(weak_from_this(), seq);
+  ArmWatchTimer(worker);
 }
 
 void ServerImpl::CountResponse(int status) {
@@ -752,6 +796,7 @@ void ServerImpl::Shutdown(absl::Duration grace) {
       beast::error_code ec;
       w->acceptor->close(ec);
       if (w->accept_retry) w->accept_retry->cancel();
+      if (w->watch_timer) w->watch_timer->cancel();
       auto connections = w->connections;  // Drain may erase.
       for (auto& c : connections) c->Drain();
     });
@@ -773,6 +818,8 @@ void ServerImpl::Shutdown(absl::Duration grace) {
           for (auto& c : connections) c->Close();
           w->acceptor.reset();
           w->accept_retry.reset();
+          w->watch_timer.reset();
+          w->watch_queue.clear();
           done->Notify();
         })) {
       done->Notify();

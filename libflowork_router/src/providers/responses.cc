@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "flowork/core/internal/status_macros.h"
 #include "flowork/core/internal/strings.h"
+#include "boost/json/monotonic_resource.hpp"
 #include "providers/json_wire.h"
 #include "providers/translation.h"
 
@@ -280,11 +281,15 @@ TokenUsage WholeResponseUsage(UpstreamWire wire_format, std::string_view body) {
     return {};  // Cheap: most bodies without usage need no parse at all.
   }
   if (wire_format != UpstreamWire::kOllama) {
-    // Only the usage object is parsed.
+    // Only the usage object is parsed, into memory on the stack: a usage
+    // object is small, and this runs for every answer.
     const std::string_view object = UsageObject(body);
     absl::StatusOr<TokenUsage> usage =
         wire::NoThrow("reading usage", [&]() -> absl::StatusOr<TokenUsage> {
-          const json::value parsed = json::parse(json::string_view(object.data(), object.size()));
+          unsigned char arena[2048];
+          json::monotonic_resource memory(arena, sizeof(arena));
+          const json::value parsed =
+              json::parse(json::string_view(object.data(), object.size()), &memory);
           if (!parsed.is_object()) return absl::InvalidArgumentError("not an object");
           if (wire_format == UpstreamWire::kOpenAi)
             return wire::ReadOpenAiUsage(parsed.as_object());
