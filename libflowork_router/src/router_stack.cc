@@ -40,6 +40,9 @@ absl::StatusOr<std::unique_ptr<RouterStack>> RouterStack::Create(
   FLOWORK_ASSIGN_OR_RETURN(stack->upstreams_, core::HttpClient::Create({.loops = stack->loops_}));
   if (!config.audit().disabled()) {
     FLOWORK_ASSIGN_OR_RETURN(AuditLogOptions audit, AuditLogOptionsFromConfig(config.audit()));
+    if (config.audit().path().empty() && !options.default_audit_path.empty()) {
+      audit.path = options.default_audit_path;
+    }
     absl::StatusOr<std::unique_ptr<AuditLog>> opened = AuditLog::Open(audit);
     if (!opened.ok()) return Context(opened.status(), "cannot open the audit trail");
     stack->audit_ = *std::move(opened);

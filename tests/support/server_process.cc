@@ -26,10 +26,15 @@ absl::StatusOr<ServerProcess> ServerProcess::Start(const std::string& binary,
   argv.push_back(const_cast<char*>(binary.c_str()));
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  // Each server runs in a directory of its own, so files it makes by default
+  // (./flowork-audit.db, ./flowork-keys.db, ...) are never shared with another
+  // test running at the same time. Paths passed in are absolute.
+  const std::string workdir = MakeTempDir();
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork failed");
   if (pid == 0) {
     dup2(pipe_fds[1], STDERR_FILENO);
+    if (chdir(workdir.c_str()) != 0) _exit(126);
     execv(binary.c_str(), argv.data());
     _exit(127);
   }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "agent_service_impl.h"
 #include "agent_tooling.h"
@@ -43,7 +44,9 @@ class AgentServerImpl final : public AgentServer {
   // and the tool registry with the memory tools and the configured ones.
   absl::Status InitTooling(const v1::AgentConfig& config, const std::string& path);
   // llm_ (and router_ when embedded) as `connection` asks.
-  absl::Status ConnectRouter(const v1::RouterConnection& connection);
+  // `store_path`: the task store's file; an embedded router's default audit
+  // trail goes next to it.
+  absl::Status ConnectRouter(const v1::RouterConnection& connection, const std::string& store_path);
 
   std::string http_address() const override { return server_->http_address(); }
   std::string grpc_address() const override { return server_->grpc_address(); }
@@ -103,7 +106,7 @@ absl::Status AgentServerImpl::Init(const v1::AgentConfig& config) {
       loops_, core::EventLoops::Create(static_cast<int>(config.http_limits().threads())));
   options.http.loops = loops_.get();
   FLOWORK_ASSIGN_OR_RETURN(http_, core::HttpClient::Create({.loops = loops_.get()}));
-  FLOWORK_RETURN_IF_ERROR(ConnectRouter(config.router()));
+  FLOWORK_RETURN_IF_ERROR(ConnectRouter(config.router(), path));
   models_ = CreateModelEffectHandler(*llm_, &progress_);
 
   FLOWORK_RETURN_IF_ERROR(InitTooling(config, path));
@@ -198,7 +201,8 @@ absl::Status AgentServerImpl::InitTooling(const v1::AgentConfig& config, const s
   return absl::OkStatus();
 }
 
-absl::Status AgentServerImpl::ConnectRouter(const v1::RouterConnection& connection) {
+absl::Status AgentServerImpl::ConnectRouter(const v1::RouterConnection& connection,
+                                            const std::string& store_path) {
   const int modes = (connection.target().empty() ? 0 : 1) + (connection.http().empty() ? 0 : 1) +
                     (connection.has_embedded() ? 1 : 0);
   if (modes > 1) {
@@ -220,8 +224,16 @@ absl::Status AgentServerImpl::ConnectRouter(const v1::RouterConnection& connecti
     return absl::OkStatus();
   }
   if (connection.has_embedded()) {
+    // The embedded router's audit trail sits next to the task store
+    // (agent.db -> agent-router-audit.db), never in a file a flowork-router
+    // started in the same directory would also write.
+    absl::string_view base = store_path;
+    absl::ConsumeSuffix(&base, ".db");
     absl::StatusOr<std::unique_ptr<router::RouterStack>> stack = router::RouterStack::Create(
-        connection.embedded(), {.loops = loops_.get(), .default_key_store = ""});
+        connection.embedded(),
+        {.loops = loops_.get(),
+         .default_key_store = "",
+         .default_audit_path = absl::StrCat(base, "-router-audit.db")});
     if (!stack.ok()) {
       return absl::Status(stack.status().code(),
                           absl::StrCat("router.embedded: ", stack.status().message()));

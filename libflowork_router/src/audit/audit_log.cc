@@ -3,9 +3,14 @@
 // transactions, and prunes old entries behind checkpoint entries.
 #include "flowork/router/audit_log.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <string_view>
 #include <thread>
@@ -124,11 +129,48 @@ absl::StatusOr<ChainHead> ReadChainHead(SqliteDb& db) {
   return head;
 }
 
+// An exclusive flock(2) on the audit file, held while the log is open: one
+// process appends to a chain. (SQLite's own locks last a transaction; two
+// writers would each extend the chain from the head they read and fork it.)
+// Released by the kernel if the process dies.
+class WriterLock {
+ public:
+  static absl::StatusOr<std::unique_ptr<WriterLock>> Acquire(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("audit log ", path, ": cannot open: ", std::strerror(errno)));
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int error = errno;
+      ::close(fd);
+      if (error == EWOULDBLOCK) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "audit log ", path,
+            " is open for writing elsewhere (another router, or an agent's embedded router): "
+            "give each its own audit.path"));
+      }
+      return absl::UnavailableError(
+          absl::StrCat("audit log ", path, ": cannot lock: ", std::strerror(error)));
+    }
+    return std::unique_ptr<WriterLock>(new WriterLock(fd));
+  }
+  ~WriterLock() { ::close(fd_); }
+  WriterLock(const WriterLock&) = delete;
+  WriterLock& operator=(const WriterLock&) = delete;
+
+ private:
+  explicit WriterLock(int fd) : fd_(fd) {}
+  const int fd_;
+};
+
 class SqliteAuditLog final : public AuditLog {
  public:
-  SqliteAuditLog(const AuditLogOptions& options, std::unique_ptr<SqliteDb> writer_db,
-                 std::unique_ptr<SqliteDb> reader_db, ChainHead head)
-      : options_(options),
+  SqliteAuditLog(const AuditLogOptions& options, std::unique_ptr<WriterLock> lock,
+                 std::unique_ptr<SqliteDb> writer_db, std::unique_ptr<SqliteDb> reader_db,
+                 ChainHead head)
+      : lock_(std::move(lock)),
+        options_(options),
         clock_(options.clock != nullptr ? *options.clock : core::Clock::Real()),
         batch_trigger_(std::clamp<size_t>(options.queue_capacity / 4, 1, kBatchTrigger)),
         max_batch_(std::clamp<size_t>(options.queue_capacity / 2, 1, kMaxBatch)),
@@ -443,6 +485,7 @@ class SqliteAuditLog final : public AuditLog {
     return entry;
   }
 
+  const std::unique_ptr<WriterLock> lock_;  // First: released after the databases close.
   const AuditLogOptions options_;
   const core::Clock& clock_;
   const size_t batch_trigger_;
@@ -489,6 +532,7 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const AuditLogOptions& 
   if (options.max_age <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("audit log: max_age must be positive");
   }
+  FLOWORK_ASSIGN_OR_RETURN(std::unique_ptr<WriterLock> lock, WriterLock::Acquire(options.path));
   FLOWORK_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> writer, SqliteDb::Open(options.path));
   sqlite3_busy_timeout(writer->handle(), kBusyTimeoutMs);
   // WAL: readers never block the writer. synchronous=NORMAL: a commit survives
@@ -500,8 +544,8 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const AuditLogOptions& 
   FLOWORK_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> reader, SqliteDb::Open(options.path));
   sqlite3_busy_timeout(reader->handle(), kBusyTimeoutMs);
   FLOWORK_RETURN_IF_ERROR(reader->Exec("PRAGMA query_only = 1"));
-  return std::make_unique<SqliteAuditLog>(options, std::move(writer), std::move(reader),
-                                          std::move(head));
+  return std::make_unique<SqliteAuditLog>(options, std::move(lock), std::move(writer),
+                                          std::move(reader), std::move(head));
 }
 
 absl::StatusOr<v1::VerifyAuditResponse> VerifyAuditFile(const std::string& path) {

@@ -232,6 +232,27 @@ TEST_F(AuditLogTest, ClosingCommitsQueuedEntriesAndReopeningResumesTheChain) {
   EXPECT_EQ(verified->last_hash(), entries[2].hash());
 }
 
+TEST_F(AuditLogTest, OneWriterPerFileASecondIsRefusedUntilTheFirstCloses) {
+  std::unique_ptr<AuditLog> first = OpenLog();
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(first->Append(Entry("r1")));
+  ASSERT_TRUE(first->Flush().ok());
+  AuditLogOptions options;
+  options.path = path_;
+  absl::StatusOr<std::unique_ptr<AuditLog>> second = AuditLog::Open(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("open for writing elsewhere"));
+  // Reading it meanwhile is fine.
+  EXPECT_TRUE(VerifyFile().ok());
+  first.reset();
+  std::unique_ptr<AuditLog> reopened = OpenLog();
+  ASSERT_NE(reopened, nullptr);
+  ASSERT_TRUE(reopened->Append(Entry("r2")));
+  ASSERT_TRUE(reopened->Flush().ok());
+  EXPECT_EQ(All(*reopened).size(), 2u);
+}
+
 TEST_F(AuditLogTest, EntriesAreCommittedWithinTheFlushIntervalWithoutFlush) {
   AuditLogOptions options;
   options.flush_interval = absl::Milliseconds(5);

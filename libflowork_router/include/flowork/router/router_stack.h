@@ -31,6 +31,11 @@ struct RouterStackOptions {
   // flowork-router's "flowork-keys.db"; "" keeps runtime keys in memory
   // (what an embedded router without the admin API wants).
   std::string default_key_store = "flowork-keys.db";
+  // The audit trail file when the config names none (`audit.path`). Default
+  // "": the audit config's own default, ./flowork-audit.db. An embedding
+  // process names one of its own, so it never shares a trail with a
+  // flowork-router started in the same directory (the file takes one writer).
+  std::string default_audit_path;
 };
 
 // A whole router, listeners aside, from its configuration: the policy

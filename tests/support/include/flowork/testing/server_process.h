@@ -16,7 +16,8 @@ namespace flowork::testing {
 // and learns the ports from it, so servers can listen on port 0.
 class ServerProcess {
  public:
-  // Runs `binary` with `args`; everything it logs is kept for diagnostics.
+  // Runs `binary` (an absolute path) with `args` in a fresh temporary
+  // working directory; everything it logs is kept for diagnostics.
   static absl::StatusOr<ServerProcess> Start(const std::string& binary,
                                              const std::vector<std::string>& args,
                                              absl::Duration timeout = absl::Seconds(20));
