@@ -442,6 +442,9 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     if (watching_ || state_ != State::kResponding) return;
     if (buffer_.size() >= server_.options().max_header_bytes) return;
     watching_ = true;
+    // No deadline: the watch may start while a write (with its own) is in
+    // flight, and must not inherit that one.
+    stream_.expires_never();
     stream_.async_read_some(
         buffer_.prepare(1024),
         [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnWatch(ec, n); });
@@ -796,7 +799,14 @@ void ServerImpl::Shutdown(absl::Duration grace) {
       beast::error_code ec;
       w->acceptor->close(ec);
       if (w->accept_retry) w->accept_retry->cancel();
+      // Requests still waiting for their watch get it now: a client leaving
+      // during the grace period must still cancel its handler.
       if (w->watch_timer) w->watch_timer->cancel();
+      w->watch_due.swap(w->watch_queue);
+      for (auto& [weak, seq] : w->watch_due) {
+        if (std::shared_ptr<Connection> c = weak.lock()) c->StartWatch(seq);
+      }
+      w->watch_due.clear();
       auto connections = w->connections;  // Drain may erase.
       for (auto& c : connections) c->Drain();
     });

@@ -606,6 +606,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
     return reject(400, facts.status().message(), "invalid_request_error", "invalid_request");
   }
   trail.set_model(facts->model);
+  if (snapshot->Names(facts->model)) trail.ModelResolved();
   if (trail.auditing()) trail.entry().set_stream(facts->stream);
   if (absl::Status allowed = KeyStore::CheckAllowed(key->get(), facts->model); !allowed.ok()) {
     return reject(403, allowed.message(), "invalid_request_error", "model_not_allowed");
@@ -672,7 +673,6 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
       return reject(404, absl::StrCat("The model `", facts->model, "` does not exist"),
                     "invalid_request_error", "model_not_found");
     }
-    trail.ModelResolved();
     if (trail.auditing()) {
       // Every candidate's verdict, so the entry says why nothing was tried
       // (a zone the key may not use, open circuits, ...).
@@ -684,7 +684,6 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
     }
     return reject(503, plan.status().message(), "service_unavailable", "no_healthy_candidate");
   }
-  trail.ModelResolved();
   auto call = std::make_shared<ProxyCall>(
       *this, std::move(request), std::move(writer), std::move(openai_body), *std::move(facts),
       operation->second, *std::move(plan), request_id, started, std::move(trail));

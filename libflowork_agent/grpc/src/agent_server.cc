@@ -227,13 +227,15 @@ absl::Status AgentServerImpl::ConnectRouter(const v1::RouterConnection& connecti
     // The embedded router's audit trail sits next to the task store
     // (agent.db -> agent-router-audit.db), never in a file a flowork-router
     // started in the same directory would also write.
+    // (A store with no file of its own, ":memory:", leaves the router's default.)
     absl::string_view base = store_path;
     absl::ConsumeSuffix(&base, ".db");
+    const bool has_file = !store_path.empty() && store_path[0] != ':';
     absl::StatusOr<std::unique_ptr<router::RouterStack>> stack = router::RouterStack::Create(
         connection.embedded(),
         {.loops = loops_.get(),
          .default_key_store = "",
-         .default_audit_path = absl::StrCat(base, "-router-audit.db")});
+         .default_audit_path = has_file ? absl::StrCat(base, "-router-audit.db") : ""});
     if (!stack.ok()) {
       return absl::Status(stack.status().code(),
                           absl::StrCat("router.embedded: ", stack.status().message()));

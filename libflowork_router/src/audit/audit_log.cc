@@ -129,29 +129,35 @@ absl::StatusOr<ChainHead> ReadChainHead(SqliteDb& db) {
   return head;
 }
 
-// An exclusive flock(2) on the audit file, held while the log is open: one
-// process appends to a chain. (SQLite's own locks last a transaction; two
-// writers would each extend the chain from the head they read and fork it.)
-// Released by the kernel if the process dies.
+// An exclusive flock(2) held while the log is open: one process appends to
+// a chain. (SQLite's own locks last a transaction; two writers would each
+// extend the chain from the head they read and fork it.) It locks a file
+// beside the database, never the database itself: closing any descriptor of
+// the database would drop the POSIX locks SQLite holds on it in this
+// process. Released by the kernel if the process dies.
 class WriterLock {
  public:
-  static absl::StatusOr<std::unique_ptr<WriterLock>> Acquire(const std::string& path) {
+  static absl::StatusOr<std::unique_ptr<WriterLock>> Acquire(const std::string& database) {
+    const std::string path = database + "-writer.lock";
     const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("audit log ", path, ": cannot open: ", std::strerror(errno)));
+      const int error = errno;
+      return absl::Status(absl::ErrnoToStatusCode(error),
+                          absl::StrCat("audit log ", database, ": cannot open its lock file ",
+                                       path, ": ", std::strerror(error)));
     }
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       const int error = errno;
       ::close(fd);
       if (error == EWOULDBLOCK) {
         return absl::FailedPreconditionError(absl::StrCat(
-            "audit log ", path,
+            "audit log ", database,
             " is open for writing elsewhere (another router, or an agent's embedded router): "
             "give each its own audit.path"));
       }
-      return absl::UnavailableError(
-          absl::StrCat("audit log ", path, ": cannot lock: ", std::strerror(error)));
+      return absl::Status(absl::ErrnoToStatusCode(error),
+                          absl::StrCat("audit log ", database, ": cannot lock ", path, ": ",
+                                       std::strerror(error)));
     }
     return std::unique_ptr<WriterLock>(new WriterLock(fd));
   }

@@ -9,6 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "flowork/core/metrics.h"
@@ -70,8 +71,10 @@ class GatewayMetrics {
   core::Gauge& audit_written_;
   core::Counter& audit_dropped_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Series> series_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, EndpointSeries> endpoints_ ABSL_GUARDED_BY(mu_);
+  // Node maps: the series found are used after the lock is released, so
+  // they must stay put while other threads insert.
+  absl::node_hash_map<std::string, Series> series_ ABSL_GUARDED_BY(mu_);
+  absl::node_hash_map<std::string, EndpointSeries> endpoints_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<CircuitSeries>> circuits_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -137,6 +137,10 @@ class PolicyImpl final : public Policy, public std::enable_shared_from_this<Poli
     return it == tenants_.end() ? nullptr : it->second;
   }
 
+  bool Names(std::string_view model) const override {
+    return routes_.contains(core::internal::ToAbsl(model));
+  }
+
  private:
   uint64_t CapabilityMask(const std::vector<std::string>& names) const;
   uint64_t ZoneMask(const std::vector<std::string>& names) const;

@@ -104,6 +104,14 @@ TEST_F(PolicyTest, UnknownNameIsNotFound) {
   EXPECT_EQ(plan.status().message(), "no model or route named \"gpt-x\"");
 }
 
+TEST_F(PolicyTest, NamesItsRoutesAndModelsOnly) {
+  const std::shared_ptr<const Policy> policy = engine_->Current();
+  EXPECT_TRUE(policy->Names("chat"));    // A route.
+  EXPECT_TRUE(policy->Names("medium"));  // A model.
+  EXPECT_FALSE(policy->Names("gpt-x"));
+  EXPECT_FALSE(policy->Names(""));
+}
+
 TEST_F(PolicyTest, NestedRoutesFlattenInCandidateOrder) {
   EXPECT_THAT(Order(Request("nested")), ElementsAre("big", "small", "medium"));
 }

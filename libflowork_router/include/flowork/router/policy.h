@@ -51,6 +51,10 @@ class Policy {
 
   // The tenant named `name` in this configuration, or null.
   virtual const v1::Tenant* FindTenant(std::string_view name) const = 0;
+
+  // Whether `model` names a model or route of this configuration (what a
+  // request's `model` may ask for).
+  virtual bool Names(std::string_view model) const = 0;
 };
 
 // The router's current policy, replaced whole on reload while requests in
