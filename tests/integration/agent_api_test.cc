@@ -247,6 +247,11 @@ TEST_F(AgentApiTest, StreamDroppedMidTaskResumesWithTheRestAndCancelEndsAHanging
       port(), absl::StrCat("/v1/tasks/", task.id(), "/events"), kAcmeKey, 2);
   ASSERT_EQ(Ids(first), (std::vector<std::string>{"1", "2"}));
   EXPECT_EQ(first[1].type(), "dev.flowork.task.step.started");
+  // The step is journaled before its model call goes out: give the call time
+  // to reach the router, whose side of the cancellation is checked below. (A
+  // cancel that wins the race aborts the call before it is sent, and the
+  // router then has nothing to book.)
+  absl::SleepFor(absl::Milliseconds(300));
 
   const absl::Time start = absl::Now();
   auto cancelled =

@@ -138,6 +138,12 @@ class EventFollower : public std::enable_shared_from_this<EventFollower> {
   int64_t watch_token_ = 0;
   int64_t progress_token_ = 0;
   uint64_t tokens_ ABSL_GUARDED_BY(mu_) = 0;  // Token events since cursor_ moved.
+  // Until the first Refresh has queued what the journal held, tokens wait
+  // here: they follow those events (the created event first, always).
+  bool replayed_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::string> early_tokens_ ABSL_GUARDED_BY(mu_);
+  // A token event after the events queued so far.
+  void QueueToken(std::string_view text) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::atomic<bool> queued_{false};
   absl::Mutex mu_;
   EventStream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
@@ -192,6 +198,17 @@ void EventFollower::Token(std::string_view text) {
   {
     absl::MutexLock lock(&mu_);
     if (finished_ || concluded_) return;
+    if (!replayed_) {
+      early_tokens_.emplace_back(text);
+      return;
+    }
+    QueueToken(text);
+  }
+  Pump();
+}
+
+void EventFollower::QueueToken(std::string_view text) {
+  {
     // Ids "<last journal event>.<n>": ordered among the journal's, never
     // replayed (resume with the last whole-number id).
     v1::TaskEvent event;
@@ -209,7 +226,6 @@ void EventFollower::Token(std::string_view text) {
         std::string(text));
     pending_.push_back(std::move(event));
   }
-  Pump();
 }
 
 void EventFollower::Refresh() {
@@ -236,6 +252,14 @@ void EventFollower::Refresh() {
       pending_.push_back(std::move(event));
     }
     if (IsFinal(task->state())) concluded_ = true;  // final_status_ stays OK.
+    if (!replayed_) {
+      replayed_ = true;
+      // A finished task's answer is in its events; tokens would only repeat it.
+      if (!concluded_) {
+        for (const std::string& text : early_tokens_) QueueToken(text);
+      }
+      early_tokens_.clear();
+    }
   }
   Pump();
 }
