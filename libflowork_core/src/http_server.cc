@@ -670,6 +670,15 @@ void Connection::OnRequest() {
 // nothing) for a disconnect that is noticed as well a tick later.
 constexpr absl::Duration kWatchDelay = absl::Milliseconds(20);
 
+// Starts the watch of every request queued on `worker`.
+void StartQueuedWatches(Worker& worker) {
+  worker.watch_due.swap(worker.watch_queue);
+  for (auto& [weak, seq] : worker.watch_due) {
+    if (std::shared_ptr<Connection> c = weak.lock()) c->StartWatch(seq);
+  }
+  worker.watch_due.clear();  // Keeps its capacity for the next tick.
+}
+
 // Starts the worker's watch tick unless it runs already.
 void ArmWatchTimer(const std::shared_ptr<Worker>& worker) {
   if (worker->watch_armed) return;
@@ -679,11 +688,7 @@ void ArmWatchTimer(const std::shared_ptr<Worker>& worker) {
   worker->watch_timer->async_wait([worker](beast::error_code ec) {
     worker->watch_armed = false;
     if (ec) return;  // Cancelled: the server is shutting down.
-    worker->watch_due.swap(worker->watch_queue);
-    for (auto& [weak, seq] : worker->watch_due) {
-      if (std::shared_ptr<Connection> c = weak.lock()) c->StartWatch(seq);
-    }
-    worker->watch_due.clear();  // Keeps its capacity for the next tick.
+    StartQueuedWatches(*worker);
     if (!worker->watch_queue.empty()) ArmWatchTimer(worker);
   });
 }
@@ -802,11 +807,7 @@ void ServerImpl::Shutdown(absl::Duration grace) {
       // Requests still waiting for their watch get it now: a client leaving
       // during the grace period must still cancel its handler.
       if (w->watch_timer) w->watch_timer->cancel();
-      w->watch_due.swap(w->watch_queue);
-      for (auto& [weak, seq] : w->watch_due) {
-        if (std::shared_ptr<Connection> c = weak.lock()) c->StartWatch(seq);
-      }
-      w->watch_due.clear();
+      StartQueuedWatches(*w);
       auto connections = w->connections;  // Drain may erase.
       for (auto& c : connections) c->Drain();
     });

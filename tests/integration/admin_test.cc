@@ -22,20 +22,12 @@ using ::flowork::router::KeyRing;
 using ::flowork::testing::ClientResponse;
 using ::flowork::testing::HttpCall;
 using ::flowork::testing::ServerProcess;
+using ::flowork::testing::StartOrAbort;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr char kClientKey[] = "client-secret";
 constexpr char kAdminKey[] = "admin-secret";
-
-ServerProcess Start(const std::string& binary, const std::vector<std::string>& args) {
-  absl::StatusOr<ServerProcess> server = ServerProcess::Start(binary, args);
-  if (!server.ok()) {
-    ADD_FAILURE() << server.status();
-    std::abort();
-  }
-  return *std::move(server);
-}
 
 std::string Chat(const std::string& model, bool stream) {
   return absl::StrCat(R"({"model":")", model, R"(","stream":)", stream ? "true" : "false",
@@ -55,8 +47,8 @@ class AdminProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
     // Streams of 20 deltas, 150 ms apart: long enough to reconfigure mid-way.
-    mock_.emplace(Start(FLOWORK_MOCKLLM_BIN,
-                        {"--http", "127.0.0.1:0", "--chunks", "20", "--chunk_interval_ms", "150"}));
+    mock_.emplace(StartOrAbort(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--chunks", "20",
+                                                     "--chunk_interval_ms", "150"}));
     dir_ = testing::MakeTempDir();
   }
 
@@ -96,7 +88,7 @@ class AdminProcessTest : public ::testing::Test {
 
   void StartRouter(const std::string& yaml) {
     testing::WriteFile(config_path(), yaml);
-    router_.emplace(Start(FLOWORK_ROUTER_BIN, {"--config", config_path()}));
+    router_.emplace(StartOrAbort(FLOWORK_ROUTER_BIN, {"--config", config_path()}));
   }
 
   std::string config_path() const { return dir_ + "/router.yaml"; }

@@ -28,6 +28,7 @@ namespace {
 using ::flowork::testing::ClientResponse;
 using ::flowork::testing::HttpCall;
 using ::flowork::testing::ServerProcess;
+using ::flowork::testing::StartOrAbort;
 using ::testing::HasSubstr;
 
 // SHA-256 of "key-acme" and "key-beta".
@@ -35,15 +36,6 @@ constexpr char kAcmeKey[] = "key-acme";
 constexpr char kBetaKey[] = "key-beta";
 constexpr char kAcmeHash[] = "6371cb7a907cc8f10740229732c4b6164b285169494b85304468313513427878";
 constexpr char kBetaHash[] = "8fd493b2a681a4810d9fd40526a9de960deb255e7bfbb1c4d509d06d6da6ff5b";
-
-ServerProcess Start(const std::string& binary, const std::vector<std::string>& args) {
-  absl::StatusOr<ServerProcess> server = ServerProcess::Start(binary, args);
-  if (!server.ok()) {
-    ADD_FAILURE() << server.status();
-    std::abort();
-  }
-  return *std::move(server);
-}
 
 std::vector<std::pair<std::string, std::string>> As(const char* key) {
   return {{"authorization", absl::StrCat("Bearer ", key)}};
@@ -115,10 +107,11 @@ std::vector<agent::v1::TaskEvent> ReadEventsThenDisconnect(int port, const std::
 class AgentApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    mock_.emplace(Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--tokens", "6"}));
-    hanging_mock_.emplace(Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--hang"}));
-    trickling_mock_.emplace(Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--ttft_ms", "400",
-                                                        "--chunk_interval_ms", "100"}));
+    mock_.emplace(StartOrAbort(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--tokens", "6"}));
+    hanging_mock_.emplace(StartOrAbort(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--hang"}));
+    trickling_mock_.emplace(
+        StartOrAbort(FLOWORK_MOCKLLM_BIN,
+                     {"--http", "127.0.0.1:0", "--ttft_ms", "400", "--chunk_interval_ms", "100"}));
     const std::string dir = testing::MakeTempDir();
     testing::WriteFile(dir + "/router.yaml", absl::StrCat(R"yaml(
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
@@ -140,7 +133,7 @@ routes:
   - {name: slow, candidates: [m2]}
   - {name: trickling, candidates: [m3]}
 )yaml"));
-    router_.emplace(Start(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"}));
+    router_.emplace(StartOrAbort(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"}));
     testing::WriteFile(dir + "/agent.yaml", absl::StrCat(R"yaml(
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
 store: {path: ")yaml",
@@ -158,7 +151,7 @@ agents:
   - {name: streamer, kind: KIND_LLM, model: trickling}
 )yaml"));
     agent_config_ = dir + "/agent.yaml";
-    agent_.emplace(Start(FLOWORK_AGENT_BIN, {"--config", agent_config_}));
+    agent_.emplace(StartOrAbort(FLOWORK_AGENT_BIN, {"--config", agent_config_}));
   }
 
   int port() const { return agent_->http_port(); }
@@ -356,7 +349,7 @@ TEST_F(AgentApiTest, AgentsCreatedOverHttpAreTheTenantsOwnAndSurviveARestart) {
 
   ASSERT_EQ(agent_->Stop(SIGTERM, absl::Seconds(10)).value_or(-1), 0) << agent_->log();
   agent_.reset();
-  agent_.emplace(Start(FLOWORK_AGENT_BIN, {"--config", agent_config_}));
+  agent_.emplace(StartOrAbort(FLOWORK_AGENT_BIN, {"--config", agent_config_}));
   auto after = HttpCall(port(), "GET", "/v1/agents/reviewer", "", As(kAcmeKey));
   ASSERT_EQ(after->status, 200) << after->body;
   EXPECT_THAT(after->body, HasSubstr(R"("systemPrompt":"Review harder.")"));

@@ -19,16 +19,8 @@ namespace {
 using ::flowork::testing::ClientResponse;
 using ::flowork::testing::HttpCall;
 using ::flowork::testing::ServerProcess;
+using ::flowork::testing::StartOrAbort;
 using ::testing::HasSubstr;
-
-ServerProcess Start(const std::string& binary, const std::vector<std::string>& args) {
-  absl::StatusOr<ServerProcess> server = ServerProcess::Start(binary, args);
-  if (!server.ok()) {
-    ADD_FAILURE() << server.status();
-    std::abort();
-  }
-  return *std::move(server);
-}
 
 // The router's catalog ("chat" -> m1 on the mock at `port`), YAML lines
 // indented by `indent`.
@@ -74,29 +66,31 @@ agent::v1::Task RunTask(const ServerProcess& agent, const std::string& input) {
 }
 
 TEST(AgentRouterModesTest, AnAgentReachesFloworkRouterOverGrpc) {
-  ServerProcess mock = Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--tokens", "6"});
+  ServerProcess mock =
+      StartOrAbort(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--tokens", "6"});
   const std::string dir = testing::MakeTempDir();
   testing::WriteFile(
       dir + "/router.yaml",
       absl::StrCat("listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}\n", "key_store: \"", dir,
                    "/keys.db\"\n", Catalog(mock.http_port(), "")));
-  ServerProcess router = Start(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"});
+  ServerProcess router = StartOrAbort(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"});
   testing::WriteFile(
       dir + "/agent.yaml",
       AgentYaml(dir, absl::StrCat("router: {target: \"", router.grpc_target(), "\"}\n")));
-  ServerProcess agent = Start(FLOWORK_AGENT_BIN, {"--config", dir + "/agent.yaml"});
+  ServerProcess agent = StartOrAbort(FLOWORK_AGENT_BIN, {"--config", dir + "/agent.yaml"});
   agent::v1::Task task = RunTask(agent, "hello over grpc");
   ASSERT_EQ(task.state(), agent::v1::TASK_STATE_SUCCEEDED) << task.error() << agent.log();
   EXPECT_THAT(task.output().string_value(), HasSubstr("Mock answer to: hello over grpc"));
 }
 
 TEST(AgentRouterModesTest, AnAgentWithAnEmbeddedRouterNeedsNoRouterProcess) {
-  ServerProcess mock = Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--tokens", "6"});
+  ServerProcess mock =
+      StartOrAbort(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--tokens", "6"});
   const std::string dir = testing::MakeTempDir();
   testing::WriteFile(
       dir + "/agent.yaml",
       AgentYaml(dir, absl::StrCat("router:\n  embedded:\n", Catalog(mock.http_port(), "    "))));
-  ServerProcess agent = Start(FLOWORK_AGENT_BIN, {"--config", dir + "/agent.yaml"});
+  ServerProcess agent = StartOrAbort(FLOWORK_AGENT_BIN, {"--config", dir + "/agent.yaml"});
   agent::v1::Task task = RunTask(agent, "hello in process");
   ASSERT_EQ(task.state(), agent::v1::TASK_STATE_SUCCEEDED) << task.error() << agent.log();
   EXPECT_THAT(task.output().string_value(), HasSubstr("Mock answer to: hello in process"));

@@ -26,6 +26,7 @@ namespace {
 using ::flowork::testing::ClientResponse;
 using ::flowork::testing::HttpCall;
 using ::flowork::testing::ServerProcess;
+using ::flowork::testing::StartOrAbort;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -34,15 +35,6 @@ constexpr char kAcmeKey[] = "key-acme";
 constexpr char kBetaKey[] = "key-beta";
 constexpr char kAcmeHash[] = "6371cb7a907cc8f10740229732c4b6164b285169494b85304468313513427878";
 constexpr char kBetaHash[] = "8fd493b2a681a4810d9fd40526a9de960deb255e7bfbb1c4d509d06d6da6ff5b";
-
-ServerProcess Start(const std::string& binary, const std::vector<std::string>& args) {
-  absl::StatusOr<ServerProcess> server = ServerProcess::Start(binary, args);
-  if (!server.ok()) {
-    ADD_FAILURE() << server.status();
-    std::abort();
-  }
-  return *std::move(server);
-}
 
 std::vector<std::pair<std::string, std::string>> As(const char* key) {
   return {{"authorization", absl::StrCat("Bearer ", key)}};
@@ -87,7 +79,7 @@ class AgentToolsTest : public ::testing::Test {
         core::HttpServer::Create({.address = "127.0.0.1:0", .threads = 1}, tool_target_);
     ASSERT_TRUE(target.ok()) << target.status();
     target_server_ = *std::move(target);
-    mock_.emplace(Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--tokens", "6"}));
+    mock_.emplace(StartOrAbort(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--tokens", "6"}));
     const std::string dir = testing::MakeTempDir();
     testing::WriteFile(dir + "/router.yaml", absl::StrCat(R"yaml(
 listen: {http: 127.0.0.1:0, grpc: 127.0.0.1:0}
@@ -100,7 +92,7 @@ models:
 routes:
   - {name: chat, candidates: [m1]}
 )yaml"));
-    router_.emplace(Start(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"}));
+    router_.emplace(StartOrAbort(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"}));
     testing::WriteFile(
         dir + "/agent.yaml",
         absl::StrCat(R"yaml(
@@ -134,7 +126,7 @@ agents:
     approval: {tools: [stock], reason: "reads the warehouse"}
   - {name: prober, model: chat, tools: [fx_structured]}
 )yaml"));
-    agent_.emplace(Start(FLOWORK_AGENT_BIN, {"--config", dir + "/agent.yaml"}));
+    agent_.emplace(StartOrAbort(FLOWORK_AGENT_BIN, {"--config", dir + "/agent.yaml"}));
   }
 
   void TearDown() override {

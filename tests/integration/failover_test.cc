@@ -17,21 +17,13 @@ namespace {
 
 using ::flowork::testing::ClientResponse;
 using ::flowork::testing::ServerProcess;
+using ::flowork::testing::StartOrAbort;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr char kChat[] = R"({"model":"chat","messages":[{"role":"user","content":"hi"}]})";
 constexpr char kChatStream[] =
     R"({"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]})";
-
-ServerProcess Start(const std::string& binary, const std::vector<std::string>& args) {
-  absl::StatusOr<ServerProcess> server = ServerProcess::Start(binary, args);
-  if (!server.ok()) {
-    ADD_FAILURE() << server.status();
-    std::abort();
-  }
-  return *std::move(server);
-}
 
 // What differs between the tests: the mocks' flags and the route's settings.
 struct Faults {
@@ -51,8 +43,8 @@ class FailoverProcessTest : public ::testing::Test {
     primary.insert(primary.end(), setup.primary_flags.begin(), setup.primary_flags.end());
     std::vector<std::string> backup = {"--http", "127.0.0.1:0"};
     backup.insert(backup.end(), setup.backup_flags.begin(), setup.backup_flags.end());
-    primary_.emplace(Start(FLOWORK_MOCKLLM_BIN, primary));
-    backup_.emplace(Start(FLOWORK_MOCKLLM_BIN, backup));
+    primary_.emplace(StartOrAbort(FLOWORK_MOCKLLM_BIN, primary));
+    backup_.emplace(StartOrAbort(FLOWORK_MOCKLLM_BIN, backup));
     const std::string dir = testing::MakeTempDir();
     testing::WriteFile(
         dir + "/router.yaml",
@@ -77,7 +69,7 @@ class FailoverProcessTest : public ::testing::Test {
                      "  - {name: chat, candidates: [primary, backup], "
                      "retry: ",
                      setup.retry, setup.route_extra, "}\n"));
-    router_.emplace(Start(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"}));
+    router_.emplace(StartOrAbort(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"}));
   }
 
   ClientResponse Post(const std::string& body) {

@@ -13,23 +13,16 @@ namespace {
 
 using ::flowork::testing::HttpCall;
 using ::flowork::testing::ServerProcess;
+using ::flowork::testing::StartOrAbort;
 using ::testing::HasSubstr;
-
-ServerProcess Start(const std::string& binary, const std::vector<std::string>& args) {
-  absl::StatusOr<ServerProcess> server = ServerProcess::Start(binary, args);
-  if (!server.ok()) {
-    ADD_FAILURE() << server.status();
-    std::abort();
-  }
-  return *std::move(server);
-}
 
 // A router over a failing primary mock and a healthy backup mock.
 class GatewayProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    primary_.emplace(Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--status", "503"}));
-    backup_.emplace(Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--chunks", "3"}));
+    primary_.emplace(
+        StartOrAbort(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--status", "503"}));
+    backup_.emplace(StartOrAbort(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--chunks", "3"}));
     const std::string dir = testing::MakeTempDir();
     testing::WriteFile(dir + "/router.yaml",
                        absl::StrCat(R"yaml(
@@ -46,7 +39,7 @@ models:
 routes:
   - {name: chat, candidates: [m1, m2], retry: {same_endpoint: 1, backoff: 10ms}}
 )yaml"));
-    router_.emplace(Start(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"}));
+    router_.emplace(StartOrAbort(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"}));
   }
 
   std::optional<ServerProcess> primary_;

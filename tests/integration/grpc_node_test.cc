@@ -22,25 +22,17 @@ using ::flowork::testing::ChildResult;
 using ::flowork::testing::FindOnPath;
 using ::flowork::testing::RunChild;
 using ::flowork::testing::ServerProcess;
+using ::flowork::testing::StartOrAbort;
 
 constexpr char kBootstrapHint[] = "run scripts/bootstrap to install node and @grpc/grpc-js";
-
-ServerProcess Start(const std::string& binary, const std::vector<std::string>& args) {
-  absl::StatusOr<ServerProcess> server = ServerProcess::Start(binary, args);
-  if (!server.ok()) {
-    ADD_FAILURE() << server.status();
-    std::abort();
-  }
-  return *std::move(server);
-}
 
 // A router with route "chat" over model "m1" on one mock answering "hi"
 // with "Mock answer to: hi." in 4 tokens, streamed as 4 deltas.
 class GrpcNodeClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    mock_.emplace(
-        Start(FLOWORK_MOCKLLM_BIN, {"--http", "127.0.0.1:0", "--tokens", "4", "--chunks", "4"}));
+    mock_.emplace(StartOrAbort(FLOWORK_MOCKLLM_BIN,
+                               {"--http", "127.0.0.1:0", "--tokens", "4", "--chunks", "4"}));
     const std::string dir = testing::MakeTempDir();
     testing::WriteFile(dir + "/router.yaml",
                        absl::StrCat(R"yaml(
@@ -54,7 +46,7 @@ models:
 routes:
   - {name: chat, candidates: [m1]}
 )yaml"));
-    router_.emplace(Start(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"}));
+    router_.emplace(StartOrAbort(FLOWORK_ROUTER_BIN, {"--config", dir + "/router.yaml"}));
   }
 
   std::optional<ServerProcess> mock_;

@@ -121,6 +121,15 @@ bool ServerProcess::WaitForLog(const std::string& text, absl::Duration timeout) 
   return true;
 }
 
+ServerProcess StartOrAbort(const std::string& binary, const std::vector<std::string>& args) {
+  absl::StatusOr<ServerProcess> server = ServerProcess::Start(binary, args);
+  if (!server.ok()) {
+    ADD_FAILURE() << server.status();
+    std::abort();
+  }
+  return *std::move(server);
+}
+
 std::string MakeTempDir() {
   std::string pattern = ::testing::TempDir() + "flowork-XXXXXX";
   char* made = mkdtemp(pattern.data());

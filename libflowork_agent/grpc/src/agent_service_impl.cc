@@ -208,24 +208,22 @@ void EventFollower::Token(std::string_view text) {
 }
 
 void EventFollower::QueueToken(std::string_view text) {
-  {
-    // Ids "<last journal event>.<n>": ordered among the journal's, never
-    // replayed (resume with the last whole-number id).
-    v1::TaskEvent event;
-    event.set_specversion("1.0");
-    event.set_id(absl::StrCat(cursor_, ".", ++tokens_));
-    event.set_source(absl::StrCat("/v1/tasks/", task_id_));
-    event.set_type("dev.flowork.task.token");
-    const absl::Time now = absl::Now();
-    event.mutable_time()->set_seconds(absl::ToUnixSeconds(now));
-    event.mutable_time()->set_nanos(static_cast<int32_t>(
-        absl::ToInt64Nanoseconds(now - absl::FromUnixSeconds(absl::ToUnixSeconds(now)))));
-    event.set_subject(task_id_);
-    event.set_datacontenttype("application/json");
-    (*event.mutable_data()->mutable_struct_value()->mutable_fields())["text"].set_string_value(
-        std::string(text));
-    pending_.push_back(std::move(event));
-  }
+  // Ids "<last journal event>.<n>": ordered among the journal's, never
+  // replayed (resume with the last whole-number id).
+  v1::TaskEvent event;
+  event.set_specversion("1.0");
+  event.set_id(absl::StrCat(cursor_, ".", ++tokens_));
+  event.set_source(absl::StrCat("/v1/tasks/", task_id_));
+  event.set_type("dev.flowork.task.token");
+  const absl::Time now = absl::Now();
+  event.mutable_time()->set_seconds(absl::ToUnixSeconds(now));
+  event.mutable_time()->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(now - absl::FromUnixSeconds(absl::ToUnixSeconds(now)))));
+  event.set_subject(task_id_);
+  event.set_datacontenttype("application/json");
+  (*event.mutable_data()->mutable_struct_value()->mutable_fields())["text"].set_string_value(
+      std::string(text));
+  pending_.push_back(std::move(event));
 }
 
 void EventFollower::Refresh() {

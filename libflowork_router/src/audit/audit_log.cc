@@ -143,8 +143,8 @@ class WriterLock {
     if (fd < 0) {
       const int error = errno;
       return absl::Status(absl::ErrnoToStatusCode(error),
-                          absl::StrCat("audit log ", database, ": cannot open its lock file ",
-                                       path, ": ", std::strerror(error)));
+                          absl::StrCat("audit log ", database, ": cannot open its lock file ", path,
+                                       ": ", std::strerror(error)));
     }
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       const int error = errno;
@@ -155,9 +155,9 @@ class WriterLock {
             " is open for writing elsewhere (another router, or an agent's embedded router): "
             "give each its own audit.path"));
       }
-      return absl::Status(absl::ErrnoToStatusCode(error),
-                          absl::StrCat("audit log ", database, ": cannot lock ", path, ": ",
-                                       std::strerror(error)));
+      return absl::Status(
+          absl::ErrnoToStatusCode(error),
+          absl::StrCat("audit log ", database, ": cannot lock ", path, ": ", std::strerror(error)));
     }
     return std::unique_ptr<WriterLock>(new WriterLock(fd));
   }

@@ -7,9 +7,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "boost/json/monotonic_resource.hpp"
 #include "flowork/core/internal/status_macros.h"
 #include "flowork/core/internal/strings.h"
-#include "boost/json/monotonic_resource.hpp"
 #include "providers/json_wire.h"
 #include "providers/translation.h"
 

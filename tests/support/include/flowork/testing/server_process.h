@@ -56,6 +56,10 @@ class ServerProcess {
   std::string log_;
 };
 
+// ServerProcess::Start, for a test that cannot go on without the server: a
+// failure is reported (ADD_FAILURE) and the test binary aborts.
+ServerProcess StartOrAbort(const std::string& binary, const std::vector<std::string>& args);
+
 // A fresh directory under the test's temporary directory.
 std::string MakeTempDir();
 
