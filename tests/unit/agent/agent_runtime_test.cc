@@ -103,6 +103,12 @@ class FakeTools final : public EffectHandler {
     return calls_[argument];
   }
   int cancelled() const { return cancelled_.load(); }
+  int total_calls() {
+    absl::MutexLock lock(&mu_);
+    int total = 0;
+    for (const auto& [argument, n] : calls_) total += n;
+    return total;
+  }
 
  private:
   absl::Mutex mu_;
@@ -154,6 +160,15 @@ class AgentRuntimeTest : public ::testing::Test {
   }
 
   // Waits (bounded) until the task is in `state`.
+  // Until the tools have been called `n` times in all. A task shows
+  // WAITING_TOOL once its step is journaled, a moment before its tool call
+  // starts; a cancel in between ends the task without calling the tool.
+  void WaitForToolCalls(int n) {
+    const absl::Time end = absl::Now() + absl::Seconds(10);
+    while (tools_.total_calls() < n && absl::Now() < end) absl::SleepFor(absl::Milliseconds(5));
+    EXPECT_GE(tools_.total_calls(), n) << "the tools were not called in time";
+  }
+
   v1::Task WaitFor(const std::string& id, v1::TaskState state,
                    absl::Duration limit = absl::Seconds(10)) {
     const absl::Time end = absl::Now() + limit;
@@ -277,6 +292,7 @@ TEST_F(AgentRuntimeTest, CancelAbortsTheRunningEffectAndIsIdempotent) {
   ASSERT_TRUE(runtime_->Start().ok());
   const std::string id = Submit("worker", "x");
   WaitFor(id, v1::TASK_STATE_WAITING_TOOL);
+  WaitForToolCalls(1);
   ASSERT_TRUE(runtime_->Cancel(id).ok());
   v1::Task cancelled = WaitFor(id, v1::TASK_STATE_CANCELLED);
   EXPECT_TRUE(cancelled.cancel_requested());
@@ -312,6 +328,7 @@ TEST_F(AgentRuntimeTest, CancellingAParentCancelsItsChildren) {
   }
   ASSERT_EQ(children.size(), 2u);
   for (const auto& child : children) WaitFor(child, v1::TASK_STATE_WAITING_TOOL);
+  WaitForToolCalls(2);
   ASSERT_TRUE(runtime_->Cancel(id).ok());
   WaitFor(id, v1::TASK_STATE_CANCELLED);
   for (const auto& child : children) WaitFor(child, v1::TASK_STATE_CANCELLED);
@@ -535,6 +552,7 @@ TEST_F(AgentRuntimeTest, ADrainOutOfTimeHandsRunningTasksBackToRunAgainLater) {
   ASSERT_TRUE(runtime_->Start().ok());
   const std::string id = Submit("worker", "x");
   WaitFor(id, v1::TASK_STATE_WAITING_TOOL);
+  WaitForToolCalls(1);
   ASSERT_TRUE(runtime_->DrainAgent("worker", absl::Milliseconds(50)).ok());
   WaitFor(id, v1::TASK_STATE_PENDING);  // Handed back, its tool call abandoned.
   EXPECT_EQ(tools_.cancelled(), 1);
