@@ -17,6 +17,7 @@
 #include "flowork/router/usage_governor.h"
 #include "flowork/testing/fake_clock.h"
 #include "flowork/testing/http_client.h"
+#include "flowork/testing/server_process.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -79,10 +80,10 @@ std::string KeyYaml(const std::string& name, const std::string& key, const std::
 class GovernanceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           absl::StrCat("governance_", ::testing::UnitTest::GetInstance()->random_seed(), "_",
-                        reinterpret_cast<uintptr_t>(this));
-    std::filesystem::create_directories(dir_);
+    // A fresh directory per test (mkdtemp): a name made of the gtest seed and
+    // the fixture's address was shared by two test processes started in the
+    // same millisecond, and the second could not open the audit log.
+    dir_ = testing::MakeTempDir();
   }
   void TearDown() override {
     if (server_) server_->Shutdown(absl::Seconds(2));
