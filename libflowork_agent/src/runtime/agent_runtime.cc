@@ -202,6 +202,9 @@ struct TaskRun {
   absl::Duration heartbeat_timeout = absl::ZeroDuration();
   uint64_t timer = 0;           // Timer, signal timeout or retry backoff.
   uint64_t deadline_timer = 0;  // The task's deadline.
+  // Resumed while this (suspended) run was still ending: Done queues the
+  // task again once the run has given back its dispatch slot.
+  bool requeue_when_done = false;
 };
 
 // The supervisor's hooks of one agent name: its newest version's lifecycle.
@@ -1253,8 +1256,10 @@ void AgentRuntimeImpl::Finish(const RunPtr& run, v1::TaskState state, std::strin
 void AgentRuntimeImpl::Done(const RunPtr& run) {
   ReleaseFromAgent(run);
   std::string parent;
+  bool requeue = false;
   {
     absl::MutexLock lock(&mu_);
+    requeue = run->requeue_when_done;
     // Only this run: a resumed task may already have a new one.
     if (auto it = runs_.find(run->task.id()); it != runs_.end() && it->second == run) {
       runs_.erase(it);
@@ -1279,6 +1284,10 @@ void AgentRuntimeImpl::Done(const RunPtr& run) {
       if (auto it = runs_.find(parent); it != runs_.end()) parent_run = it->second;
     }
     if (parent_run) CheckChildren(parent_run);
+  }
+  if (requeue) {
+    absl::StatusOr<v1::Task> task = store_.Get(run->task.id());
+    if (task.ok() && task->state() == v1::TASK_STATE_PENDING) Enqueue(*task);
   }
   Dispatch();
 }
@@ -1470,6 +1479,16 @@ absl::Status AgentRuntimeImpl::Resume(std::string_view id_view) {
   }
   FLOWORK_RETURN_IF_ERROR(stored);
   FLOWORK_ASSIGN_OR_RETURN(v1::Task task, store_.Get(id));
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = runs_.find(id); it != runs_.end()) {
+      // The suspended run is still ending and holds the task's slot (the
+      // queue would refuse the task as running): it queues the task again
+      // when it is done.
+      it->second->requeue_when_done = true;
+      return absl::OkStatus();
+    }
+  }
   Enqueue(task);
   Dispatch();
   return absl::OkStatus();

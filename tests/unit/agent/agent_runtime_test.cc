@@ -825,6 +825,79 @@ TEST_F(AgentRuntimeTest, ASuspendedTaskResumesWhereItStopped) {
   EXPECT_EQ(runtime_->Suspend(id).code(), absl::StatusCode::kFailedPrecondition);
 }
 
+// A task store whose writes that suspend a task report back late: the state
+// is stored (readers see SUSPENDED) while the runtime still ends the run.
+class SlowSuspendStore final : public TaskStore {
+ public:
+  explicit SlowSuspendStore(std::unique_ptr<TaskStore> inner) : inner_(std::move(inner)) {}
+  absl::StatusOr<SubmitResult> Submit(v1::Task task) override {
+    return inner_->Submit(std::move(task));
+  }
+  void SubmitAsync(v1::Task task,
+                   absl::AnyInvocable<void(absl::StatusOr<SubmitResult>) &&> done) override {
+    inner_->SubmitAsync(std::move(task), std::move(done));
+  }
+  absl::StatusOr<v1::Task> Get(std::string_view id) const override { return inner_->Get(id); }
+  absl::StatusOr<TaskPage> List(const TaskFilter& filter) const override {
+    return inner_->List(filter);
+  }
+  absl::Status Apply(TaskUpdate update) override { return inner_->Apply(std::move(update)); }
+  void ApplyAsync(TaskUpdate update, absl::AnyInvocable<void(absl::Status) &&> done) override {
+    if (update.state != v1::TASK_STATE_SUSPENDED) {
+      return inner_->ApplyAsync(std::move(update), std::move(done));
+    }
+    absl::Status stored = inner_->Apply(std::move(update));
+    absl::MutexLock lock(&mu_);
+    late_.emplace_back([stored = std::move(stored), done = std::move(done)]() mutable {
+      absl::SleepFor(absl::Milliseconds(300));
+      std::move(done)(std::move(stored));
+    });
+  }
+  ~SlowSuspendStore() override {
+    absl::MutexLock lock(&mu_);
+    for (std::thread& t : late_) t.join();
+  }
+  absl::StatusOr<std::vector<v1::StepRecord>> Journal(std::string_view task_id,
+                                                      uint64_t after_seq) const override {
+    return inner_->Journal(task_id, after_seq);
+  }
+  absl::StatusOr<std::vector<v1::Task>> ListUnfinished() const override {
+    return inner_->ListUnfinished();
+  }
+  absl::StatusOr<std::vector<std::string>> Children(std::string_view parent_id) const override {
+    return inner_->Children(parent_id);
+  }
+  absl::StatusOr<int64_t> PruneFinished(const RetentionPolicy& policy) override {
+    return inner_->PruneFinished(policy);
+  }
+
+ private:
+  std::unique_ptr<TaskStore> inner_;
+  absl::Mutex mu_;
+  std::vector<std::thread> late_ ABSL_GUARDED_BY(mu_);
+};
+
+// CI caught a resumed task left PENDING for good: Resume came while the
+// suspended run still held its dispatch slot, and the queue refused the task
+// as running.
+TEST_F(AgentRuntimeTest, AResumeWhileTheSuspendedRunIsStillEndingIsNotLost) {
+  store_ = std::make_unique<SlowSuspendStore>(std::move(store_));
+  tools_.mode = [](const std::string& argument, int call) {
+    return argument == "second" && call == 1 ? FakeTools::Mode::kHang : FakeTools::Mode::kAnswer;
+  };
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("worker", "x");
+  for (int i = 0; i < 1000 && tools_.calls("second") == 0; ++i)
+    absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_TRUE(runtime_->Suspend(id).ok());
+  WaitFor(id, v1::TASK_STATE_SUSPENDED);
+  ASSERT_TRUE(runtime_->Resume(id).ok());  // Within the 300 ms the run takes to end.
+  EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did second");
+  EXPECT_EQ(tools_.calls("second"), 2);
+}
+
 TEST_F(AgentRuntimeTest, ASnapshotRestoredOnAnotherNodeContinuesTheSameTask) {
   tools_.mode = [](const std::string& argument, int call) {
     return argument == "second" && call == 1 ? FakeTools::Mode::kHang : FakeTools::Mode::kAnswer;
