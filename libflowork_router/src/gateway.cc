@@ -12,7 +12,6 @@
 #include <map>
 #include <random>
 #include <sstream>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -26,6 +25,7 @@
 #include "absl/time/clock.h"
 #include "boost/json.hpp"
 #include "flowork/core/internal/strings.h"
+#include "flowork/core/internal/timer_queue.h"
 #include "flowork/core/logging.h"
 #include "governance/gateway_metrics.h"
 #include "governance/request_trail.h"
@@ -176,78 +176,6 @@ std::string ProviderKey(const v1::Provider& provider) {
   return "";
 }
 
-// Runs callbacks after a delay, on one thread: retry backoff and first-token
-// deadlines. Thread-safe.
-class DelayScheduler {
- public:
-  DelayScheduler() : thread_([this] { Run(); }) {}
-  ~DelayScheduler() { Stop(); }
-
-  // Drops the work not yet run and joins the thread. Idempotent.
-  void Stop() {
-    Queue dropped;
-    {
-      absl::MutexLock lock(&mu_);
-      stopping_ = true;
-      dropped.swap(queue_);
-      by_id_.clear();
-    }
-    if (thread_.joinable()) thread_.join();
-    // `dropped` goes here, outside the lock: its work may hold requests.
-  }
-
-  // Returns an id for Cancel.
-  uint64_t After(absl::Duration delay, absl::AnyInvocable<void() &&> work) {
-    absl::MutexLock lock(&mu_);
-    const uint64_t id = ++last_id_;
-    by_id_[id] = queue_.emplace(absl::Now() + delay, Entry{id, std::move(work)});
-    woken_ = true;  // The runner may be waiting for a later deadline.
-    return id;
-  }
-
-  // Drops work not yet run. Harmless for work that ran or was dropped.
-  void Cancel(uint64_t id) {
-    absl::MutexLock lock(&mu_);
-    auto it = by_id_.find(id);
-    if (it == by_id_.end()) return;
-    queue_.erase(it->second);
-    by_id_.erase(it);
-  }
-
- private:
-  struct Entry {
-    uint64_t id;
-    absl::AnyInvocable<void() &&> work;
-  };
-  using Queue = std::multimap<absl::Time, Entry>;
-
-  void Run() {
-    absl::MutexLock lock(&mu_);
-    while (!stopping_) {
-      const absl::Time next = queue_.empty() ? absl::InfiniteFuture() : queue_.begin()->first;
-      mu_.AwaitWithDeadline(absl::Condition(this, &DelayScheduler::Woken), next);
-      woken_ = false;
-      while (!queue_.empty() && queue_.begin()->first <= absl::Now() && !stopping_) {
-        absl::AnyInvocable<void()&&> work = std::move(queue_.begin()->second.work);
-        by_id_.erase(queue_.begin()->second.id);
-        queue_.erase(queue_.begin());
-        mu_.Unlock();
-        std::move(work)();
-        mu_.Lock();
-      }
-    }
-  }
-  bool Woken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || woken_; }
-
-  absl::Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  bool woken_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t last_id_ ABSL_GUARDED_BY(mu_) = 0;
-  Queue queue_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<uint64_t, Queue::iterator> by_id_ ABSL_GUARDED_BY(mu_);
-  std::thread thread_;
-};
-
 class GatewayImpl;
 void NoteCallStarted(GatewayImpl& gateway);
 void NoteCallEnded(GatewayImpl& gateway);
@@ -283,7 +211,7 @@ struct Attempt {
   bool hedge = false;             // Raced a slow attempt.
   bool continuation = false;      // Continues a cut stream.
   std::optional<absl::Duration> ttft;
-  uint64_t first_token_timer = 0;  // DelayScheduler ids; 0 = none.
+  uint64_t first_token_timer = 0;  // TimerQueue ids; 0 = none.
   uint64_t hedge_timer = 0;
   std::shared_ptr<HttpCall> call;
 
@@ -469,7 +397,7 @@ class GatewayImpl final : public Gateway {
     if (loops_ == nullptr || loop < 0) return std::move(work)();
     loops_->Post(loop, std::move(work));
   }
-  DelayScheduler& delays() { return delays_; }
+  core::internal::TimerQueue& delays() { return delays_; }
   GatewayMetrics* metrics() { return metrics_.get(); }
   double Jitter() {
     absl::MutexLock lock(&rng_mu_);
@@ -487,7 +415,8 @@ class GatewayImpl final : public Gateway {
   core::EventLoops* const loops_;
   const GatewayGovernance governance_;
   const std::unique_ptr<GatewayMetrics> metrics_;
-  DelayScheduler delays_;
+  // Retry backoff, first-token deadlines and hedges.
+  core::internal::TimerQueue delays_;
   std::atomic<uint64_t> counter_{0};
   const uint64_t process_salt_ = std::random_device{}();
   absl::Mutex rng_mu_;
@@ -929,7 +858,7 @@ void ProxyCall::Launch(const Endpoint& endpoint) {
     // Rule 2: a stream whose first content is late is abandoned once
     // first_token passes, if nothing reached the caller yet.
     const absl::Duration first_token = FromProto(timeouts.first_token(), absl::Seconds(30));
-    a->first_token_timer = gateway_.delays().After(first_token, [weak, a] {
+    a->first_token_timer = gateway_.delays().At(absl::Now() + first_token, [weak, a] {
       auto self = weak.lock();
       if (!self) return;
       {
@@ -943,15 +872,15 @@ void ProxyCall::Launch(const Endpoint& endpoint) {
   if (plan_.hedge_after && !hedged_ && !continuing_ && live_.size() == 1) {
     // Rule 6: when the first token is late, race the next candidate. The
     // hedge starts on the request's loop, like everything else.
-    a->hedge_timer =
-        gateway_.delays().After(*plan_.hedge_after, [weak, a, loop = gateway_.CurrentLoop()] {
-          auto self = weak.lock();
-          if (!self) return;
-          self->gateway_.RunOn(loop, [self, a] {
-            absl::MutexLock lock(&self->mu_);
-            self->Hedge(a);
-          });
-        });
+    a->hedge_timer = gateway_.delays().At(absl::Now() + *plan_.hedge_after,
+                                          [weak, a, loop = gateway_.CurrentLoop()] {
+                                            auto self = weak.lock();
+                                            if (!self) return;
+                                            self->gateway_.RunOn(loop, [self, a] {
+                                              absl::MutexLock lock(&self->mu_);
+                                              self->Hedge(a);
+                                            });
+                                          });
   }
 }
 
@@ -1224,15 +1153,15 @@ void ProxyCall::Transient(const std::shared_ptr<Attempt>& a, core::HttpCallOutco
                                               (1.0 + gateway_.Jitter()));
   ++same_endpoint_retries_;
   // The retry itself runs back on the request's loop, like everything else.
-  gateway_.delays().After(
-      delay, [self = shared_from_this(), endpoint = a->endpoint, loop = gateway_.CurrentLoop()] {
-        self->gateway_.RunOn(loop, [self, endpoint] {
-          absl::MutexLock lock(&self->mu_);
-          if (!endpoint.state->BeginAttempt()) return self->MoveOn();
-          ++self->attempts_;
-          self->Launch(endpoint);
-        });
-      });
+  gateway_.delays().At(absl::Now() + delay, [self = shared_from_this(), endpoint = a->endpoint,
+                                             loop = gateway_.CurrentLoop()] {
+    self->gateway_.RunOn(loop, [self, endpoint] {
+      absl::MutexLock lock(&self->mu_);
+      if (!endpoint.state->BeginAttempt()) return self->MoveOn();
+      ++self->attempts_;
+      self->Launch(endpoint);
+    });
+  });
 }
 
 void ProxyCall::MoveOn() {

@@ -33,9 +33,9 @@
 #include "flowork/agent/task_state.h"
 #include "flowork/core/executor.h"
 #include "flowork/core/internal/status_macros.h"
+#include "flowork/core/internal/timer_queue.h"
 #include "flowork/core/logging.h"
 #include "runtime/schedule_agent.h"
-#include "runtime/timer_queue.h"
 
 namespace flowork::agent {
 namespace {
@@ -353,7 +353,7 @@ class AgentRuntimeImpl final : public AgentRuntime {
   const AgentRuntimeOptions options_;
   const core::Clock& clock_;
   TaskStore& store_;
-  internal::TimerQueue timers_;
+  core::internal::TimerQueue timers_;
   std::unique_ptr<core::Executor> executor_;
   std::unique_ptr<DispatchQueue> queue_;
   AgentSupervisor supervisor_{clock_};

@@ -1,10 +1,10 @@
-#include "runtime/timer_queue.h"
+#include "flowork/core/internal/timer_queue.h"
 
 #include <utility>
 
 #include "absl/time/clock.h"
 
-namespace flowork::agent::internal {
+namespace flowork::core::internal {
 
 TimerQueue::TimerQueue() : thread_([this] { Run(); }) {}
 
@@ -53,9 +53,10 @@ void TimerQueue::Run() {
       queue_.erase(queue_.begin());
       mu_.Unlock();
       std::move(work)();
+      work = nullptr;  // Its captures go before the lock is taken again.
       mu_.Lock();
     }
   }
 }
 
-}  // namespace flowork::agent::internal
+}  // namespace flowork::core::internal

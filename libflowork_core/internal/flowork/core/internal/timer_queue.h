@@ -1,5 +1,5 @@
-#ifndef FLOWORK_AGENT_SRC_RUNTIME_TIMER_QUEUE_H_
-#define FLOWORK_AGENT_SRC_RUNTIME_TIMER_QUEUE_H_
+#ifndef FLOWORK_CORE_INTERNAL_TIMER_QUEUE_H_
+#define FLOWORK_CORE_INTERNAL_TIMER_QUEUE_H_
 
 #include <cstdint>
 #include <map>
@@ -11,10 +11,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
-namespace flowork::agent::internal {
+namespace flowork::core::internal {
 
-// Runs callbacks at a (real) time, on one thread of its own. Callbacks should
-// hand work off and return. Thread-safe.
+// Runs callbacks at a (real) time, on one thread of its own: the agent
+// runtime's timers, the gateway's retry backoff and first-token deadlines.
+// Callbacks should hand work off and return. A callback and its captures are
+// destroyed outside the queue's lock (they may hold the last reference to
+// something whose destruction takes other locks). Thread-safe.
 class TimerQueue {
  public:
   TimerQueue();
@@ -45,6 +48,6 @@ class TimerQueue {
   std::thread thread_;
 };
 
-}  // namespace flowork::agent::internal
+}  // namespace flowork::core::internal
 
-#endif  // FLOWORK_AGENT_SRC_RUNTIME_TIMER_QUEUE_H_
+#endif  // FLOWORK_CORE_INTERNAL_TIMER_QUEUE_H_
