@@ -1254,7 +1254,6 @@ void AgentRuntimeImpl::Finish(const RunPtr& run, v1::TaskState state, std::strin
 }
 
 void AgentRuntimeImpl::Done(const RunPtr& run) {
-  ReleaseFromAgent(run);
   std::string parent;
   bool requeue = false;
   {
@@ -1276,6 +1275,9 @@ void AgentRuntimeImpl::Done(const RunPtr& run) {
       waiting_parent_.erase(it);
     }
   }
+  // After the slot is settled: an agent that shows no running task has
+  // booked their model usage.
+  ReleaseFromAgent(run);
   if (IsFinal(run->task.state())) SessionTaskEnded(run->task.id(), run->task.session_id());
   if (!parent.empty()) {
     RunPtr parent_run;
