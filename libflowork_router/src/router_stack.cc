@@ -54,12 +54,16 @@ absl::StatusOr<std::unique_ptr<RouterStack>> RouterStack::Create(
       return Context(restored, "cannot read this month's spend from the audit trail");
     }
   }
-  stack->metrics_ = core::MetricsRegistry::Create();
+  stack->metrics_ = options.metrics;
+  if (stack->metrics_ == nullptr) {
+    stack->own_metrics_ = core::MetricsRegistry::Create();
+    stack->metrics_ = stack->own_metrics_.get();
+  }
   FLOWORK_ASSIGN_OR_RETURN(stack->gateway_, Gateway::Create(*stack->policy_, *stack->keys_,
                                                             *stack->upstreams_, stack->loops_,
                                                             {.usage = stack->usage_.get(),
                                                              .audit = stack->audit_.get(),
-                                                             .metrics = stack->metrics_.get()}));
+                                                             .metrics = stack->metrics_}));
   return stack;
 }
 

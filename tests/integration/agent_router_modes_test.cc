@@ -94,6 +94,12 @@ TEST(AgentRouterModesTest, AnAgentWithAnEmbeddedRouterNeedsNoRouterProcess) {
   agent::v1::Task task = RunTask(agent, "hello in process");
   ASSERT_EQ(task.state(), agent::v1::TASK_STATE_SUCCEEDED) << task.error() << agent.log();
   EXPECT_THAT(task.output().string_value(), HasSubstr("Mock answer to: hello in process"));
+  // The embedded router's series are on the agent's /metrics, next to its own.
+  absl::StatusOr<ClientResponse> metrics = HttpCall(agent.http_port(), "GET", "/metrics", "", {});
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_THAT(metrics->body, HasSubstr("flowork_router_requests_total{"));
+  EXPECT_THAT(metrics->body, HasSubstr("model=\"chat\""));
+  EXPECT_THAT(metrics->body, HasSubstr("flowork_http_requests_total{"));
 }
 
 TEST(AgentRouterModesTest, TwoWaysToTheRouterAreAConfigError) {

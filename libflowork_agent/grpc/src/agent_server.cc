@@ -63,6 +63,8 @@ class AgentServerImpl final : public AgentServer {
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
   // Destroyed bottom-up: the server before what it serves.
+  // Served on /metrics: the HTTP server's series and an embedded router's.
+  std::unique_ptr<core::MetricsRegistry> metrics_ = core::MetricsRegistry::Create();
   std::unique_ptr<core::EventLoops> loops_;
   std::unique_ptr<core::HttpClient> http_;
   std::unique_ptr<router::RouterStack> router_;
@@ -105,6 +107,7 @@ absl::Status AgentServerImpl::Init(const v1::AgentConfig& config) {
   FLOWORK_ASSIGN_OR_RETURN(
       loops_, core::EventLoops::Create(static_cast<int>(config.http_limits().threads())));
   options.http.loops = loops_.get();
+  options.metrics = metrics_.get();
   FLOWORK_ASSIGN_OR_RETURN(http_, core::HttpClient::Create({.loops = loops_.get()}));
   FLOWORK_RETURN_IF_ERROR(ConnectRouter(config.router(), path));
   models_ = CreateModelEffectHandler(*llm_, &progress_);
@@ -235,7 +238,8 @@ absl::Status AgentServerImpl::ConnectRouter(const v1::RouterConnection& connecti
         connection.embedded(),
         {.loops = loops_.get(),
          .default_key_store = "",
-         .default_audit_path = has_file ? absl::StrCat(base, "-router-audit.db") : ""});
+         .default_audit_path = has_file ? absl::StrCat(base, "-router-audit.db") : "",
+         .metrics = metrics_.get()});
     if (!stack.ok()) {
       return absl::Status(stack.status().code(),
                           absl::StrCat("router.embedded: ", stack.status().message()));

@@ -36,6 +36,10 @@ struct RouterStackOptions {
   // process names one of its own, so it never shares a trail with a
   // flowork-router started in the same directory (the file takes one writer).
   std::string default_audit_path;
+  // Where the router's series go. Not owned; must outlive the stack. Default
+  // (null): a registry of the stack's own. An embedding process passes the
+  // one its /metrics serves.
+  core::MetricsRegistry* metrics = nullptr;
 };
 
 // A whole router, listeners aside, from its configuration: the policy
@@ -69,6 +73,7 @@ class RouterStack {
   // Null with `audit: {disabled: true}`.
   AuditLog* audit() const { return audit_.get(); }
   UsageGovernor& usage() const { return *usage_; }
+  // The registry in use: the options' or the stack's own.
   core::MetricsRegistry& metrics() const { return *metrics_; }
   // The OpenAI-compatible HTTP handler (Gateway::Routes()).
   Gateway& gateway() const { return *gateway_; }
@@ -85,7 +90,8 @@ class RouterStack {
   std::unique_ptr<core::HttpClient> upstreams_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<UsageGovernor> usage_;
-  std::unique_ptr<core::MetricsRegistry> metrics_;
+  std::unique_ptr<core::MetricsRegistry> own_metrics_;
+  core::MetricsRegistry* metrics_ = nullptr;
   std::unique_ptr<Gateway> gateway_;
 };
 
