@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -22,6 +23,8 @@ namespace flowork::agent {
 namespace {
 
 std::string mode, log_path;
+// The snapshot process's "second" call has started (and hangs).
+std::atomic<bool> second_started{false};
 
 void Record(const std::string& line) {
   const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -44,6 +47,7 @@ class Tools final : public EffectHandler {
     if (mode == "snapshot" && argument == "second") {
       auto shared = std::make_shared<decltype(done)>(std::move(done));
       call->OnCancel([shared] { std::move (*shared)(absl::CancelledError("suspended")); });
+      second_started = true;
       return;
     }
     v1::EffectResult result;
@@ -165,8 +169,10 @@ int Main(int argc, char** argv) {
     const std::string id = submitted->task.id();
     if (!WaitUntil([&] {
           auto journal = (*store)->Journal(id);
+          // WAITING_TOOL is journaled a moment before the call starts: a
+          // suspend in between would end the run before the call.
           return journal.ok() && journal->size() == 2 &&
-                 (*store)->Get(id)->state() == v1::TASK_STATE_WAITING_TOOL;
+                 (*store)->Get(id)->state() == v1::TASK_STATE_WAITING_TOOL && second_started.load();
         })) {
       return 12;
     }

@@ -337,6 +337,10 @@ class AgentRuntimeImpl final : public AgentRuntime {
   bool AdmitToAgent(const RunPtr& run, const ReadyTask& ready);
   // The task no longer runs for its agent (ended, or waits without its slot).
   void ReleaseFromAgent(const RunPtr& run);
+  // Queues the tasks parked for agent `it` if it may take a task now (and
+  // forgets them); whether it did.
+  bool Unpark(std::map<std::string, std::vector<ReadyTask>>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The agent's drain ran out of time: its running tasks go back to PENDING.
   void HandBack(const std::string& agent);
   // The pending abort of `run`, if any: the caller ends the task with it.
@@ -1443,6 +1447,13 @@ absl::Status AgentRuntimeImpl::Suspend(std::string_view id_view) {
   {
     absl::MutexLock lock(&mu_);
     if (auto it = runs_.find(id); it != runs_.end()) run = it->second;
+    if (run != nullptr && run->requeue_when_done) {
+      // Resumed while its suspended run was still ending: that run is over
+      // (it will not queue the task now), so the task is suspended as one
+      // not running.
+      run->requeue_when_done = false;
+      run = nullptr;
+    }
     if (run == nullptr) {
       // Not running here: take it out of wherever it waits.
       if (auto delayed = delayed_.find(id); delayed != delayed_.end()) {
@@ -1693,6 +1704,21 @@ void AgentRuntimeImpl::ReleaseFromAgent(const RunPtr& run) {
     run->counted = false;
   }
   supervisor_.TaskFinished(run->task.agent()).IgnoreError();
+  // Tasks parked at the agent's max_concurrency take the freed place now,
+  // not on the watchdog's next pass.
+  bool unparked = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = parked_.find(run->task.agent()); it != parked_.end()) unparked = Unpark(it);
+  }
+  if (unparked) Post([this] { Dispatch(); });
+}
+
+bool AgentRuntimeImpl::Unpark(std::map<std::string, std::vector<ReadyTask>>::iterator it) {
+  if (!supervisor_.MayTakeTask(it->first)) return false;
+  for (ReadyTask& ready : it->second) queue_->Push(std::move(ready));
+  parked_.erase(it);
+  return true;
 }
 
 void AgentRuntimeImpl::HandBack(const std::string& agent) {
@@ -1768,13 +1794,9 @@ void AgentRuntimeImpl::Watchdog() {
   {
     absl::MutexLock lock(&mu_);
     for (auto it = parked_.begin(); it != parked_.end();) {
-      if (!supervisor_.MayTakeTask(it->first)) {
-        ++it;
-        continue;
-      }
-      for (ReadyTask& ready : it->second) queue_->Push(std::move(ready));
-      parked_.erase(it++);
-      unparked = true;
+      auto next = std::next(it);
+      unparked = Unpark(it) || unparked;
+      it = next;
     }
   }
   if (unparked) Post([this] { Dispatch(); });

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "flowork/agent/in_memory_task_store.h"
 #include "flowork/testing/fake_clock.h"
@@ -830,8 +831,9 @@ TEST_F(AgentRuntimeTest, ASuspendedTaskResumesWhereItStopped) {
   EXPECT_EQ(runtime_->Suspend(id).code(), absl::StatusCode::kFailedPrecondition);
 }
 
-// A task store whose writes that suspend a task report back late: the state
-// is stored (readers see SUSPENDED) while the runtime still ends the run.
+// A task store whose writes that suspend a task report back only once the
+// test says so: the state is stored (readers see SUSPENDED) while the runtime
+// is still ending the run.
 class SlowSuspendStore final : public TaskStore {
  public:
   explicit SlowSuspendStore(std::unique_ptr<TaskStore> inner) : inner_(std::move(inner)) {}
@@ -853,12 +855,17 @@ class SlowSuspendStore final : public TaskStore {
     }
     absl::Status stored = inner_->Apply(std::move(update));
     absl::MutexLock lock(&mu_);
-    late_.emplace_back([stored = std::move(stored), done = std::move(done)]() mutable {
-      absl::SleepFor(absl::Milliseconds(300));
+    late_.emplace_back([this, stored = std::move(stored), done = std::move(done)]() mutable {
+      release_.WaitForNotificationWithTimeout(absl::Seconds(10));
       std::move(done)(std::move(stored));
     });
   }
+  // Lets the suspending writes report back.
+  void Release() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+  }
   ~SlowSuspendStore() override {
+    Release();
     absl::MutexLock lock(&mu_);
     for (std::thread& t : late_) t.join();
   }
@@ -878,6 +885,7 @@ class SlowSuspendStore final : public TaskStore {
 
  private:
   std::unique_ptr<TaskStore> inner_;
+  absl::Notification release_;
   absl::Mutex mu_;
   std::vector<std::thread> late_ ABSL_GUARDED_BY(mu_);
 };
@@ -886,7 +894,9 @@ class SlowSuspendStore final : public TaskStore {
 // suspended run still held its dispatch slot, and the queue refused the task
 // as running.
 TEST_F(AgentRuntimeTest, AResumeWhileTheSuspendedRunIsStillEndingIsNotLost) {
-  store_ = std::make_unique<SlowSuspendStore>(std::move(store_));
+  auto slow = std::make_unique<SlowSuspendStore>(std::move(store_));
+  SlowSuspendStore& late = *slow;
+  store_ = std::move(slow);
   tools_.mode = [](const std::string& argument, int call) {
     return argument == "second" && call == 1 ? FakeTools::Mode::kHang : FakeTools::Mode::kAnswer;
   };
@@ -898,9 +908,37 @@ TEST_F(AgentRuntimeTest, AResumeWhileTheSuspendedRunIsStillEndingIsNotLost) {
     absl::SleepFor(absl::Milliseconds(5));
   ASSERT_TRUE(runtime_->Suspend(id).ok());
   WaitFor(id, v1::TASK_STATE_SUSPENDED);
-  ASSERT_TRUE(runtime_->Resume(id).ok());  // Within the 300 ms the run takes to end.
+  ASSERT_TRUE(runtime_->Resume(id).ok());  // The suspended run has not ended yet.
+  late.Release();
   EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did second");
   EXPECT_EQ(tools_.calls("second"), 2);
+}
+
+// A suspend that comes between such a resume and the end of the old run
+// wins: the task stays suspended.
+TEST_F(AgentRuntimeTest, ASuspendAfterSuchAResumeKeepsTheTaskSuspended) {
+  auto slow = std::make_unique<SlowSuspendStore>(std::move(store_));
+  SlowSuspendStore& late = *slow;
+  store_ = std::move(slow);
+  tools_.mode = [](const std::string& argument, int call) {
+    return argument == "second" && call == 1 ? FakeTools::Mode::kHang : FakeTools::Mode::kAnswer;
+  };
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  const std::string id = Submit("worker", "x");
+  WaitForToolCalls(2);
+  ASSERT_TRUE(runtime_->Suspend(id).ok());
+  WaitFor(id, v1::TASK_STATE_SUSPENDED);
+  ASSERT_TRUE(runtime_->Resume(id).ok());
+  ASSERT_TRUE(runtime_->Suspend(id).ok());
+  late.Release();
+  WaitFor(id, v1::TASK_STATE_SUSPENDED);
+  absl::SleepFor(absl::Milliseconds(300));  // Nothing may pick it up meanwhile.
+  EXPECT_EQ(store_->Get(id)->state(), v1::TASK_STATE_SUSPENDED);
+  EXPECT_EQ(tools_.calls("second"), 1);
+  ASSERT_TRUE(runtime_->Resume(id).ok());
+  EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did second");
 }
 
 TEST_F(AgentRuntimeTest, ASnapshotRestoredOnAnotherNodeContinuesTheSameTask) {
@@ -996,6 +1034,7 @@ TEST_F(AgentRuntimeTest, AParentStillWakesWhenItsChildWasSuspendedAndResumed) {
   }
   ASSERT_EQ(children.size(), 1u);
   WaitFor(children[0], v1::TASK_STATE_WAITING_TOOL);
+  WaitForToolCalls(1);  // Suspended mid-call, so that the resumed call answers.
   ASSERT_TRUE(runtime_->Suspend(children[0]).ok());
   WaitFor(children[0], v1::TASK_STATE_SUSPENDED);
   ASSERT_TRUE(runtime_->Resume(children[0]).ok());
