@@ -890,49 +890,53 @@ class SlowSuspendStore final : public TaskStore {
   std::vector<std::thread> late_ ABSL_GUARDED_BY(mu_);
 };
 
+// A task suspended while its "second" tool call hangs, on a store that
+// reports the suspension only once `late_` is released.
+class SuspendRaceTest : public AgentRuntimeTest {
+ protected:
+  void SetUp() override {
+    AgentRuntimeTest::SetUp();
+    auto slow = std::make_unique<SlowSuspendStore>(std::move(store_));
+    late_ = slow.get();
+    store_ = std::move(slow);
+  }
+
+  // The suspended task's id; the suspension is stored, its run not ended.
+  std::string SuspendMidCall() {
+    tools_.mode = [](const std::string& argument, int call) {
+      return argument == "second" && call == 1 ? FakeTools::Mode::kHang : FakeTools::Mode::kAnswer;
+    };
+    Start();
+    EXPECT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
+    EXPECT_TRUE(runtime_->Start().ok());
+    const std::string id = Submit("worker", "x");
+    WaitForToolCalls(2);
+    EXPECT_TRUE(runtime_->Suspend(id).ok());
+    WaitFor(id, v1::TASK_STATE_SUSPENDED);
+    return id;
+  }
+
+  SlowSuspendStore* late_ = nullptr;
+};
+
 // CI caught a resumed task left PENDING for good: Resume came while the
 // suspended run still held its dispatch slot, and the queue refused the task
 // as running.
-TEST_F(AgentRuntimeTest, AResumeWhileTheSuspendedRunIsStillEndingIsNotLost) {
-  auto slow = std::make_unique<SlowSuspendStore>(std::move(store_));
-  SlowSuspendStore& late = *slow;
-  store_ = std::move(slow);
-  tools_.mode = [](const std::string& argument, int call) {
-    return argument == "second" && call == 1 ? FakeTools::Mode::kHang : FakeTools::Mode::kAnswer;
-  };
-  Start();
-  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
-  ASSERT_TRUE(runtime_->Start().ok());
-  const std::string id = Submit("worker", "x");
-  for (int i = 0; i < 1000 && tools_.calls("second") == 0; ++i)
-    absl::SleepFor(absl::Milliseconds(5));
-  ASSERT_TRUE(runtime_->Suspend(id).ok());
-  WaitFor(id, v1::TASK_STATE_SUSPENDED);
+TEST_F(SuspendRaceTest, AResumeWhileTheSuspendedRunIsStillEndingIsNotLost) {
+  const std::string id = SuspendMidCall();
   ASSERT_TRUE(runtime_->Resume(id).ok());  // The suspended run has not ended yet.
-  late.Release();
+  late_->Release();
   EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did second");
   EXPECT_EQ(tools_.calls("second"), 2);
 }
 
 // A suspend that comes between such a resume and the end of the old run
 // wins: the task stays suspended.
-TEST_F(AgentRuntimeTest, ASuspendAfterSuchAResumeKeepsTheTaskSuspended) {
-  auto slow = std::make_unique<SlowSuspendStore>(std::move(store_));
-  SlowSuspendStore& late = *slow;
-  store_ = std::move(slow);
-  tools_.mode = [](const std::string& argument, int call) {
-    return argument == "second" && call == 1 ? FakeTools::Mode::kHang : FakeTools::Mode::kAnswer;
-  };
-  Start();
-  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
-  ASSERT_TRUE(runtime_->Start().ok());
-  const std::string id = Submit("worker", "x");
-  WaitForToolCalls(2);
-  ASSERT_TRUE(runtime_->Suspend(id).ok());
-  WaitFor(id, v1::TASK_STATE_SUSPENDED);
+TEST_F(SuspendRaceTest, ASuspendAfterSuchAResumeKeepsTheTaskSuspended) {
+  const std::string id = SuspendMidCall();
   ASSERT_TRUE(runtime_->Resume(id).ok());
   ASSERT_TRUE(runtime_->Suspend(id).ok());
-  late.Release();
+  late_->Release();
   WaitFor(id, v1::TASK_STATE_SUSPENDED);
   absl::SleepFor(absl::Milliseconds(300));  // Nothing may pick it up meanwhile.
   EXPECT_EQ(store_->Get(id)->state(), v1::TASK_STATE_SUSPENDED);
