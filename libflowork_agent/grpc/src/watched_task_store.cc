@@ -27,14 +27,14 @@ void WatchedTaskStore::Changed(const std::string& id) {
 }
 
 absl::StatusOr<SubmitResult> WatchedTaskStore::Submit(v1::Task task) {
-  absl::StatusOr<SubmitResult> result = inner_->Submit(std::move(task));
+  absl::StatusOr<SubmitResult> result = inner().Submit(std::move(task));
   if (result.ok()) Changed(result->task.id());
   return result;
 }
 
 void WatchedTaskStore::SubmitAsync(v1::Task task,
                                    absl::AnyInvocable<void(absl::StatusOr<SubmitResult>) &&> done) {
-  inner_->SubmitAsync(std::move(task),
+  inner().SubmitAsync(std::move(task),
                       [this, done = std::move(done)](absl::StatusOr<SubmitResult> result) mutable {
                         if (result.ok()) Changed(result->task.id());
                         std::move(done)(std::move(result));
@@ -43,7 +43,7 @@ void WatchedTaskStore::SubmitAsync(v1::Task task,
 
 absl::Status WatchedTaskStore::Apply(TaskUpdate update) {
   const std::string id = update.task_id;
-  absl::Status status = inner_->Apply(std::move(update));
+  absl::Status status = inner().Apply(std::move(update));
   if (status.ok()) Changed(id);
   return status;
 }
@@ -51,7 +51,7 @@ absl::Status WatchedTaskStore::Apply(TaskUpdate update) {
 void WatchedTaskStore::ApplyAsync(TaskUpdate update,
                                   absl::AnyInvocable<void(absl::Status) &&> done) {
   std::string id = update.task_id;
-  inner_->ApplyAsync(std::move(update), [this, id = std::move(id),
+  inner().ApplyAsync(std::move(update), [this, id = std::move(id),
                                          done = std::move(done)](absl::Status status) mutable {
     if (status.ok()) Changed(id);
     std::move(done)(std::move(status));

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -19,9 +20,10 @@ namespace flowork::agent::internal {
 // Forwards every call to `inner`; after a write to a task committed, runs the
 // callbacks watching that task (on the store's writer thread, under a lock:
 // they must be short and must not call Watch/Unwatch). Thread-safe.
-class WatchedTaskStore final : public TaskStore {
+class WatchedTaskStore final : public ForwardingTaskStore {
  public:
-  explicit WatchedTaskStore(std::unique_ptr<TaskStore> inner) : inner_(std::move(inner)) {}
+  explicit WatchedTaskStore(std::unique_ptr<TaskStore> inner)
+      : ForwardingTaskStore(std::move(inner)) {}
 
   // Runs `changed` after each committed write to task `id` until Unwatch.
   int64_t Watch(const std::string& id, absl::AnyInvocable<void()> changed);
@@ -31,30 +33,12 @@ class WatchedTaskStore final : public TaskStore {
   absl::StatusOr<SubmitResult> Submit(v1::Task task) override;
   void SubmitAsync(v1::Task task,
                    absl::AnyInvocable<void(absl::StatusOr<SubmitResult>) &&> done) override;
-  absl::StatusOr<v1::Task> Get(std::string_view id) const override { return inner_->Get(id); }
-  absl::StatusOr<TaskPage> List(const TaskFilter& filter) const override {
-    return inner_->List(filter);
-  }
   absl::Status Apply(TaskUpdate update) override;
   void ApplyAsync(TaskUpdate update, absl::AnyInvocable<void(absl::Status) &&> done) override;
-  absl::StatusOr<std::vector<v1::StepRecord>> Journal(std::string_view task_id,
-                                                      uint64_t after_seq) const override {
-    return inner_->Journal(task_id, after_seq);
-  }
-  absl::StatusOr<std::vector<v1::Task>> ListUnfinished() const override {
-    return inner_->ListUnfinished();
-  }
-  absl::StatusOr<std::vector<std::string>> Children(std::string_view parent_id) const override {
-    return inner_->Children(parent_id);
-  }
-  absl::StatusOr<int64_t> PruneFinished(const RetentionPolicy& policy) override {
-    return inner_->PruneFinished(policy);
-  }
 
  private:
   void Changed(const std::string& id);
 
-  std::unique_ptr<TaskStore> inner_;
   absl::Mutex mu_;
   int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<std::string, std::map<int64_t, absl::AnyInvocable<void()>>> watchers_

@@ -311,6 +311,10 @@ class AgentRuntimeImpl final : public AgentRuntime {
   bool LoadSession(const RunPtr& run);
   void Dispatch();
   void Begin(ReadyTask ready);
+  // Gives back the slot of a task suspended before its run began, without
+  // running it. `maybe_resumed`: it was seen SUSPENDED in the store, and a
+  // Resume may have come since.
+  void SkipSuspended(const ReadyTask& ready, bool maybe_resumed);
   void Admitted(const RunPtr& run);
   void Advance(const RunPtr& run);
   // `decided`: the tools step after an approval (not checked again).
@@ -382,6 +386,9 @@ class AgentRuntimeImpl final : public AgentRuntime {
   // Tasks to cancel that were between the queue and their TaskRun when
   // Cancel looked: Begin ends them.
   absl::flat_hash_set<std::string> cancel_pending_ ABSL_GUARDED_BY(mu_);
+  // Tasks suspended while between the queue and their TaskRun: Begin gives
+  // their slot back without running them. Resume and Cancel clear the mark.
+  absl::flat_hash_set<std::string> suspend_pending_ ABSL_GUARDED_BY(mu_);
   // Signals that arrived before their task's wait was armed, by task.
   absl::flat_hash_map<std::string, v1::EffectResult> early_signals_ ABSL_GUARDED_BY(mu_);
   // Tasks of each session not final yet, in submission order: only the
@@ -673,16 +680,23 @@ void AgentRuntimeImpl::Begin(ReadyTask ready) {
   run->ready = ready;
   run->holds_slot = true;
   run->agent = FindAgent(run->task.agent(), run->task.agent_version());
+  bool suspend_marked = false, skip = false;
   {
     absl::MutexLock lock(&mu_);
-    runs_[ready.id] = run;
-    if (cancel_pending_.erase(ready.id) > 0) run->task.set_cancel_requested(true);
-    if (run->task.has_deadline()) {
-      run->deadline_timer = At(ToTime(run->task.deadline()), [this, run] {
-        Post([this, run] { Abort(run, v1::TASK_STATE_TIMED_OUT, "the task's deadline passed"); });
-      });
+    suspend_marked = suspend_pending_.erase(ready.id) > 0;
+    // Suspended since it was queued: it does not run.
+    skip = suspend_marked || run->task.state() == v1::TASK_STATE_SUSPENDED;
+    if (!skip) {
+      runs_[ready.id] = run;
+      if (cancel_pending_.erase(ready.id) > 0) run->task.set_cancel_requested(true);
+      if (run->task.has_deadline()) {
+        run->deadline_timer = At(ToTime(run->task.deadline()), [this, run] {
+          Post([this, run] { Abort(run, v1::TASK_STATE_TIMED_OUT, "the task's deadline passed"); });
+        });
+      }
     }
   }
+  if (skip) return SkipSuspended(ready, /*maybe_resumed=*/!suspend_marked);
   if (run->agent != nullptr && !AdmitToAgent(run, ready)) {
     absl::MutexLock lock(&mu_);
     runs_.erase(ready.id);  // Parked: picked up again from the store's state.
@@ -708,6 +722,17 @@ void AgentRuntimeImpl::Begin(ReadyTask ready) {
     });
   }
   Admitted(run);
+}
+
+void AgentRuntimeImpl::SkipSuspended(const ReadyTask& ready, bool maybe_resumed) {
+  queue_->Finish(ready, 0);
+  if (maybe_resumed) {
+    // A Resume that came after this task was read found no run and queued
+    // it, but the queue refused it as still running: queue it now.
+    absl::StatusOr<v1::Task> task = store_.Get(ready.id);
+    if (task.ok() && task->state() == v1::TASK_STATE_PENDING) Enqueue(*task);
+  }
+  Dispatch();
 }
 
 void AgentRuntimeImpl::Admitted(const RunPtr& run) {
@@ -1366,6 +1391,7 @@ absl::Status AgentRuntimeImpl::Cancel(std::string_view id_view) {
   bool end_here = false;
   {
     absl::MutexLock lock(&mu_);
+    suspend_pending_.erase(id);
     if (auto it = runs_.find(id); it != runs_.end()) {
       run = it->second;
     } else if (auto delayed = delayed_.find(id); delayed != delayed_.end()) {
@@ -1456,17 +1482,22 @@ absl::Status AgentRuntimeImpl::Suspend(std::string_view id_view) {
     }
     if (run == nullptr) {
       // Not running here: take it out of wherever it waits.
+      bool found = false;
       if (auto delayed = delayed_.find(id); delayed != delayed_.end()) {
         timers_.Cancel(delayed->second);
         delayed_.erase(delayed);
+        found = true;
       }
-      queue_->Remove(id);
+      found = queue_->Remove(id) || found;
       // Stays in its session's line (the tasks after it wait), but is not
       // released to run: Resume queues it again.
-      session_held_.erase(id);
+      found = session_held_.erase(id) > 0 || found;
       if (auto parked = parked_.find(task.agent()); parked != parked_.end()) {
-        std::erase_if(parked->second, [&](const ReadyTask& r) { return r.id == id; });
+        found = std::erase_if(parked->second, [&](const ReadyTask& r) { return r.id == id; }) > 0 ||
+                found;
       }
+      // Perhaps between the queue and its TaskRun: Begin must not run it.
+      if (!found) suspend_pending_.insert(id);
     }
   }
   if (run != nullptr) {
@@ -1494,6 +1525,8 @@ absl::Status AgentRuntimeImpl::Resume(std::string_view id_view) {
   FLOWORK_ASSIGN_OR_RETURN(v1::Task task, store_.Get(id));
   {
     absl::MutexLock lock(&mu_);
+    // Stored PENDING now: a Begin that has not looked yet runs it.
+    suspend_pending_.erase(id);
     if (auto it = runs_.find(id); it != runs_.end()) {
       // The suspended run is still ending and holds the task's slot (the
       // queue would refuse the task as running): it queues the task again

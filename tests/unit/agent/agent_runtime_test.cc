@@ -831,29 +831,23 @@ TEST_F(AgentRuntimeTest, ASuspendedTaskResumesWhereItStopped) {
   EXPECT_EQ(runtime_->Suspend(id).code(), absl::StatusCode::kFailedPrecondition);
 }
 
-// A task store whose writes that suspend a task report back only once the
-// test says so: the state is stored (readers see SUSPENDED) while the runtime
-// is still ending the run.
-class SlowSuspendStore final : public TaskStore {
+// A task store with two gates the test opens:
+// - writes that suspend a task report back only once the test says so: the
+//   state is stored (readers see SUSPENDED) while the runtime is still ending
+//   the run;
+// - once armed, the next read from another thread (the runtime beginning a
+//   task it took from its queue) waits for the test twice: before it reads
+//   and before it returns what it read.
+class GatedTaskStore final : public ForwardingTaskStore {
  public:
-  explicit SlowSuspendStore(std::unique_ptr<TaskStore> inner) : inner_(std::move(inner)) {}
-  absl::StatusOr<SubmitResult> Submit(v1::Task task) override {
-    return inner_->Submit(std::move(task));
-  }
-  void SubmitAsync(v1::Task task,
-                   absl::AnyInvocable<void(absl::StatusOr<SubmitResult>) &&> done) override {
-    inner_->SubmitAsync(std::move(task), std::move(done));
-  }
-  absl::StatusOr<v1::Task> Get(std::string_view id) const override { return inner_->Get(id); }
-  absl::StatusOr<TaskPage> List(const TaskFilter& filter) const override {
-    return inner_->List(filter);
-  }
-  absl::Status Apply(TaskUpdate update) override { return inner_->Apply(std::move(update)); }
+  explicit GatedTaskStore(std::unique_ptr<TaskStore> inner)
+      : ForwardingTaskStore(std::move(inner)) {}
+
   void ApplyAsync(TaskUpdate update, absl::AnyInvocable<void(absl::Status) &&> done) override {
     if (update.state != v1::TASK_STATE_SUSPENDED) {
-      return inner_->ApplyAsync(std::move(update), std::move(done));
+      return ForwardingTaskStore::ApplyAsync(std::move(update), std::move(done));
     }
-    absl::Status stored = inner_->Apply(std::move(update));
+    absl::Status stored = inner().Apply(std::move(update));
     absl::MutexLock lock(&mu_);
     late_.emplace_back([this, stored = std::move(stored), done = std::move(done)]() mutable {
       release_.WaitForNotificationWithTimeout(absl::Seconds(10));
@@ -864,30 +858,60 @@ class SlowSuspendStore final : public TaskStore {
   void Release() {
     if (!release_.HasBeenNotified()) release_.Notify();
   }
-  ~SlowSuspendStore() override {
+
+  absl::StatusOr<v1::Task> Get(std::string_view id) const override {
+    bool hold = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (hold_reader_ && std::this_thread::get_id() != armed_by_) {
+        hold_reader_ = false;
+        hold = true;
+      }
+    }
+    if (!hold) return ForwardingTaskStore::Get(id);
+    read_held_.Notify();
+    read_.WaitForNotificationWithTimeout(absl::Seconds(10));
+    absl::StatusOr<v1::Task> task = ForwardingTaskStore::Get(id);
+    read_done_.Notify();
+    return_.WaitForNotificationWithTimeout(absl::Seconds(10));
+    return task;
+  }
+  // Holds the next Get from a thread other than the caller's.
+  void HoldNextRead() {
+    absl::MutexLock lock(&mu_);
+    hold_reader_ = true;
+    armed_by_ = std::this_thread::get_id();
+  }
+  // Waits until that Get is held before it reads.
+  bool WaitReadHeld() { return read_held_.WaitForNotificationWithTimeout(absl::Seconds(10)); }
+  // Lets it read, and waits until it has (it is then held before returning).
+  bool LetReadAndWait() {
+    if (!read_.HasBeenNotified()) read_.Notify();
+    return read_done_.WaitForNotificationWithTimeout(absl::Seconds(10));
+  }
+  // Lets it read (if it has not) and return.
+  void LetReadReturn() {
+    if (!read_.HasBeenNotified()) read_.Notify();
+    if (!return_.HasBeenNotified()) return_.Notify();
+  }
+
+  ~GatedTaskStore() override {
     Release();
+    LetReadReturn();
     absl::MutexLock lock(&mu_);
     for (std::thread& t : late_) t.join();
   }
-  absl::StatusOr<std::vector<v1::StepRecord>> Journal(std::string_view task_id,
-                                                      uint64_t after_seq) const override {
-    return inner_->Journal(task_id, after_seq);
-  }
-  absl::StatusOr<std::vector<v1::Task>> ListUnfinished() const override {
-    return inner_->ListUnfinished();
-  }
-  absl::StatusOr<std::vector<std::string>> Children(std::string_view parent_id) const override {
-    return inner_->Children(parent_id);
-  }
-  absl::StatusOr<int64_t> PruneFinished(const RetentionPolicy& policy) override {
-    return inner_->PruneFinished(policy);
-  }
 
  private:
-  std::unique_ptr<TaskStore> inner_;
+  mutable absl::Mutex mu_;
   absl::Notification release_;
-  absl::Mutex mu_;
   std::vector<std::thread> late_ ABSL_GUARDED_BY(mu_);
+  mutable bool hold_reader_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread::id armed_by_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Notification read_held_;
+  mutable absl::Notification read_;
+  mutable absl::Notification read_done_;
+  mutable absl::Notification return_;
 };
 
 // A task suspended while its "second" tool call hangs, on a store that
@@ -896,9 +920,9 @@ class SuspendRaceTest : public AgentRuntimeTest {
  protected:
   void SetUp() override {
     AgentRuntimeTest::SetUp();
-    auto slow = std::make_unique<SlowSuspendStore>(std::move(store_));
-    late_ = slow.get();
-    store_ = std::move(slow);
+    auto gated = std::make_unique<GatedTaskStore>(std::move(store_));
+    late_ = gated.get();
+    store_ = std::move(gated);
   }
 
   // The suspended task's id; the suspension is stored, its run not ended.
@@ -916,7 +940,7 @@ class SuspendRaceTest : public AgentRuntimeTest {
     return id;
   }
 
-  SlowSuspendStore* late_ = nullptr;
+  GatedTaskStore* late_ = nullptr;
 };
 
 // CI caught a resumed task left PENDING for good: Resume came while the
@@ -943,6 +967,64 @@ TEST_F(SuspendRaceTest, ASuspendAfterSuchAResumeKeepsTheTaskSuspended) {
   EXPECT_EQ(tools_.calls("second"), 1);
   ASSERT_TRUE(runtime_->Resume(id).ok());
   EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did second");
+}
+
+// A suspend that comes between the queue and the task's run: the run must
+// not begin. (Before, it began on a task stored as SUSPENDED and only the
+// store's state checks stopped its first write.) `late_` holds the runtime's
+// read of the task as it begins it.
+TEST_F(SuspendRaceTest, ASuspendBeforeTheRunReadsTheTaskKeepsItFromRunning) {
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  late_->HoldNextRead();
+  const std::string id = Submit("worker", "x");
+  ASSERT_TRUE(late_->WaitReadHeld());
+  ASSERT_TRUE(runtime_->Suspend(id).ok());
+  late_->LetReadReturn();
+  absl::SleepFor(absl::Milliseconds(300));  // Nothing may run it meanwhile.
+  EXPECT_EQ(store_->Get(id)->state(), v1::TASK_STATE_SUSPENDED);
+  EXPECT_EQ(tools_.calls("first"), 0);
+  ASSERT_TRUE(runtime_->Resume(id).ok());
+  EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did second");
+  EXPECT_EQ(tools_.calls("first"), 1);
+}
+
+TEST_F(SuspendRaceTest, ASuspendAfterTheRunReadTheTaskKeepsItFromRunning) {
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  late_->HoldNextRead();
+  const std::string id = Submit("worker", "x");
+  ASSERT_TRUE(late_->WaitReadHeld());
+  ASSERT_TRUE(late_->LetReadAndWait());  // It read the task PENDING.
+  ASSERT_TRUE(runtime_->Suspend(id).ok());
+  late_->LetReadReturn();
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(store_->Get(id)->state(), v1::TASK_STATE_SUSPENDED);
+  EXPECT_EQ(tools_.calls("first"), 0);
+  ASSERT_TRUE(runtime_->Resume(id).ok());
+  EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did second");
+  EXPECT_EQ(tools_.calls("first"), 1);
+}
+
+// Suspended before the run read the task, resumed after: the run saw it
+// SUSPENDED, and the resume's queueing was refused (the task still held its
+// slot). It must still run, once. (Before, it stayed PENDING for good.)
+TEST_F(SuspendRaceTest, AResumeAfterTheRunReadTheSuspendedTaskRunsItOnce) {
+  Start();
+  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
+  ASSERT_TRUE(runtime_->Start().ok());
+  late_->HoldNextRead();
+  const std::string id = Submit("worker", "x");
+  ASSERT_TRUE(late_->WaitReadHeld());
+  ASSERT_TRUE(runtime_->Suspend(id).ok());
+  ASSERT_TRUE(late_->LetReadAndWait());  // It read the task SUSPENDED.
+  ASSERT_TRUE(runtime_->Resume(id).ok());
+  late_->LetReadReturn();
+  EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did second");
+  EXPECT_EQ(tools_.calls("first"), 1);
+  EXPECT_EQ(tools_.calls("second"), 1);
 }
 
 TEST_F(AgentRuntimeTest, ASnapshotRestoredOnAnotherNodeContinuesTheSameTask) {

@@ -2,9 +2,11 @@
 #define FLOWORK_AGENT_TASK_STORE_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -153,6 +155,51 @@ class TaskStore {
   // prunes run as several transactions so other writes are not held up.
   // kInvalidArgument: a negative limit.
   virtual absl::StatusOr<int64_t> PruneFinished(const RetentionPolicy& policy) = 0;
+};
+
+
+// A TaskStore that passes every call to `inner`, which it owns: the base for a
+// store that watches or changes some calls and forwards the rest (override
+// those, call the base for the forwarding). As thread-safe as `inner`.
+class ForwardingTaskStore : public TaskStore {
+ public:
+  explicit ForwardingTaskStore(std::unique_ptr<TaskStore> inner) : inner_(std::move(inner)) {}
+
+  absl::StatusOr<SubmitResult> Submit(v1::Task task) override {
+    return inner_->Submit(std::move(task));
+  }
+  void SubmitAsync(v1::Task task,
+                   absl::AnyInvocable<void(absl::StatusOr<SubmitResult>) &&> done) override {
+    inner_->SubmitAsync(std::move(task), std::move(done));
+  }
+  absl::StatusOr<v1::Task> Get(std::string_view id) const override { return inner_->Get(id); }
+  absl::StatusOr<TaskPage> List(const TaskFilter& filter) const override {
+    return inner_->List(filter);
+  }
+  absl::Status Apply(TaskUpdate update) override { return inner_->Apply(std::move(update)); }
+  void ApplyAsync(TaskUpdate update, absl::AnyInvocable<void(absl::Status) &&> done) override {
+    inner_->ApplyAsync(std::move(update), std::move(done));
+  }
+  absl::StatusOr<std::vector<v1::StepRecord>> Journal(std::string_view task_id,
+                                                      uint64_t after_seq = 0) const override {
+    return inner_->Journal(task_id, after_seq);
+  }
+  absl::StatusOr<std::vector<v1::Task>> ListUnfinished() const override {
+    return inner_->ListUnfinished();
+  }
+  absl::StatusOr<std::vector<std::string>> Children(std::string_view parent_id) const override {
+    return inner_->Children(parent_id);
+  }
+  absl::StatusOr<int64_t> PruneFinished(const RetentionPolicy& policy) override {
+    return inner_->PruneFinished(policy);
+  }
+
+ protected:
+  TaskStore& inner() { return *inner_; }
+  const TaskStore& inner() const { return *inner_; }
+
+ private:
+  std::unique_ptr<TaskStore> inner_;
 };
 
 }  // namespace flowork::agent
