@@ -179,6 +179,7 @@ std::string ProviderKey(const v1::Provider& provider) {
 class GatewayImpl;
 void NoteCallStarted(GatewayImpl& gateway);
 void NoteCallEnded(GatewayImpl& gateway);
+bool GatewayStopping(const GatewayImpl& gateway);
 
 // How one attempt talks to its upstream, and turns the answer back into the
 // caller's shape.
@@ -242,8 +243,15 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
   }
   ~ProxyCall() {
     {
+      // Unanswered: either the caller went away, or the gateway stopped
+      // with the call waiting (a retry's backoff).
       absl::MutexLock lock(&mu_);
-      trail_.Close(499, "cancelled", "the caller went away", OverheadMicros());
+      if (GatewayStopping(gateway_)) {
+        trail_.Close(503, "cancelled", "the router stopped before the request was answered",
+                     OverheadMicros());
+      } else {
+        trail_.Close(499, "cancelled", "the caller went away", OverheadMicros());
+      }
     }
     NoteCallEnded(gateway_);
   }
@@ -371,6 +379,7 @@ class GatewayImpl final : public Gateway {
   // Requests in flight refer to the gateway: drop pending retries (their
   // callers get an error or a cut) and wait for the rest to finish.
   ~GatewayImpl() override {
+    stopping_.store(true);
     delays_.Stop();
     absl::MutexLock lock(&live_mu_);
     live_mu_.Await(absl::Condition(
@@ -398,6 +407,8 @@ class GatewayImpl final : public Gateway {
     loops_->Post(loop, std::move(work));
   }
   core::internal::TimerQueue& delays() { return delays_; }
+  // The gateway is being destroyed: calls still waiting are dropped.
+  bool stopping() const { return stopping_.load(); }
   GatewayMetrics* metrics() { return metrics_.get(); }
   double Jitter() {
     absl::MutexLock lock(&rng_mu_);
@@ -417,6 +428,7 @@ class GatewayImpl final : public Gateway {
   const std::unique_ptr<GatewayMetrics> metrics_;
   // Retry backoff, first-token deadlines and hedges.
   core::internal::TimerQueue delays_;
+  std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> counter_{0};
   const uint64_t process_salt_ = std::random_device{}();
   absl::Mutex rng_mu_;
@@ -427,6 +439,7 @@ class GatewayImpl final : public Gateway {
 
 void NoteCallStarted(GatewayImpl& gateway) { gateway.CallStarted(); }
 void NoteCallEnded(GatewayImpl& gateway) { gateway.CallEnded(); }
+bool GatewayStopping(const GatewayImpl& gateway) { return gateway.stopping(); }
 
 void Reply(HttpResponseWriter& writer, Front front, int status, absl::string_view message,
            absl::string_view type, absl::string_view code, HttpHeaders headers) {

@@ -1,6 +1,8 @@
 // The gateway's governance in one process: keys and zones, limits and
 // budgets, the audit trail and metrics, in front of flowork-mockllm servers.
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -322,6 +324,60 @@ TEST_F(GovernanceTest, AuditsSuccessFailoverAndRejection) {
   auto verified = audit_->Verify();
   ASSERT_TRUE(verified.ok());
   EXPECT_TRUE(verified->ok()) << verified->reason();
+}
+
+// An upstream that answers every request 503 and counts them.
+class UnavailableUpstream final : public core::HttpHandler {
+ public:
+  void Handle(core::HttpRequest, std::unique_ptr<core::HttpResponseWriter> writer) override {
+    requests_.fetch_add(1);
+    writer->Send({.status = 503,
+                  .headers = {{"Content-Type", "application/json"}},
+                  .body = R"({"error":{"message":"busy","type":"server_error"}})"});
+  }
+  int requests() const { return requests_.load(); }
+
+ private:
+  std::atomic<int> requests_{0};
+};
+
+// A request waiting out a retry's backoff when the router stops is audited
+// as stopped by the router, not as left by its caller.
+TEST_F(GovernanceTest, ARetryPendingWhenTheRouterStopsIsAuditedAsStoppedByTheRouter) {
+  UnavailableUpstream busy;
+  auto upstream = core::HttpServer::Create({.address = "127.0.0.1:0", .threads = 1}, busy);
+  ASSERT_TRUE(upstream.ok());
+  Serve(absl::StrCat("providers:\n"
+                     "  - {name: here, kind: mock, base_url: \"http://127.0.0.1:",
+                     (*upstream)->port(), "/v1\", zone: local}\n",
+                     "models:\n"
+                     "  - {name: small, provider: here, capabilities: [chat]}\n"
+                     "routes:\n"
+                     "  - {name: chat, candidates: [small],"
+                     " retry: {same_endpoint: 1, backoff: 60s, max_wait: 5s}}\n"
+                     "auth: {mode: none}\n"));
+  std::thread caller([&] {
+    // Cut when the router stops: no answer to check.
+    (void)testing::HttpCall(server_->port(), "POST", "/v1/chat/completions", kChat,
+                            {{"x-request-id", "req-stopped"}});
+  });
+  for (int i = 0; i < 1000 && busy.requests() == 0; ++i) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_EQ(busy.requests(), 1);
+  absl::SleepFor(absl::Milliseconds(50));  // The 503 reached the router; the retry waits.
+  server_->Shutdown(absl::ZeroDuration());
+  caller.join();
+  server_.reset();
+  gateway_.reset();  // Drops the waiting retry.
+  EXPECT_EQ(busy.requests(), 1);
+
+  std::vector<v1::AuditEntry> entries = Entries();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].request_id(), "req-stopped");
+  EXPECT_EQ(entries[0].outcome(), "cancelled");
+  EXPECT_EQ(entries[0].status(), 503);
+  EXPECT_THAT(entries[0].error(), HasSubstr("the router stopped"));
+  ASSERT_EQ(entries[0].attempts_size(), 1);
+  EXPECT_EQ(entries[0].attempts(0).status(), 503);
 }
 
 TEST_F(GovernanceTest, PassesTraceparentUpstreamAndAuditsItsTraceId) {
