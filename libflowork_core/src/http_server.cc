@@ -5,8 +5,10 @@
 
 #include "flowork/core/http_server.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <optional>
 #include <thread>
@@ -217,7 +219,10 @@ std::string ResponseHead(int status, const HttpHeaders& headers, bool keep_alive
 class Connection final : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Socket socket, std::shared_ptr<Worker> worker)
-      : worker_(std::move(worker)), server_(worker_->server()), stream_(std::move(socket)) {
+      : worker_(std::move(worker)),
+        server_(worker_->server()),
+        stream_(std::move(socket)),
+        read_timer_(stream_.socket().get_executor()) {
     beast::error_code ec;
     stream_.socket().set_option(tcp::no_delay(true), ec);
     // Writes are tried at once (Flush); a full socket must say so, not block.
@@ -246,6 +251,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
+    read_timer_.cancel();
     server_.ConnectionClosed();
     auto self = shared_from_this();
     worker_->connections.erase(self);
@@ -337,15 +343,70 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   // Queues request `seq` for a disconnect watch on the worker's next tick.
   void DeferWatch(const std::shared_ptr<Worker>& worker, uint64_t seq);
 
+  // Reads the next request: its head within idle_timeout, with its body.
+  // The parser is fed by hand from single socket reads: Beast's composed
+  // read operations cost several layers of handlers (and a timer) per read.
   void ReadHeader() {
     state_ = State::kReading;
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_.options().max_header_bytes));
     parser_->body_limit(server_.options().max_body_bytes);
-    stream_.expires_after(absl::ToChronoNanoseconds(server_.options().idle_timeout));
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+    SetReadDeadline();
+    ContinueHeader();
+  }
+
+  void ContinueHeader() {
+    const beast::error_code ec = ParseBuffered(/*header_only=*/true);
+    if (ec != http::error::need_more) return OnHeader(ec);
+    ReadMore(&Connection::ContinueHeader);
+  }
+
+  void ContinueBody() {
+    const beast::error_code ec = ParseBuffered(/*header_only=*/false);
+    if (ec == http::error::need_more) return ReadMore(&Connection::ContinueBody);
+    if (ec) return OnReadError(ec);
+    OnRequest();
+  }
+
+  // One read from the socket into `buffer_`, then `next` (which parses);
+  // end of stream and errors go to OnReadError, as Beast's read reports them.
+  void ReadMore(void (Connection::*next)()) {
+    const size_t room = std::clamp<size_t>(buffer_.capacity() - buffer_.size(), 512, 65536);
+    stream_.socket().async_read_some(
+        buffer_.prepare(room), [self = shared_from_this(), next](beast::error_code ec, size_t n) {
+          if (self->state_ == State::kClosed) return;
+          self->buffer_.commit(n);
+          if (ec == asio::error::eof) {
+            if (!self->parser_->got_some()) return self->OnReadError(http::error::end_of_stream);
+            self->parser_->put_eof(ec);
+            if (!ec && !self->parser_->is_done()) ec = http::error::partial_message;
+          }
+          if (ec) return self->OnReadError(self->read_timed_out_ ? beast::error::timeout : ec);
+          ((*self).*next)();
+        });
+  }
+
+  // The request must be read by now + idle_timeout. One timer per connection,
+  // not re-armed per request: armed for an earlier request's deadline, it
+  // fires early and waits again for the deadline of the read then pending.
+  void SetReadDeadline() {
+    read_deadline_ = std::chrono::steady_clock::now() +
+                     absl::ToChronoNanoseconds(server_.options().idle_timeout);
+    if (!read_timer_armed_) ArmReadTimer();
+  }
+
+  void ArmReadTimer() {
+    read_timer_armed_ = true;
+    read_timer_.expires_at(read_deadline_);
+    read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      self->read_timer_armed_ = false;
+      // Not reading (responding): the next request's read arms it again.
+      if (ec || self->state_ != State::kReading) return;
+      if (std::chrono::steady_clock::now() < self->read_deadline_) return self->ArmReadTimer();
+      self->read_timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);  // The read fails: a timeout.
+    });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -369,24 +430,16 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   void ReadBody() {
     if (state_ == State::kClosed) return;
     // A small request usually arrives whole, its body read along with its
-    // head: parse that here. (Beast's read would finish it with an empty
-    // read, one more system call per request.)
-    if (const beast::error_code ec = ParseBuffered(); ec != http::error::need_more) {
-      return ec ? OnReadError(ec) : OnRequest();
-    }
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       if (self->state_ == State::kClosed) return;
-                       if (ec) return self->OnReadError(ec);
-                       self->OnRequest();
-                     });
+    // head: ContinueBody parses it without another read.
+    ContinueBody();
   }
 
-  // Feeds what `buffer_` holds to the parser: no error once the request is
-  // whole, need_more when the buffer ran out first, else the parse error.
-  beast::error_code ParseBuffered() {
+  // Feeds what `buffer_` holds to the parser: no error once the head (or the
+  // whole request) is in, need_more when the buffer ran out first, else the
+  // parse error.
+  beast::error_code ParseBuffered(bool header_only) {
     beast::error_code ec;
-    while (!parser_->is_done()) {
+    while (header_only ? !parser_->is_header_done() : !parser_->is_done()) {
       if (buffer_.size() == 0) return http::error::need_more;
       const size_t used = parser_->put(buffer_.data(), ec);
       buffer_.consume(used);
@@ -429,7 +482,6 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     ++seq_;
     response_started_ = false;
     response_complete_ = false;
-    stream_.expires_never();
   }
 
   void OnRequest();
@@ -542,6 +594,11 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<Worker> worker_;  // Keeps the io_context alive.
   ServerImpl& server_;
   Stream stream_;
+  // The read deadline (see SetReadDeadline).
+  Timer read_timer_;
+  std::chrono::steady_clock::time_point read_deadline_;
+  bool read_timer_armed_ = false;
+  bool read_timed_out_ = false;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string remote_address_;

@@ -853,6 +853,23 @@ TEST(HttpServerTest, IdleConnectionIsClosedAfterIdleTimeout) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
 }
 
+// The read deadline is per request: a connection busy with requests spaced
+// well within idle_timeout stays open past it.
+TEST(HttpServerTest, TheIdleTimeoutCountsFromEachRequestNotFromTheConnection) {
+  PathEchoHandler handler;
+  HttpServerOptions options = TestOptions();
+  options.idle_timeout = absl::Milliseconds(400);
+  auto server = StartServer(handler, options);
+  ASSERT_NE(server, nullptr);
+  RawClient client(server->port());
+  for (int i = 0; i < 6; ++i) {  // 6 x 150 ms: more than twice the timeout.
+    ASSERT_TRUE(client.Send(Get("/again"))) << "request " << i;
+    ASSERT_TRUE(client.ReadResponse().has_value()) << "request " << i;
+    absl::SleepFor(absl::Milliseconds(150));
+  }
+  EXPECT_TRUE(client.ServerCloses());  // Then idle: closed.
+}
+
 TEST(HttpServerTest, ShutdownClosesIdleConnectionsAndLetsResponsesInProgressFinish) {
   ParkingHandler handler;
   auto server = StartServer(handler);
