@@ -5,8 +5,10 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <deque>
 #include <optional>
 #include <thread>
@@ -123,6 +125,8 @@ using Timer =
     asio::basic_waitable_timer<std::chrono::steady_clock,
                                asio::wait_traits<std::chrono::steady_clock>, LoopExecutor>;
 using Resolver = asio::ip::basic_resolver<tcp, LoopExecutor>;
+using SteadyClock = std::chrono::steady_clock;
+using SteadyTime = SteadyClock::time_point;
 
 // One upstream connection, plain or TLS.
 class Connection {
@@ -187,7 +191,7 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
         loop_(loop),
         request_(std::move(request)),
         observer_(std::move(observer)),
-        total_timer_(loop.ctx.get_executor()),
+        timer_(loop.ctx.get_executor()),
         resolver_(loop.ctx.get_executor()) {}
 
   void Start();
@@ -201,7 +205,18 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   void ConnectTo(std::vector<tcp::endpoint> endpoints);
   void Send();
   void ReadHead();
+  void ContinueHead();
   void ReadBody();
+  // One read from the connection into its buffer, then `next` (which
+  // parses); failures go to Fail, described as `reading`.
+  void ReadMore(void (Exchange::*next)(), const char* reading);
+  // The deadline timer: total, and the phase's (first byte, idle).
+  void ArmTimer(SteadyTime at);
+  void OnTimer();
+  // No phase deadline set from now on can be sooner than now + this.
+  std::chrono::nanoseconds ShortestPhase() const {
+    return absl::ToChronoNanoseconds(std::min(request_.first_byte_timeout, request_.idle_timeout));
+  }
   void Fail(HttpCallFailure failure, std::string message);
   void Finish(HttpCallOutcome outcome);
   HttpCallFailure Classify(const beast::error_code& ec) const;
@@ -211,7 +226,12 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   HttpClientRequest request_;
   std::shared_ptr<HttpResponseObserver> observer_;
   Url url_;
-  Timer total_timer_;
+  // One timer for every deadline, armed at the earliest one that can be
+  // pending (see ArmTimer): no timer per read.
+  Timer timer_;
+  SteadyTime total_deadline_;
+  SteadyTime phase_deadline_ = SteadyTime::max();  // First byte, then idle.
+  SteadyTime timer_at_ = SteadyTime::max();         // When armed: its time.
   Resolver resolver_;
   std::vector<tcp::endpoint> endpoints_;  // Being connected to.
   std::unique_ptr<Connection> connection_;
@@ -404,13 +424,9 @@ void Exchange::Start() {
     // A pooled connection may only serve requests pinned to the same addresses.
     absl::StrAppend(&url_.origin, "@", absl::StrJoin(request_.connect_addresses, ","));
   }
-  total_timer_.expires_after(absl::ToChronoNanoseconds(request_.total_timeout));
-  total_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-    if (ec || self->done_) return;
-    self->forced_ = HttpCallFailure::kTotalTimeout;
-    if (self->connection_) self->connection_->Close();
-    self->resolver_.cancel();
-  });
+  const SteadyTime now = SteadyClock::now();
+  total_deadline_ = now + absl::ToChronoNanoseconds(request_.total_timeout);
+  ArmTimer(std::min(total_deadline_, now + ShortestPhase()));
   // The request head, written by hand next to the body in one gathered write.
   head_ = absl::StrCat(request_.method, " ", url_.target, " HTTP/1.1\r\nHost: ", url_.host);
   if ((url_.tls && url_.port != 443) || (!url_.tls && url_.port != 80)) {
@@ -443,6 +459,7 @@ void Exchange::Acquire() {
 
 void Exchange::Connect() {
   phase_ = Phase::kConnect;
+  phase_deadline_ = SteadyTime::max();  // The stream's own connect timeout.
   connection_ = std::make_unique<Connection>(loop_.ctx, url_.tls ? &client_.tls() : nullptr);
   if (TlsStream* tls = connection_->tls()) {
     // SNI, and the certificate must name this host.
@@ -485,9 +502,13 @@ void Exchange::ConnectTo(std::vector<tcp::endpoint> endpoints) {
         beast::error_code ignored;
         self->connection_->tcp().socket().set_option(tcp::no_delay(true), ignored);
         TlsStream* tls = self->connection_->tls();
-        if (tls == nullptr) return self->Send();
+        if (tls == nullptr) {
+          self->connection_->tcp().expires_never();  // Later phases: timer_.
+          return self->Send();
+        }
         tls->async_handshake(ssl::stream_base::client, [self](beast::error_code ec) {
           if (ec) return self->Fail(self->Classify(ec), "TLS handshake: " + ec.message());
+          self->connection_->tcp().expires_never();
           self->Send();
         });
       });
@@ -495,9 +516,10 @@ void Exchange::ConnectTo(std::vector<tcp::endpoint> endpoints) {
 
 void Exchange::Send() {
   phase_ = Phase::kFirstByte;
+  phase_deadline_ =
+      SteadyClock::now() + absl::ToChronoNanoseconds(request_.first_byte_timeout);
   out_ = {asio::buffer(head_)};
   if (!request_.body.empty()) out_.push_back(asio::buffer(request_.body));
-  connection_->tcp().expires_after(absl::ToChronoNanoseconds(request_.first_byte_timeout));
   if (connection_->tls() == nullptr) {
     // A request usually fits the socket's buffer: write it now instead of
     // going round the event queue. A failure here goes the usual way (the
@@ -522,6 +544,7 @@ void Exchange::Send() {
       if (!out_.empty() && n > 0) out_.front() += n;
     }
   }
+  // A write that waits for room: timer_ (first byte) bounds it.
   connection_->Visit([&](auto& stream) {
     asio::async_write(stream, out_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->Fail(self->Classify(ec), "write: " + ec.message());
@@ -531,33 +554,42 @@ void Exchange::Send() {
   });
 }
 
+// The response is parsed by hand from single reads: Beast's composed reads
+// cost several layers of handlers (and a timer) per read.
 void Exchange::ReadHead() {
   parser_.emplace();
   parser_->body_limit(boost::none);
   if (request_.method == "HEAD") parser_->skip(true);
-  connection_->Visit([&](auto& stream) {
-    http::async_read_header(
-        stream, connection_->buffer, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) {
-          if (ec)
-            return self->Fail(self->Classify(ec), "reading the response head: " + ec.message());
-          self->head_seen_ = true;
-          const auto& head = self->parser_->get();
-          HttpHeaders headers;
-          for (const auto& field : head) {
-            headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-          }
-          self->observer_->OnHead(static_cast<int>(head.result_int()), headers);
-          self->phase_ = Phase::kBody;
-          self->ReadBody();
-        });
-  });
+  ContinueHead();
+}
+
+void Exchange::ContinueHead() {
+  beast::flat_buffer& buffer = connection_->buffer;
+  beast::error_code ec;
+  while (!parser_->is_header_done()) {
+    if (buffer.size() == 0) return ReadMore(&Exchange::ContinueHead, "the response head");
+    const size_t used = parser_->put(buffer.data(), ec);
+    buffer.consume(used);
+    if (ec == http::error::need_more || (!ec && used == 0)) {
+      return ReadMore(&Exchange::ContinueHead, "the response head");
+    }
+    if (ec) return Fail(Classify(ec), "reading the response head: " + ec.message());
+  }
+  head_seen_ = true;
+  const auto& head = parser_->get();
+  HttpHeaders headers;
+  for (const auto& field : head) {
+    headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
+  observer_->OnHead(static_cast<int>(head.result_int()), headers);
+  if (done_ || !connection_) return;
+  phase_ = Phase::kBody;
+  ReadBody();
 }
 
 void Exchange::ReadBody() {
   // Body bytes already buffered (usually all of a small answer, read along
-  // with its head) are parsed here instead of through another trip round
-  // the event queue.
+  // with its head) are parsed without another read.
   while (!parser_->is_done() && connection_->buffer.size() > 0) {
     auto& body = parser_->get().body();
     body.data = connection_->body_buffer;
@@ -583,27 +615,64 @@ void Exchange::ReadBody() {
     }
     return Finish({});
   }
-  auto& body = parser_->get().body();
-  body.data = connection_->body_buffer;
-  body.size = sizeof(connection_->body_buffer);
-  connection_->tcp().expires_after(absl::ToChronoNanoseconds(request_.idle_timeout));
-  connection_->Visit([&](auto& stream) {
-    http::async_read_some(
-        stream, connection_->buffer, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) {
-          if (ec == http::error::need_buffer) ec = {};
-          auto& body = self->parser_->get().body();
-          const size_t capacity = sizeof(Connection::body_buffer);
-          const size_t got = capacity - body.size;
-          if (got > 0 && !self->done_ && self->connection_) {
-            self->observer_->OnBody(std::string_view(self->connection_->body_buffer, got));
-          }
-          if (ec) {
-            return self->Fail(self->Classify(ec), "reading the response body: " + ec.message());
-          }
-          self->ReadBody();
-        });
+  phase_deadline_ = SteadyClock::now() + absl::ToChronoNanoseconds(request_.idle_timeout);
+  ReadMore(&Exchange::ReadBody, "the response body");
+}
+
+void Exchange::ReadMore(void (Exchange::*next)(), const char* reading) {
+  beast::flat_buffer& buffer = connection_->buffer;
+  const size_t room = std::clamp<size_t>(buffer.capacity() - buffer.size(), 512, 65536);
+  auto on_read = [self = shared_from_this(), next, reading](beast::error_code ec, size_t n) {
+    if (self->done_ || !self->connection_) return;
+    self->connection_->buffer.commit(n);
+    if (ec == asio::error::eof) {
+      // The server closed: a response without a length ends here, any
+      // other is cut short (as Beast's read reports it).
+      if (!self->parser_->got_some()) {
+        ec = http::error::end_of_stream;
+      } else {
+        self->parser_->put_eof(ec);
+        if (!ec && !self->parser_->is_done()) ec = http::error::partial_message;
+      }
+    }
+    if (ec) return self->Fail(self->Classify(ec), absl::StrCat("reading ", reading, ": ", ec.message()));
+    ((*self).*next)();
+  };
+  if (TlsStream* tls = connection_->tls()) {
+    tls->async_read_some(buffer.prepare(room), std::move(on_read));
+  } else {
+    connection_->tcp().socket().async_read_some(buffer.prepare(room), std::move(on_read));
+  }
+}
+
+void Exchange::ArmTimer(SteadyTime at) {
+  if (timer_at_ != SteadyTime::max()) return;  // Armed: OnTimer re-arms.
+  timer_at_ = at;
+  timer_.expires_at(at);
+  timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    self->timer_at_ = SteadyTime::max();
+    if (ec || self->done_) return;
+    self->OnTimer();
   });
+}
+
+// Fires no later than any deadline: the total one, the phase's, or one a
+// phase may set from now on (no sooner than now + the shortest phase).
+void Exchange::OnTimer() {
+  const SteadyTime now = SteadyClock::now();
+  std::optional<HttpCallFailure> failure;
+  if (now >= total_deadline_) {
+    failure = HttpCallFailure::kTotalTimeout;
+  } else if (now >= phase_deadline_) {
+    failure = phase_ == Phase::kBody ? HttpCallFailure::kIdleTimeout
+                                     : HttpCallFailure::kFirstByteTimeout;
+  }
+  if (!failure) {
+    return ArmTimer(std::min({total_deadline_, phase_deadline_, now + ShortestPhase()}));
+  }
+  forced_ = failure;
+  if (connection_) connection_->Close();
+  resolver_.cancel();
 }
 
 HttpCallFailure Exchange::Classify(const beast::error_code& ec) const {
@@ -649,7 +718,7 @@ void Exchange::Fail(HttpCallFailure failure, std::string message) {
 void Exchange::Finish(HttpCallOutcome outcome) {
   if (done_) return;
   done_ = true;
-  total_timer_.cancel();
+  timer_.cancel();
   std::shared_ptr<HttpResponseObserver> observer = std::move(observer_);
   observer->OnDone(outcome);
   client_.Finished(this);

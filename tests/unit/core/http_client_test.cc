@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <deque>
 #include <regex>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -87,9 +89,14 @@ class Collector final : public HttpResponseObserver {
 };
 
 // Answers by path: /hello, /stream (3 chunks, the last after Release()),
-// /silent (never answers), /stall (one chunk then nothing).
+// /silent (never answers), /stall (one chunk then nothing), /drip (6 chunks
+// 100 ms apart).
 class TestHandler final : public HttpHandler {
  public:
+  ~TestHandler() override {
+    for (std::thread& t : drips_) t.join();
+  }
+
   void Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) override {
     {
       absl::MutexLock lock(&mu_);
@@ -106,6 +113,19 @@ class TestHandler final : public HttpHandler {
       writer->Write("two;");
       absl::MutexLock lock(&mu_);
       streams_.push_back(std::move(writer));
+      return;
+    }
+    if (path == "/drip") {
+      writer->StartStream(200, {});
+      std::shared_ptr<HttpResponseWriter> w = std::move(writer);
+      absl::MutexLock lock(&mu_);
+      drips_.emplace_back([w] {
+        for (int i = 0; i < 6; ++i) {
+          absl::SleepFor(absl::Milliseconds(100));
+          w->Write("drop;");
+        }
+        w->Finish();
+      });
       return;
     }
     if (path == "/stall") {
@@ -158,6 +178,7 @@ class TestHandler final : public HttpHandler {
   std::deque<std::unique_ptr<HttpResponseWriter>> streams_;
   std::deque<std::unique_ptr<HttpResponseWriter>> parked_;
   int cancelled_ = 0;
+  std::vector<std::thread> drips_;
 };
 
 class HttpClientTest : public ::testing::Test {
@@ -321,6 +342,47 @@ TEST_F(HttpClientTest, StalledBodyIsAnIdleTimeout) {
   ASSERT_TRUE(r->Wait());
   EXPECT_EQ(r->outcome().failure, HttpCallFailure::kIdleTimeout);
   EXPECT_EQ(r->body(), "first");
+}
+
+// The idle timeout is between reads: a body that keeps coming may take
+// longer than it in all.
+TEST_F(HttpClientTest, ABodyThatKeepsComingIsNotAnIdleTimeout) {
+  auto r = Call({.method = "GET",
+                 .url = Url("/drip"),
+                 .first_byte_timeout = absl::Milliseconds(300),
+                 .idle_timeout = absl::Milliseconds(300)});
+  ASSERT_TRUE(r->Wait());
+  EXPECT_TRUE(r->outcome().ok()) << r->outcome().message;
+  EXPECT_EQ(r->body(), "drop;drop;drop;drop;drop;drop;");
+}
+
+// A response without a length (HTTP/1.0 style) ends when the server closes.
+TEST_F(HttpClientTest, ABodyWithoutALengthEndsWhenTheServerCloses) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  std::thread server([listener] {
+    const int fd = ::accept(listener, nullptr, nullptr);
+    if (fd < 0) return;
+    char request[4096];
+    (void)::read(fd, request, sizeof(request));
+    const std::string answer = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it";
+    (void)::write(fd, answer.data(), answer.size());
+    ::close(fd);
+  });
+  auto r = Call({.method = "GET",
+                 .url = absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port), "/")});
+  ASSERT_TRUE(r->Wait());
+  server.join();
+  ::close(listener);
+  EXPECT_TRUE(r->outcome().ok()) << r->outcome().message;
+  EXPECT_EQ(r->body(), "all of it");
 }
 
 TEST_F(HttpClientTest, TotalTimeoutBoundsTheWholeExchange) {
