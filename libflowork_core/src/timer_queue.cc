@@ -32,6 +32,7 @@ uint64_t TimerQueue::At(absl::Time when, absl::AnyInvocable<void() &&> work) {
 }
 
 void TimerQueue::Cancel(uint64_t id) {
+  if (id == 0) return;  // No timer: no need for the lock.
   absl::AnyInvocable<void() &&> dropped;
   absl::MutexLock lock(&mu_);
   auto it = by_id_.find(id);

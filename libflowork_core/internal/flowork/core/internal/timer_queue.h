@@ -26,7 +26,7 @@ class TimerQueue {
   // Returns an id for Cancel; never 0.
   uint64_t At(absl::Time when, absl::AnyInvocable<void() &&> work);
   // Drops work not yet run; harmless for work that ran or was dropped.
-  void Cancel(uint64_t id);
+  void Cancel(uint64_t id);  // 0 (no timer) is ignored.
   // Drops what has not run and joins the thread. Idempotent.
   void Stop();
 
