@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <optional>
 #include <thread>
@@ -170,6 +171,69 @@ class Connection {
   std::optional<TlsStream> tls_;
 };
 
+// Each read asks for at least kMinRead bytes of room (a request or answer of
+// a few KiB in one system call) and at most kMaxRead.
+constexpr size_t kMinRead = 4096;
+constexpr size_t kMaxRead = 65536;
+
+// Parses a response straight into its status and HttpHeaders (no Beast
+// message, whose header fields are allocated one by one), and its body into
+// the buffer SetOutput gives: when that is full, put() stops with
+// need_buffer. Framing, limits and keep_alive() are Beast's basic_parser's.
+class ResponseParser final : public http::basic_parser<false> {
+ public:
+  int status() const { return status_; }
+  const HttpHeaders& headers() const { return headers_; }
+  void SetOutput(char* data, size_t size) {
+    out_ = data;
+    room_ = size;
+    used_ = 0;
+  }
+  // Body bytes written to the output since SetOutput.
+  size_t output_used() const { return used_; }
+
+ private:
+  void on_request_impl(http::verb, beast::string_view, beast::string_view, int,
+                       beast::error_code& ec) override {
+    ec = http::error::bad_version;  // A response parser sees no request line.
+  }
+  void on_response_impl(int code, beast::string_view, int, beast::error_code&) override {
+    status_ = code;
+  }
+  void on_field_impl(http::field, beast::string_view name, beast::string_view value,
+                     beast::error_code&) override {
+    headers_.emplace_back(std::string(name.data(), name.size()),
+                          std::string(value.data(), value.size()));
+  }
+  void on_header_impl(beast::error_code&) override {}
+  void on_body_init_impl(const boost::optional<uint64_t>&, beast::error_code&) override {}
+  size_t on_body_impl(beast::string_view body, beast::error_code& ec) override {
+    return Take(body, ec);
+  }
+  void on_chunk_header_impl(uint64_t, beast::string_view, beast::error_code&) override {}
+  size_t on_chunk_body_impl(uint64_t, beast::string_view body, beast::error_code& ec) override {
+    return Take(body, ec);
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  size_t Take(beast::string_view body, beast::error_code& ec) {
+    const size_t n = std::min(body.size(), room_ - used_);
+    if (n == 0) {
+      ec = http::error::need_buffer;
+      return 0;
+    }
+    std::memcpy(out_ + used_, body.data(), n);
+    used_ += n;
+    return n;
+  }
+
+  int status_ = 0;
+  HttpHeaders headers_;
+  char* out_ = nullptr;
+  size_t room_ = 0;
+  size_t used_ = 0;
+};
+
 class ClientImpl;
 
 // One event loop and its pool.
@@ -245,7 +309,7 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   std::optional<HttpCallFailure> forced_;  // Cancel or total timeout.
   std::string head_;                       // Serialized request head.
   std::vector<asio::const_buffer> out_;
-  std::optional<http::response_parser<http::buffer_body>> parser_;
+  std::optional<ResponseParser> parser_;
 };
 
 class ClientImpl final : public HttpClient {
@@ -586,12 +650,7 @@ void Exchange::ContinueHead() {
     if (ec) return Fail(Classify(ec), "reading the response head: " + ec.message());
   }
   head_seen_ = true;
-  const auto& head = parser_->get();
-  HttpHeaders headers;
-  for (const auto& field : head) {
-    headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-  }
-  observer_->OnHead(static_cast<int>(head.result_int()), headers);
+  observer_->OnHead(parser_->status(), parser_->headers());
   if (done_ || !connection_) return;
   phase_ = Phase::kBody;
   ReadBody();
@@ -601,13 +660,11 @@ void Exchange::ReadBody() {
   // Body bytes already buffered (usually all of a small answer, read along
   // with its head) are parsed without another read.
   while (!parser_->is_done() && connection_->buffer.size() > 0) {
-    auto& body = parser_->get().body();
-    body.data = connection_->body_buffer;
-    body.size = sizeof(connection_->body_buffer);
+    parser_->SetOutput(connection_->body_buffer, sizeof(connection_->body_buffer));
     beast::error_code ec;
     const size_t used = parser_->put(connection_->buffer.data(), ec);
     connection_->buffer.consume(used);
-    const size_t got = sizeof(connection_->body_buffer) - body.size;
+    const size_t got = parser_->output_used();
     if (got > 0) observer_->OnBody(std::string_view(connection_->body_buffer, got));
     if (done_ || !connection_) return;
     if (ec == http::error::need_buffer) continue;
@@ -632,7 +689,7 @@ void Exchange::ReadBody() {
 
 void Exchange::ReadMore(void (Exchange::*next)(), const char* reading) {
   beast::flat_buffer& buffer = connection_->buffer;
-  const size_t room = std::clamp<size_t>(buffer.capacity() - buffer.size(), 512, 65536);
+  const size_t room = std::clamp<size_t>(buffer.capacity() - buffer.size(), kMinRead, kMaxRead);
   auto on_read = [self = shared_from_this(), next, reading](beast::error_code ec, size_t n) {
     if (self->done_ || !self->connection_) return;
     self->connection_->buffer.commit(n);

@@ -216,6 +216,54 @@ std::string ResponseHead(int status, const HttpHeaders& headers, bool keep_alive
   return head;
 }
 
+// Each read asks for at least kMinRead bytes of room (a request or answer of
+// a few KiB in one system call) and at most kMaxRead.
+constexpr size_t kMinRead = 4096;
+constexpr size_t kMaxRead = 65536;
+
+// Parses a request straight into an HttpRequest: no Beast message, whose
+// header fields are allocated one by one, and no copy of them afterwards.
+// Limits, framing and keep_alive() are Beast's basic_parser's.
+class RequestParser final : public http::basic_parser<true> {
+ public:
+  HttpRequest& request() { return request_; }
+  bool head_request() const { return head_request_; }
+
+ private:
+  void on_request_impl(http::verb method, beast::string_view method_string,
+                       beast::string_view target, int, beast::error_code&) override {
+    request_.method.assign(method_string.data(), method_string.size());
+    request_.target.assign(target.data(), target.size());
+    head_request_ = method == http::verb::head;
+  }
+  void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override {
+    ec = http::error::bad_version;  // A request parser sees no status line.
+  }
+  void on_field_impl(http::field, beast::string_view name, beast::string_view value,
+                     beast::error_code&) override {
+    request_.headers.emplace_back(std::string(name.data(), name.size()),
+                                  std::string(value.data(), value.size()));
+  }
+  void on_header_impl(beast::error_code&) override {}
+  // The parser has checked `length` against the body limit.
+  void on_body_init_impl(const boost::optional<uint64_t>& length, beast::error_code&) override {
+    if (length) request_.body.reserve(*length);
+  }
+  size_t on_body_impl(beast::string_view body, beast::error_code&) override {
+    request_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(uint64_t, beast::string_view, beast::error_code&) override {}
+  size_t on_chunk_body_impl(uint64_t, beast::string_view body, beast::error_code&) override {
+    request_.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(beast::error_code&) override {}
+
+  HttpRequest request_;
+  bool head_request_ = false;
+};
+
 class Connection final : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Socket socket, std::shared_ptr<Worker> worker)
@@ -371,7 +419,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   // One read from the socket into `buffer_`, then `next` (which parses);
   // end of stream and errors go to OnReadError, as Beast's read reports them.
   void ReadMore(void (Connection::*next)()) {
-    const size_t room = std::clamp<size_t>(buffer_.capacity() - buffer_.size(), 512, 65536);
+    const size_t room = std::clamp<size_t>(buffer_.capacity() - buffer_.size(), kMinRead, kMaxRead);
     stream_.socket().async_read_some(
         buffer_.prepare(room), [self = shared_from_this(), next](beast::error_code ec, size_t n) {
           if (self->state_ == State::kClosed) return;
@@ -412,9 +460,9 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   void OnHeader(beast::error_code ec) {
     if (state_ == State::kClosed) return;
     if (ec) return OnReadError(ec);
-    const auto& header = parser_->get();
-    if (!parser_->is_done() &&
-        absl::EqualsIgnoreCase(ToAbsl(header[http::field::expect]), "100-continue")) {
+    const std::string* expect = parser_->request().FindHeader("expect");
+    if (!parser_->is_done() && expect != nullptr &&
+        absl::EqualsIgnoreCase(*expect, "100-continue")) {
       // Answer 100 Continue so clients (curl) send the body without waiting.
       auto continue_line = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
       asio::async_write(stream_, asio::buffer(*continue_line),
@@ -600,7 +648,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   bool read_timer_armed_ = false;
   bool read_timed_out_ = false;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<RequestParser> parser_;
   std::string remote_address_;
   State state_ = State::kReading;
   bool keep_alive_ = true;
@@ -702,17 +750,9 @@ class ResponseWriterImpl final : public HttpResponseWriter {
 };
 
 void Connection::OnRequest() {
-  http::request<http::string_body> message = parser_->release();
-  keep_alive_ = keep_alive_ && message.keep_alive() && !worker_->draining;
-  HttpRequest request;
-  request.method = std::string(message.method_string());
-  head_request_ = message.method() == http::verb::head;
-  request.target = std::string(message.target());
-  request.headers.reserve(std::distance(message.begin(), message.end()));
-  for (const auto& field : message) {
-    request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-  }
-  request.body = std::move(message.body());
+  keep_alive_ = keep_alive_ && parser_->keep_alive() && !worker_->draining;
+  head_request_ = parser_->head_request();
+  HttpRequest request = std::move(parser_->request());
   request.remote_address = remote_address_;
   BeginResponse();
   auto writer = std::make_unique<ResponseWriterImpl>(shared_from_this(), seq_);
