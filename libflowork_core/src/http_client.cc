@@ -31,6 +31,7 @@
 #include "boost/beast/http.hpp"
 #include "boost/beast/ssl.hpp"
 #include "flowork/core/internal/event_loops.h"
+#include "flowork/core/internal/steady_deadline.h"
 #include "flowork/core/internal/strings.h"
 
 namespace flowork::core {
@@ -126,8 +127,9 @@ using Timer =
     asio::basic_waitable_timer<std::chrono::steady_clock,
                                asio::wait_traits<std::chrono::steady_clock>, LoopExecutor>;
 using Resolver = asio::ip::basic_resolver<tcp, LoopExecutor>;
-using SteadyClock = std::chrono::steady_clock;
-using SteadyTime = SteadyClock::time_point;
+using internal::SteadyClock;
+using internal::SteadyDeadline;
+using internal::SteadyTime;
 
 // One upstream connection, plain or TLS.
 class Connection {
@@ -276,9 +278,12 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   // The deadline timer: total, and the phase's (first byte, idle).
   void ArmTimer(SteadyTime at);
   void OnTimer();
-  // No phase deadline set from now on can be sooner than now + this.
-  std::chrono::nanoseconds ShortestPhase() const {
-    return absl::ToChronoNanoseconds(std::min(request_.first_byte_timeout, request_.idle_timeout));
+  // No phase deadline set from now on can be sooner than `now` + the
+  // shorter of first_byte and idle (at least 1 ms: a zero timeout must not
+  // make the timer spin).
+  SteadyTime EarliestPhaseDeadline(SteadyTime now) const {
+    return SteadyDeadline(now, std::max(absl::Milliseconds(1), std::min(request_.first_byte_timeout,
+                                                                        request_.idle_timeout)));
   }
   void Fail(HttpCallFailure failure, std::string message);
   void Finish(HttpCallOutcome outcome);
@@ -294,7 +299,7 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   Timer timer_;
   SteadyTime total_deadline_;
   SteadyTime phase_deadline_ = SteadyTime::max();  // First byte, then idle.
-  SteadyTime timer_at_ = SteadyTime::max();         // When armed: its time.
+  bool timer_armed_ = false;
   // Made when a name must be resolved (not for a pooled connection: making
   // one looks up asio's resolver service under a lock).
   std::optional<Resolver> resolver_;
@@ -498,8 +503,8 @@ void Exchange::Start() {
     absl::StrAppend(&url_.origin, "@", absl::StrJoin(request_.connect_addresses, ","));
   }
   const SteadyTime now = SteadyClock::now();
-  total_deadline_ = now + absl::ToChronoNanoseconds(request_.total_timeout);
-  ArmTimer(std::min(total_deadline_, now + ShortestPhase()));
+  total_deadline_ = SteadyDeadline(now, request_.total_timeout);
+  ArmTimer(std::min(total_deadline_, EarliestPhaseDeadline(now)));
   // The request head, written by hand next to the body in one gathered write.
   head_ = absl::StrCat(request_.method, " ", url_.target, " HTTP/1.1\r\nHost: ", url_.host);
   if ((url_.tls && url_.port != 443) || (!url_.tls && url_.port != 80)) {
@@ -591,7 +596,7 @@ void Exchange::ConnectTo(std::vector<tcp::endpoint> endpoints) {
 void Exchange::Send() {
   phase_ = Phase::kFirstByte;
   phase_deadline_ =
-      SteadyClock::now() + absl::ToChronoNanoseconds(request_.first_byte_timeout);
+      SteadyDeadline(SteadyClock::now(), request_.first_byte_timeout);
   out_ = {asio::buffer(head_)};
   if (!request_.body.empty()) out_.push_back(asio::buffer(request_.body));
   if (connection_->tls() == nullptr) {
@@ -683,7 +688,7 @@ void Exchange::ReadBody() {
     }
     return Finish({});
   }
-  phase_deadline_ = SteadyClock::now() + absl::ToChronoNanoseconds(request_.idle_timeout);
+  phase_deadline_ = SteadyDeadline(SteadyClock::now(), request_.idle_timeout);
   ReadMore(&Exchange::ReadBody, "the response body");
 }
 
@@ -714,11 +719,12 @@ void Exchange::ReadMore(void (Exchange::*next)(), const char* reading) {
 }
 
 void Exchange::ArmTimer(SteadyTime at) {
-  if (timer_at_ != SteadyTime::max()) return;  // Armed: OnTimer re-arms.
-  timer_at_ = at;
+  // Armed already: OnTimer re-arms. Never: no deadline can pass.
+  if (timer_armed_ || at == SteadyTime::max()) return;
+  timer_armed_ = true;
   timer_.expires_at(at);
   timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-    self->timer_at_ = SteadyTime::max();
+    self->timer_armed_ = false;
     if (ec || self->done_) return;
     self->OnTimer();
   });
@@ -736,7 +742,7 @@ void Exchange::OnTimer() {
                                      : HttpCallFailure::kFirstByteTimeout;
   }
   if (!failure) {
-    return ArmTimer(std::min({total_deadline_, phase_deadline_, now + ShortestPhase()}));
+    return ArmTimer(std::min({total_deadline_, phase_deadline_, EarliestPhaseDeadline(now)}));
   }
   forced_ = failure;
   if (connection_) connection_->Close();

@@ -25,6 +25,7 @@
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "flowork/core/internal/event_loops.h"
+#include "flowork/core/internal/steady_deadline.h"
 #include "flowork/core/internal/strings.h"
 #include "flowork/core/logging.h"
 #include "flowork/core/status_http.h"
@@ -429,7 +430,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
             self->parser_->put_eof(ec);
             if (!ec && !self->parser_->is_done()) ec = http::error::partial_message;
           }
-          if (ec) return self->OnReadError(self->read_timed_out_ ? beast::error::timeout : ec);
+          if (ec) return self->OnReadError(ec);
           ((*self).*next)();
         });
   }
@@ -438,9 +439,9 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   // not re-armed per request: armed for an earlier request's deadline, it
   // fires early and waits again for the deadline of the read then pending.
   void SetReadDeadline() {
-    read_deadline_ = std::chrono::steady_clock::now() +
-                     absl::ToChronoNanoseconds(server_.options().idle_timeout);
-    if (!read_timer_armed_) ArmReadTimer();
+    read_deadline_ =
+        internal::SteadyDeadline(internal::SteadyClock::now(), server_.options().idle_timeout);
+    if (!read_timer_armed_ && read_deadline_ != internal::SteadyTime::max()) ArmReadTimer();
   }
 
   void ArmReadTimer() {
@@ -450,10 +451,11 @@ class Connection final : public std::enable_shared_from_this<Connection> {
       self->read_timer_armed_ = false;
       // Not reading (responding): the next request's read arms it again.
       if (ec || self->state_ != State::kReading) return;
-      if (std::chrono::steady_clock::now() < self->read_deadline_) return self->ArmReadTimer();
-      self->read_timed_out_ = true;
-      beast::error_code ignored;
-      self->stream_.socket().cancel(ignored);  // The read fails: a timeout.
+      if (internal::SteadyClock::now() < self->read_deadline_) return self->ArmReadTimer();
+      // Timed out: closed, like Beast's stream timeout, so no later read or
+      // write on it can outlive the deadline (the read may be between two
+      // operations now).
+      self->Close();
     });
   }
 
@@ -628,6 +630,15 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   void OnResponseDone() {
     on_cancel_ = nullptr;
     if (keep_alive_ && !worker_->draining) {
+      if (!watching_ && buffer_.size() > 0) {
+        // A pipelined request is already here: handle it from the event
+        // loop, not inside this response's Send (where the handler that
+        // answered may hold a lock, and a long pipeline would recurse).
+        asio::post(stream_.get_executor(), [self = shared_from_this()] {
+          if (self->state_ != State::kClosed) self->ReadHeader();
+        });
+        return;
+      }
       if (!watching_) return ReadHeader();
       read_after_watch_ = true;  // OnWatch reads on once the watch is cancelled.
       beast::error_code ec;
@@ -644,9 +655,8 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   Stream stream_;
   // The read deadline (see SetReadDeadline).
   Timer read_timer_;
-  std::chrono::steady_clock::time_point read_deadline_;
+  internal::SteadyTime read_deadline_;
   bool read_timer_armed_ = false;
-  bool read_timed_out_ = false;
   beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
   std::string remote_address_;

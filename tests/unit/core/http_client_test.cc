@@ -385,6 +385,18 @@ TEST_F(HttpClientTest, ABodyWithoutALengthEndsWhenTheServerCloses) {
   EXPECT_EQ(r->body(), "all of it");
 }
 
+// Infinite timeouts mean no deadline, not one in the past.
+TEST_F(HttpClientTest, InfiniteTimeoutsMeanNoDeadline) {
+  auto r = Call({.method = "GET",
+                 .url = Url("/hello"),
+                 .first_byte_timeout = absl::InfiniteDuration(),
+                 .idle_timeout = absl::InfiniteDuration(),
+                 .total_timeout = absl::InfiniteDuration()});
+  ASSERT_TRUE(r->Wait());
+  EXPECT_TRUE(r->outcome().ok()) << r->outcome().message;
+  EXPECT_EQ(r->body(), "hello world");
+}
+
 TEST_F(HttpClientTest, TotalTimeoutBoundsTheWholeExchange) {
   auto r = Call({.method = "GET", .url = Url("/silent"), .total_timeout = absl::Milliseconds(200)});
   ASSERT_TRUE(r->Wait());

@@ -397,6 +397,75 @@ TEST(HttpServerTest, AnswersPipelinedRequestsInOrder) {
   }
 }
 
+// Answers inline while holding a lock, as a handler guarding its state may.
+class LockedEchoHandler final : public HttpHandler {
+ public:
+  void Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) override {
+    absl::MutexLock lock(&mu_);
+    writer->Send(Text(200, std::string(request.path())));
+  }
+
+ private:
+  absl::Mutex mu_;
+};
+
+// Review found the next pipelined request handled inside the previous
+// response's Send: a handler answering under its lock then ran again under
+// it (a self-deadlock), and a long pipeline recursed.
+TEST(HttpServerTest, APipelinedRequestIsNotHandledInsideThePreviousResponsesSend) {
+  LockedEchoHandler handler;
+  auto server = StartServer(handler);
+  ASSERT_NE(server, nullptr);
+  RawClient client(server->port());
+  std::string pipeline;
+  for (int i = 0; i < 200; ++i) absl::StrAppend(&pipeline, Get(absl::StrCat("/", i)));
+  ASSERT_TRUE(client.Send(pipeline));
+  for (int i = 0; i < 200; ++i) {
+    std::optional<ClientResponse> response = client.ReadResponse();
+    ASSERT_TRUE(response.has_value()) << i;
+    EXPECT_EQ(response->body, absl::StrCat("/", i));
+  }
+}
+
+// A request that trickles in is cut at idle_timeout after it began, however
+// often bytes arrive.
+TEST(HttpServerTest, ARequestTricklingInIsCutAtTheIdleTimeout) {
+  PathEchoHandler handler;
+  HttpServerOptions options = TestOptions();
+  options.idle_timeout = absl::Milliseconds(300);
+  auto server = StartServer(handler, options);
+  ASSERT_NE(server, nullptr);
+  RawClient client(server->port());
+  const std::string request = Get("/slow");
+  const absl::Time start = absl::Now();
+  bool cut = false;
+  for (char c : request) {  // One byte every 50 ms: about 1.7 s in all.
+    if (!client.Send(std::string(1, c))) {
+      cut = true;
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(cut || client.ServerCloses());
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
+}
+
+// An infinite idle timeout means no read deadline, not one in the past.
+TEST(HttpServerTest, AnInfiniteIdleTimeoutKeepsConnectionsOpen) {
+  PathEchoHandler handler;
+  HttpServerOptions options = TestOptions();
+  options.idle_timeout = absl::InfiniteDuration();
+  auto server = StartServer(handler, options);
+  ASSERT_NE(server, nullptr);
+  RawClient client(server->port());
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(client.Send(Get("/forever")));
+    std::optional<ClientResponse> response = client.ReadResponse();
+    ASSERT_TRUE(response.has_value()) << i;
+    EXPECT_EQ(response->body, "/forever");
+  }
+}
+
 TEST(HttpServerTest, ServesManyConnectionsAtOnceOnTwoThreads) {
   PathEchoHandler handler;
   HttpServerOptions options = TestOptions();
