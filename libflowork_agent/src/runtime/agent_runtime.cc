@@ -205,6 +205,9 @@ struct TaskRun {
   // Resumed while this (suspended) run was still ending: Done queues the
   // task again once the run has given back its dispatch slot.
   bool requeue_when_done = false;
+  // Cancel is ending the task, its children first: their ending must not
+  // hand their results to it (it would go on, and could succeed).
+  bool cancelling = false;
 };
 
 // The supervisor's hooks of one agent name: its newest version's lifecycle.
@@ -1327,7 +1330,7 @@ void AgentRuntimeImpl::CheckChildren(const RunPtr& run) {
   v1::Effect effect;
   {
     absl::MutexLock lock(&mu_);
-    if (run->phase != Phase::kWaiting || run->journal.empty()) return;
+    if (run->phase != Phase::kWaiting || run->cancelling || run->journal.empty()) return;
     if (!effect.ParseFromString(run->journal.back().input()) || !effect.has_children()) return;
   }
   absl::StatusOr<std::vector<std::string>> ids = store_.Children(run->task.id());
@@ -1386,7 +1389,28 @@ absl::Status AgentRuntimeImpl::Cancel(std::string_view id_view) {
     absl::Status stored = store_.Apply(std::move(durable));
     if (!stored.ok() && stored.code() != absl::StatusCode::kFailedPrecondition) return stored;
   }
-  for (const std::string& child : children) FLOWORK_RETURN_IF_ERROR(Cancel(child));
+  RunPtr parent;
+  if (!children.empty()) {
+    // A parent waiting for its children is continued as they end: it must
+    // not go on (and succeed) between their cancellation and its own.
+    absl::MutexLock lock(&mu_);
+    if (auto it = runs_.find(id); it != runs_.end()) {
+      parent = it->second;
+      parent->cancelling = true;
+    }
+  }
+  for (const std::string& child : children) {
+    if (absl::Status cancelled = Cancel(child); !cancelled.ok()) {
+      if (parent != nullptr) {
+        {
+          absl::MutexLock lock(&mu_);
+          parent->cancelling = false;
+        }
+        CheckChildren(parent);  // Children that did end count again.
+      }
+      return cancelled;
+    }
+  }
   RunPtr run;
   bool end_here = false;
   {
