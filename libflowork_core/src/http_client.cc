@@ -31,6 +31,7 @@
 #include "boost/beast/http.hpp"
 #include "boost/beast/ssl.hpp"
 #include "flowork/core/internal/event_loops.h"
+#include "flowork/core/internal/http_parse.h"
 #include "flowork/core/internal/steady_deadline.h"
 #include "flowork/core/internal/strings.h"
 
@@ -172,11 +173,6 @@ class Connection {
   std::optional<PlainStream> plain_;
   std::optional<TlsStream> tls_;
 };
-
-// Each read asks for at least kMinRead bytes of room (a request or answer of
-// a few KiB in one system call) and at most kMaxRead.
-constexpr size_t kMinRead = 4096;
-constexpr size_t kMaxRead = 65536;
 
 // Parses a response straight into its status and HttpHeaders (no Beast
 // message, whose header fields are allocated one by one), and its body into
@@ -595,8 +591,7 @@ void Exchange::ConnectTo(std::vector<tcp::endpoint> endpoints) {
 
 void Exchange::Send() {
   phase_ = Phase::kFirstByte;
-  phase_deadline_ =
-      SteadyDeadline(SteadyClock::now(), request_.first_byte_timeout);
+  phase_deadline_ = SteadyDeadline(SteadyClock::now(), request_.first_byte_timeout);
   out_ = {asio::buffer(head_)};
   if (!request_.body.empty()) out_.push_back(asio::buffer(request_.body));
   if (connection_->tls() == nullptr) {
@@ -643,17 +638,10 @@ void Exchange::ReadHead() {
 }
 
 void Exchange::ContinueHead() {
-  beast::flat_buffer& buffer = connection_->buffer;
-  beast::error_code ec;
-  while (!parser_->is_header_done()) {
-    if (buffer.size() == 0) return ReadMore(&Exchange::ContinueHead, "the response head");
-    const size_t used = parser_->put(buffer.data(), ec);
-    buffer.consume(used);
-    if (ec == http::error::need_more || (!ec && used == 0)) {
-      return ReadMore(&Exchange::ContinueHead, "the response head");
-    }
-    if (ec) return Fail(Classify(ec), "reading the response head: " + ec.message());
-  }
+  const beast::error_code ec =
+      internal::ParseBuffered(*parser_, connection_->buffer, /*header_only=*/true);
+  if (ec == http::error::need_more) return ReadMore(&Exchange::ContinueHead, "the response head");
+  if (ec) return Fail(Classify(ec), "reading the response head: " + ec.message());
   head_seen_ = true;
   observer_->OnHead(parser_->status(), parser_->headers());
   if (done_ || !connection_) return;
@@ -694,21 +682,14 @@ void Exchange::ReadBody() {
 
 void Exchange::ReadMore(void (Exchange::*next)(), const char* reading) {
   beast::flat_buffer& buffer = connection_->buffer;
-  const size_t room = std::clamp<size_t>(buffer.capacity() - buffer.size(), kMinRead, kMaxRead);
+  const size_t room = internal::ReadRoom(buffer);
   auto on_read = [self = shared_from_this(), next, reading](beast::error_code ec, size_t n) {
     if (self->done_ || !self->connection_) return;
     self->connection_->buffer.commit(n);
-    if (ec == asio::error::eof) {
-      // The server closed: a response without a length ends here, any
-      // other is cut short (as Beast's read reports it).
-      if (!self->parser_->got_some()) {
-        ec = http::error::end_of_stream;
-      } else {
-        self->parser_->put_eof(ec);
-        if (!ec && !self->parser_->is_done()) ec = http::error::partial_message;
-      }
-    }
-    if (ec) return self->Fail(self->Classify(ec), absl::StrCat("reading ", reading, ": ", ec.message()));
+    // The server closed: a response without a length ends here.
+    if (ec) ec = internal::ReadError(*self->parser_, ec);
+    if (ec)
+      return self->Fail(self->Classify(ec), absl::StrCat("reading ", reading, ": ", ec.message()));
     ((*self).*next)();
   };
   if (TlsStream* tls = connection_->tls()) {
@@ -738,8 +719,8 @@ void Exchange::OnTimer() {
   if (now >= total_deadline_) {
     failure = HttpCallFailure::kTotalTimeout;
   } else if (now >= phase_deadline_) {
-    failure = phase_ == Phase::kBody ? HttpCallFailure::kIdleTimeout
-                                     : HttpCallFailure::kFirstByteTimeout;
+    failure =
+        phase_ == Phase::kBody ? HttpCallFailure::kIdleTimeout : HttpCallFailure::kFirstByteTimeout;
   }
   if (!failure) {
     return ArmTimer(std::min({total_deadline_, phase_deadline_, EarliestPhaseDeadline(now)}));

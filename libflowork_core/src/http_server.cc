@@ -25,6 +25,7 @@
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "flowork/core/internal/event_loops.h"
+#include "flowork/core/internal/http_parse.h"
 #include "flowork/core/internal/steady_deadline.h"
 #include "flowork/core/internal/strings.h"
 #include "flowork/core/logging.h"
@@ -217,11 +218,6 @@ std::string ResponseHead(int status, const HttpHeaders& headers, bool keep_alive
   return head;
 }
 
-// Each read asks for at least kMinRead bytes of room (a request or answer of
-// a few KiB in one system call) and at most kMaxRead.
-constexpr size_t kMinRead = 4096;
-constexpr size_t kMaxRead = 65536;
-
 // Parses a request straight into an HttpRequest: no Beast message, whose
 // header fields are allocated one by one, and no copy of them afterwards.
 // Limits, framing and keep_alive() are Beast's basic_parser's.
@@ -405,13 +401,13 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   }
 
   void ContinueHeader() {
-    const beast::error_code ec = ParseBuffered(/*header_only=*/true);
+    const beast::error_code ec = internal::ParseBuffered(*parser_, buffer_, /*header_only=*/true);
     if (ec != http::error::need_more) return OnHeader(ec);
     ReadMore(&Connection::ContinueHeader);
   }
 
   void ContinueBody() {
-    const beast::error_code ec = ParseBuffered(/*header_only=*/false);
+    const beast::error_code ec = internal::ParseBuffered(*parser_, buffer_, /*header_only=*/false);
     if (ec == http::error::need_more) return ReadMore(&Connection::ContinueBody);
     if (ec) return OnReadError(ec);
     OnRequest();
@@ -420,16 +416,12 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   // One read from the socket into `buffer_`, then `next` (which parses);
   // end of stream and errors go to OnReadError, as Beast's read reports them.
   void ReadMore(void (Connection::*next)()) {
-    const size_t room = std::clamp<size_t>(buffer_.capacity() - buffer_.size(), kMinRead, kMaxRead);
     stream_.socket().async_read_some(
-        buffer_.prepare(room), [self = shared_from_this(), next](beast::error_code ec, size_t n) {
+        buffer_.prepare(internal::ReadRoom(buffer_)),
+        [self = shared_from_this(), next](beast::error_code ec, size_t n) {
           if (self->state_ == State::kClosed) return;
           self->buffer_.commit(n);
-          if (ec == asio::error::eof) {
-            if (!self->parser_->got_some()) return self->OnReadError(http::error::end_of_stream);
-            self->parser_->put_eof(ec);
-            if (!ec && !self->parser_->is_done()) ec = http::error::partial_message;
-          }
+          if (ec) ec = internal::ReadError(*self->parser_, ec);
           if (ec) return self->OnReadError(ec);
           ((*self).*next)();
         });
@@ -482,21 +474,6 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     // A small request usually arrives whole, its body read along with its
     // head: ContinueBody parses it without another read.
     ContinueBody();
-  }
-
-  // Feeds what `buffer_` holds to the parser: no error once the head (or the
-  // whole request) is in, need_more when the buffer ran out first, else the
-  // parse error.
-  beast::error_code ParseBuffered(bool header_only) {
-    beast::error_code ec;
-    while (header_only ? !parser_->is_header_done() : !parser_->is_done()) {
-      if (buffer_.size() == 0) return http::error::need_more;
-      const size_t used = parser_->put(buffer_.data(), ec);
-      buffer_.consume(used);
-      if (ec) return ec;
-      if (used == 0) return http::error::need_more;
-    }
-    return ec;
   }
 
   void OnReadError(beast::error_code ec) {

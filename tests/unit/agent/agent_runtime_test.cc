@@ -925,6 +925,28 @@ class SuspendRaceTest : public AgentRuntimeTest {
     store_ = std::move(gated);
   }
 
+  // Submits a task whose run is held at its read of the task (see
+  // GatedTaskStore); returns its id.
+  std::string SubmitHeldAtItsRead() {
+    Start();
+    EXPECT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
+    EXPECT_TRUE(runtime_->Start().ok());
+    late_->HoldNextRead();
+    const std::string id = Submit("worker", "x");
+    EXPECT_TRUE(late_->WaitReadHeld());
+    return id;
+  }
+
+  // The task stays suspended, nothing runs it, and once resumed it runs.
+  void ExpectSuspendedUntilResumed(const std::string& id) {
+    absl::SleepFor(absl::Milliseconds(300));  // Nothing may run it meanwhile.
+    EXPECT_EQ(store_->Get(id)->state(), v1::TASK_STATE_SUSPENDED);
+    EXPECT_EQ(tools_.calls("first"), 0);
+    ASSERT_TRUE(runtime_->Resume(id).ok());
+    EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did second");
+    EXPECT_EQ(tools_.calls("first"), 1);
+  }
+
   // The suspended task's id; the suspension is stored, its run not ended.
   std::string SuspendMidCall() {
     tools_.mode = [](const std::string& argument, int call) {
@@ -974,50 +996,25 @@ TEST_F(SuspendRaceTest, ASuspendAfterSuchAResumeKeepsTheTaskSuspended) {
 // store's state checks stopped its first write.) `late_` holds the runtime's
 // read of the task as it begins it.
 TEST_F(SuspendRaceTest, ASuspendBeforeTheRunReadsTheTaskKeepsItFromRunning) {
-  Start();
-  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
-  ASSERT_TRUE(runtime_->Start().ok());
-  late_->HoldNextRead();
-  const std::string id = Submit("worker", "x");
-  ASSERT_TRUE(late_->WaitReadHeld());
+  const std::string id = SubmitHeldAtItsRead();
   ASSERT_TRUE(runtime_->Suspend(id).ok());
   late_->LetReadReturn();
-  absl::SleepFor(absl::Milliseconds(300));  // Nothing may run it meanwhile.
-  EXPECT_EQ(store_->Get(id)->state(), v1::TASK_STATE_SUSPENDED);
-  EXPECT_EQ(tools_.calls("first"), 0);
-  ASSERT_TRUE(runtime_->Resume(id).ok());
-  EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did second");
-  EXPECT_EQ(tools_.calls("first"), 1);
+  ExpectSuspendedUntilResumed(id);
 }
 
 TEST_F(SuspendRaceTest, ASuspendAfterTheRunReadTheTaskKeepsItFromRunning) {
-  Start();
-  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
-  ASSERT_TRUE(runtime_->Start().ok());
-  late_->HoldNextRead();
-  const std::string id = Submit("worker", "x");
-  ASSERT_TRUE(late_->WaitReadHeld());
+  const std::string id = SubmitHeldAtItsRead();
   ASSERT_TRUE(late_->LetReadAndWait());  // It read the task PENDING.
   ASSERT_TRUE(runtime_->Suspend(id).ok());
   late_->LetReadReturn();
-  absl::SleepFor(absl::Milliseconds(300));
-  EXPECT_EQ(store_->Get(id)->state(), v1::TASK_STATE_SUSPENDED);
-  EXPECT_EQ(tools_.calls("first"), 0);
-  ASSERT_TRUE(runtime_->Resume(id).ok());
-  EXPECT_EQ(WaitFor(id, v1::TASK_STATE_SUCCEEDED).output().string_value(), "did second");
-  EXPECT_EQ(tools_.calls("first"), 1);
+  ExpectSuspendedUntilResumed(id);
 }
 
 // Suspended before the run read the task, resumed after: the run saw it
 // SUSPENDED, and the resume's queueing was refused (the task still held its
 // slot). It must still run, once. (Before, it stayed PENDING for good.)
 TEST_F(SuspendRaceTest, AResumeAfterTheRunReadTheSuspendedTaskRunsItOnce) {
-  Start();
-  ASSERT_TRUE(runtime_->RegisterAgent(Spec("worker"), TwoTools()).ok());
-  ASSERT_TRUE(runtime_->Start().ok());
-  late_->HoldNextRead();
-  const std::string id = Submit("worker", "x");
-  ASSERT_TRUE(late_->WaitReadHeld());
+  const std::string id = SubmitHeldAtItsRead();
   ASSERT_TRUE(runtime_->Suspend(id).ok());
   ASSERT_TRUE(late_->LetReadAndWait());  // It read the task SUSPENDED.
   ASSERT_TRUE(runtime_->Resume(id).ok());

@@ -281,17 +281,30 @@ TEST_F(HttpClientTest, RetriesOnceWhenTheServerClosedAPooledConnection) {
   EXPECT_EQ(second->body(), "hello world");
 }
 
-TEST(HttpClientPoolTest, ClosesIdleConnectionsPastTheirTimeEvenIfTheOriginIsNotUsedAgain) {
-  // A bare upstream: answers one request with keep-alive, then reports when
-  // the client closes the connection.
-  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+// A socket listening on 127.0.0.1 at a free port, for a bare upstream the
+// test drives by hand; `url` gets "http://127.0.0.1:PORT/". -1 on failure.
+int ListenOnLoopback(std::string& url) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  ASSERT_EQ(::listen(listener, 1), 0);
   socklen_t length = sizeof(address);
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  if (listener < 0 || ::bind(listener, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+      ::listen(listener, 1) != 0 ||
+      ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    if (listener >= 0) ::close(listener);
+    return -1;
+  }
+  url = absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port), "/");
+  return listener;
+}
+
+TEST(HttpClientPoolTest, ClosesIdleConnectionsPastTheirTimeEvenIfTheOriginIsNotUsedAgain) {
+  // A bare upstream: answers one request with keep-alive, then reports when
+  // the client closes the connection.
+  std::string url;
+  const int listener = ListenOnLoopback(url);
+  ASSERT_GE(listener, 0);
   absl::Notification closed_by_client;
   std::thread upstream([&] {
     int connection = ::accept(listener, nullptr, nullptr);
@@ -308,9 +321,7 @@ TEST(HttpClientPoolTest, ClosesIdleConnectionsPastTheirTimeEvenIfTheOriginIsNotU
   auto client = HttpClient::Create({.idle_connection_timeout = absl::Milliseconds(100)});
   ASSERT_TRUE(client.ok());
   auto collector = std::make_shared<Collector>();
-  (*client)->Start(
-      {.method = "GET", .url = absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port), "/")},
-      collector);
+  (*client)->Start({.method = "GET", .url = url}, collector);
   ASSERT_TRUE(collector->Wait());
   EXPECT_TRUE(collector->outcome().ok()) << collector->outcome().message;
   // No further request to that origin: the pool still lets the connection go.
@@ -358,15 +369,9 @@ TEST_F(HttpClientTest, ABodyThatKeepsComingIsNotAnIdleTimeout) {
 
 // A response without a length (HTTP/1.0 style) ends when the server closes.
 TEST_F(HttpClientTest, ABodyWithoutALengthEndsWhenTheServerCloses) {
-  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  std::string url;
+  const int listener = ListenOnLoopback(url);
   ASSERT_GE(listener, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  ASSERT_EQ(::listen(listener, 1), 0);
-  socklen_t length = sizeof(address);
-  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
   std::thread server([listener] {
     const int fd = ::accept(listener, nullptr, nullptr);
     if (fd < 0) return;
@@ -376,8 +381,7 @@ TEST_F(HttpClientTest, ABodyWithoutALengthEndsWhenTheServerCloses) {
     (void)::write(fd, answer.data(), answer.size());
     ::close(fd);
   });
-  auto r = Call({.method = "GET",
-                 .url = absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port), "/")});
+  auto r = Call({.method = "GET", .url = url});
   ASSERT_TRUE(r->Wait());
   server.join();
   ::close(listener);

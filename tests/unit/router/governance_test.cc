@@ -347,15 +347,16 @@ TEST_F(GovernanceTest, ARetryPendingWhenTheRouterStopsIsAuditedAsStoppedByTheRou
   UnavailableUpstream busy;
   auto upstream = core::HttpServer::Create({.address = "127.0.0.1:0", .threads = 1}, busy);
   ASSERT_TRUE(upstream.ok());
-  Serve(absl::StrCat("providers:\n"
-                     "  - {name: here, kind: mock, base_url: \"http://127.0.0.1:",
-                     (*upstream)->port(), "/v1\", zone: local}\n",
-                     "models:\n"
-                     "  - {name: small, provider: here, capabilities: [chat]}\n"
-                     "routes:\n"
-                     "  - {name: chat, candidates: [small],"
-                     " retry: {same_endpoint: 1, backoff: 60s, max_wait: 5s}}\n"
-                     "auth: {mode: none}\n"));
+  Serve(
+      absl::StrCat("providers:\n"
+                   "  - {name: here, kind: mock, base_url: \"http://127.0.0.1:",
+                   (*upstream)->port(), "/v1\", zone: local}\n",
+                   "models:\n"
+                   "  - {name: small, provider: here, capabilities: [chat]}\n"
+                   "routes:\n"
+                   "  - {name: chat, candidates: [small],"
+                   " retry: {same_endpoint: 1, backoff: 60s, max_wait: 5s}}\n"
+                   "auth: {mode: none}\n"));
   std::thread caller([&] {
     // Cut when the router stops: no answer to check.
     (void)testing::HttpCall(server_->port(), "POST", "/v1/chat/completions", kChat,

@@ -157,7 +157,6 @@ class TaskStore {
   virtual absl::StatusOr<int64_t> PruneFinished(const RetentionPolicy& policy) = 0;
 };
 
-
 // A TaskStore that passes every call to `inner`, which it owns: the base for a
 // store that watches or changes some calls and forwards the rest (override
 // those, call the base for the forwarding). As thread-safe as `inner`.
