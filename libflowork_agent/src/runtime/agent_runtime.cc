@@ -318,6 +318,9 @@ class AgentRuntimeImpl final : public AgentRuntime {
   // running it. `maybe_resumed`: it was seen SUSPENDED in the store, and a
   // Resume may have come since.
   void SkipSuspended(const ReadyTask& ready, bool maybe_resumed);
+  // Queues task `id` if the store has it PENDING (a Resume the queue refused
+  // while the task still held its slot).
+  void EnqueueIfPending(const std::string& id);
   void Admitted(const RunPtr& run);
   void Advance(const RunPtr& run);
   // `decided`: the tools step after an approval (not checked again).
@@ -732,10 +735,14 @@ void AgentRuntimeImpl::SkipSuspended(const ReadyTask& ready, bool maybe_resumed)
   if (maybe_resumed) {
     // A Resume that came after this task was read found no run and queued
     // it, but the queue refused it as still running: queue it now.
-    absl::StatusOr<v1::Task> task = store_.Get(ready.id);
-    if (task.ok() && task->state() == v1::TASK_STATE_PENDING) Enqueue(*task);
+    EnqueueIfPending(ready.id);
   }
   Dispatch();
+}
+
+void AgentRuntimeImpl::EnqueueIfPending(const std::string& id) {
+  absl::StatusOr<v1::Task> task = store_.Get(id);
+  if (task.ok() && task->state() == v1::TASK_STATE_PENDING) Enqueue(*task);
 }
 
 void AgentRuntimeImpl::Admitted(const RunPtr& run) {
@@ -1319,10 +1326,7 @@ void AgentRuntimeImpl::Done(const RunPtr& run) {
     }
     if (parent_run) CheckChildren(parent_run);
   }
-  if (requeue) {
-    absl::StatusOr<v1::Task> task = store_.Get(run->task.id());
-    if (task.ok() && task->state() == v1::TASK_STATE_PENDING) Enqueue(*task);
-  }
+  if (requeue) EnqueueIfPending(run->task.id());
   Dispatch();
 }
 
