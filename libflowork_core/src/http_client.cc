@@ -31,6 +31,7 @@
 #include "boost/beast/http.hpp"
 #include "boost/beast/ssl.hpp"
 #include "flowork/core/internal/event_loops.h"
+#include "flowork/core/internal/http_head.h"
 #include "flowork/core/internal/http_parse.h"
 #include "flowork/core/internal/steady_deadline.h"
 #include "flowork/core/internal/strings.h"
@@ -197,6 +198,7 @@ class ResponseParser final : public http::basic_parser<false> {
   }
   void on_response_impl(int code, beast::string_view, int, beast::error_code&) override {
     status_ = code;
+    headers_.reserve(internal::kExpectedFields);
   }
   void on_field_impl(http::field, beast::string_view name, beast::string_view value,
                      beast::error_code&) override {
@@ -502,22 +504,25 @@ void Exchange::Start() {
   total_deadline_ = SteadyDeadline(now, request_.total_timeout);
   ArmTimer(std::min(total_deadline_, EarliestPhaseDeadline(now)));
   // The request head, written by hand next to the body in one gathered write.
-  head_ = absl::StrCat(request_.method, " ", url_.target, " HTTP/1.1\r\nHost: ", url_.host);
+  head_.clear();
+  head_.reserve(request_.method.size() + url_.target.size() + url_.host.size() +
+                internal::FieldLinesSize(request_.headers) + 96);
+  head_.append(request_.method).append(" ").append(url_.target).append(" HTTP/1.1\r\nHost: ");
+  head_.append(url_.host);
   if ((url_.tls && url_.port != 443) || (!url_.tls && url_.port != 80)) {
-    absl::StrAppend(&head_, ":", url_.port);
+    head_.append(":");
+    internal::AppendDecimal(head_, url_.port);
   }
   head_.append("\r\n");
   for (const auto& [name, value] : request_.headers) {
-    if (absl::EqualsIgnoreCase(name, "host") || absl::EqualsIgnoreCase(name, "content-length") ||
-        absl::EqualsIgnoreCase(name, "connection") ||
-        absl::EqualsIgnoreCase(name, "transfer-encoding")) {
-      continue;
-    }
-    absl::StrAppend(&head_, name, ": ", value, "\r\n");
+    if (absl::EqualsIgnoreCase(name, "host") || internal::IsFramingField(name)) continue;
+    internal::AppendField(head_, name, value);
   }
   if (!request_.body.empty() || request_.method == "POST" || request_.method == "PUT" ||
       request_.method == "PATCH") {
-    absl::StrAppend(&head_, "Content-Length: ", request_.body.size(), "\r\n");
+    head_.append("Content-Length: ");
+    internal::AppendDecimal(head_, request_.body.size());
+    head_.append("\r\n");
   }
   head_.append("Connection: keep-alive\r\n\r\n");
   Acquire();

@@ -25,6 +25,7 @@
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "flowork/core/internal/event_loops.h"
+#include "flowork/core/internal/http_head.h"
 #include "flowork/core/internal/http_parse.h"
 #include "flowork/core/internal/steady_deadline.h"
 #include "flowork/core/internal/strings.h"
@@ -192,25 +193,23 @@ class ServerImpl final : public HttpServer {
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-std::string StatusLine(int status) {
-  std::string_view reason = http::obsolete_reason(http::int_to_status(status));
-  if (reason == "<unknown-status>") reason = "Unknown";
-  return absl::StrCat("HTTP/1.1 ", status, " ", ToAbsl(reason), "\r\n");
-}
-
 std::string ResponseHead(int status, const HttpHeaders& headers, bool keep_alive,
                          std::optional<size_t> content_length) {
-  std::string head = StatusLine(status);
+  std::string_view reason = http::obsolete_reason(http::int_to_status(status));
+  if (reason == "<unknown-status>") reason = "Unknown";
+  std::string head;
+  // Status line, the fields, framing and connection: one allocation.
+  head.reserve(reason.size() + internal::FieldLinesSize(headers) + 80);
+  head.append("HTTP/1.1 ");
+  internal::AppendDecimal(head, static_cast<uint64_t>(status));
+  head.append(" ").append(reason).append("\r\n");
   for (const auto& [name, value] : headers) {
-    if (absl::EqualsIgnoreCase(name, "content-length") ||
-        absl::EqualsIgnoreCase(name, "transfer-encoding") ||
-        absl::EqualsIgnoreCase(name, "connection")) {
-      continue;
-    }
-    absl::StrAppend(&head, name, ": ", value, "\r\n");
+    if (!internal::IsFramingField(name)) internal::AppendField(head, name, value);
   }
   if (content_length.has_value()) {
-    absl::StrAppend(&head, "Content-Length: ", *content_length, "\r\n");
+    head.append("Content-Length: ");
+    internal::AppendDecimal(head, *content_length);
+    head.append("\r\n");
   } else {
     head.append("Transfer-Encoding: chunked\r\n");
   }
@@ -231,6 +230,7 @@ class RequestParser final : public http::basic_parser<true> {
                        beast::string_view target, int, beast::error_code&) override {
     request_.method.assign(method_string.data(), method_string.size());
     request_.target.assign(target.data(), target.size());
+    request_.headers.reserve(internal::kExpectedFields);
     head_request_ = method == http::verb::head;
   }
   void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override {

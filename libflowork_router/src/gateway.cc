@@ -187,7 +187,8 @@ struct AttemptFormat {
   std::string url;
   std::string body;
   HttpHeaders headers;
-  // Whole 2xx answers: upstream body -> the caller's body.
+  // Whole 2xx answers: upstream body -> the caller's body. Empty when the
+  // body passes as it is.
   std::function<absl::StatusOr<std::string>(absl::string_view)> convert;
   // Streams: upstream bytes -> the caller's bytes (a chain of translators).
   std::vector<std::unique_ptr<StreamTranslator>> stream;
@@ -274,8 +275,8 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
   void Hedge(const std::shared_ptr<Attempt>& first) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `a` answers the caller: every other attempt is cancelled.
   void Win(const std::shared_ptr<Attempt>& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // `a` is over: out of the live set, timers dropped.
-  void Forget(const std::shared_ptr<Attempt>& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `a` is over (at `now`): out of the live set, timers dropped.
+  void Forget(const std::shared_ptr<Attempt>& a, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<AttemptFormat> Prepare(const Endpoint& endpoint, const std::string& openai_body,
                                         const OpenAiRequestFacts& facts) const;
   // After a cut: asks a prefill-capable candidate to continue the answer.
@@ -289,7 +290,9 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
   void Transient(const std::shared_ptr<Attempt>& a, core::HttpCallOutcome outcome, FailureKind kind,
                  std::optional<absl::Duration> retry_after) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MoveOn() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Respond(int status, HttpHeaders headers, std::string body)
+  // `headers` from ResponseHeaders(..., overhead_us): the trail books the
+  // overhead the caller is told.
+  void Respond(int status, HttpHeaders headers, std::string body, int64_t overhead_us)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RespondError(const Attempt* a, int status, absl::string_view body)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -302,9 +305,12 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
   // Books attempt `a`, which ended with `outcome`, in the audit entry.
   void RecordAttempt(const Attempt& a, const HttpCallOutcome& outcome, bool cut,
                      absl::Duration elapsed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // `a` answered: its usage is what the request is billed.
-  void Answered(const Attempt& a, const TokenUsage& usage) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  HttpHeaders ResponseHeaders(const Attempt* answered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `a` answered (by `now`): its usage is what the request is billed.
+  void Answered(const Attempt& a, const TokenUsage& usage, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What every answer carries: request id, the router's overhead so far, and
+  // the endpoint that answered (if any).
+  HttpHeaders ResponseHeaders(const Attempt* answered, int64_t overhead_us) const;
   int64_t OverheadMicros() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CancelCall(const std::shared_ptr<Attempt>& a);
 
@@ -710,7 +716,7 @@ void ProxyCall::Win(const std::shared_ptr<Attempt>& a) {
   for (const auto& call : losers) call->Cancel();
 }
 
-void ProxyCall::Forget(const std::shared_ptr<Attempt>& a) {
+void ProxyCall::Forget(const std::shared_ptr<Attempt>& a, absl::Time now) {
   gateway_.delays().Cancel(a->first_token_timer);
   gateway_.delays().Cancel(a->hedge_timer);
   {
@@ -718,7 +724,7 @@ void ProxyCall::Forget(const std::shared_ptr<Attempt>& a) {
     a->call.reset();
     live_.erase(std::remove(live_.begin(), live_.end(), a), live_.end());
   }
-  if (live_.empty()) upstream_time_ += absl::Now() - busy_since_;
+  if (live_.empty()) upstream_time_ += now - busy_since_;
 }
 
 void ProxyCall::CancelCall(const std::shared_ptr<Attempt>& a) {
@@ -741,10 +747,11 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
   const std::string key = ProviderKey(provider);
   const bool to_anthropic = operation_.front == Front::kAnthropic;
   AttemptFormat format;
-  format.headers = {{"Content-Type", "application/json"},
-                    {"Accept", facts_.stream ? "text/event-stream" : "application/json"},
-                    {"User-Agent", "flowork-router"},
-                    {"x-request-id", request_id_}};
+  format.headers.reserve(8);  // These, a key, a version and a trace.
+  format.headers.emplace_back("Content-Type", "application/json");
+  format.headers.emplace_back("Accept", facts_.stream ? "text/event-stream" : "application/json");
+  format.headers.emplace_back("User-Agent", "flowork-router");
+  format.headers.emplace_back("x-request-id", request_id_);
   if (const std::string* traceparent = request_.FindHeader("traceparent");
       !TraceId(traceparent).empty()) {
     format.headers.emplace_back("traceparent", *traceparent);
@@ -787,9 +794,6 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
       // if it asked.
       if (facts.stream && !facts.has_stream_options) format.body = AddIncludeUsage(format.body);
       if (!key.empty()) format.headers.emplace_back("Authorization", absl::StrCat("Bearer ", key));
-      format.convert = [](absl::string_view b) -> absl::StatusOr<std::string> {
-        return std::string(b);
-      };
       format.native_errors = !to_anthropic;
       if (facts.stream)
         format.stream.push_back(NewOpenAiStreamInspector(facts_.asks_usage || to_anthropic));
@@ -802,6 +806,7 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
     const std::string front_model = facts_.model;
     format.convert = [inner = std::move(inner),
                       front_model](absl::string_view b) -> absl::StatusOr<std::string> {
+      if (!inner) return OpenAiChatResponseToAnthropic(core::internal::ToStd(b), front_model);
       absl::StatusOr<std::string> openai = inner(b);
       if (!openai.ok()) return openai.status();
       return OpenAiChatResponseToAnthropic(*openai, front_model);
@@ -911,7 +916,7 @@ std::string ProxyCall::FinishTranslation(Attempt& a) {
 
 void ProxyCall::StartClientStream(const Attempt& a) {
   streaming_ = true;
-  HttpHeaders out = ResponseHeaders(&a);
+  HttpHeaders out = ResponseHeaders(&a, OverheadMicros());
   out.emplace_back("Content-Type", "text/event-stream");
   out.emplace_back("Cache-Control", "no-cache");
   writer_->StartStream(200, std::move(out));
@@ -963,8 +968,9 @@ void ProxyCall::EndStreamWithError(absl::string_view message, absl::string_view 
 
 void ProxyCall::OnDone(const std::shared_ptr<Attempt>& a, const HttpCallOutcome& raw_outcome) {
   absl::MutexLock lock(&mu_);
-  const absl::Duration elapsed = absl::Now() - a->started;
-  Forget(a);
+  const absl::Time now = absl::Now();
+  const absl::Duration elapsed = now - a->started;
+  Forget(a, now);
   const bool cut =
       streaming_ && winner_ == a && !(raw_outcome.ok() && a->format.stream.front()->saw_finish());
   RecordAttempt(*a, raw_outcome, cut, elapsed);
@@ -993,7 +999,7 @@ void ProxyCall::OnDone(const std::shared_ptr<Attempt>& a, const HttpCallOutcome&
         usage.completion_tokens += first.completion_tokens;
         usage.cached_prompt_tokens += first.cached_prompt_tokens;
       }
-      Answered(*a, usage);
+      Answered(*a, usage, now);
       trail_.Close(200, "ok", "", OverheadMicros());
       writer_->Finish();
       return;
@@ -1044,13 +1050,20 @@ void ProxyCall::OnDone(const std::shared_ptr<Attempt>& a, const HttpCallOutcome&
     StartClientStream(*a);
     std::string tail = a->held + FinishTranslation(*a);
     if (!tail.empty()) writer_->Write(std::move(tail));
-    Answered(*a, a->format.stream.front()->usage());
+    Answered(*a, a->format.stream.front()->usage(), now);
     trail_.Close(200, "ok", "", OverheadMicros());
     writer_->Finish();
     return;
   }
   if (a->status >= 200 && a->status < 300) {
-    absl::StatusOr<std::string> body = a->format.convert(a->buffered);
+    const v1::Provider::Kind kind = a->endpoint.provider->kind();
+    const UpstreamWire wire = kind == v1::Provider::KIND_ANTHROPIC ? UpstreamWire::kAnthropic
+                              : kind == v1::Provider::KIND_OLLAMA  ? UpstreamWire::kOllama
+                                                                   : UpstreamWire::kOpenAi;
+    const TokenUsage usage = WholeResponseUsage(wire, a->buffered);
+    // A body that passes as it is is moved, not copied.
+    absl::StatusOr<std::string> body =
+        a->format.convert ? a->format.convert(a->buffered) : std::move(a->buffered);
     if (!body.ok()) {
       return Transient(a,
                        {HttpCallFailure::kProtocol,
@@ -1059,15 +1072,12 @@ void ProxyCall::OnDone(const std::shared_ptr<Attempt>& a, const HttpCallOutcome&
     }
     Win(a);
     a->endpoint.state->OnSuccess(elapsed);
-    const v1::Provider::Kind kind = a->endpoint.provider->kind();
-    Answered(*a, WholeResponseUsage(kind == v1::Provider::KIND_ANTHROPIC ? UpstreamWire::kAnthropic
-                                    : kind == v1::Provider::KIND_OLLAMA  ? UpstreamWire::kOllama
-                                                                         : UpstreamWire::kOpenAi,
-                                    a->buffered));
+    Answered(*a, usage, now);
     trail_.CaptureResponse(*body);
-    HttpHeaders headers = ResponseHeaders(a.get());
+    const int64_t overhead_us = OverheadMicros();
+    HttpHeaders headers = ResponseHeaders(a.get(), overhead_us);
     headers.emplace_back("Content-Type", "application/json");
-    return Respond(a->status, std::move(headers), *std::move(body));
+    return Respond(a->status, std::move(headers), *std::move(body), overhead_us);
   }
   const std::string answer = absl::StrCat(a->status, " ", a->buffered.substr(0, 200));
   if (a->status == 429) {
@@ -1134,7 +1144,8 @@ bool ProxyCall::TryContinue(const std::shared_ptr<Attempt>& cut, std::string cut
 }
 
 void ProxyCall::RespondError(const Attempt* a, int status, absl::string_view body) {
-  HttpHeaders headers = ResponseHeaders(a);
+  const int64_t overhead_us = OverheadMicros();
+  HttpHeaders headers = ResponseHeaders(a, overhead_us);
   headers.emplace_back("Content-Type", "application/json");
   std::string out;
   if (a != nullptr && a->format.native_errors) {
@@ -1144,7 +1155,7 @@ void ProxyCall::RespondError(const Attempt* a, int status, absl::string_view bod
   } else {
     out = ErrorToOpenAi(status, core::internal::ToStd(body));
   }
-  Respond(status, std::move(headers), std::move(out));
+  Respond(status, std::move(headers), std::move(out), overhead_us);
 }
 
 void ProxyCall::Transient(const std::shared_ptr<Attempt>& a, core::HttpCallOutcome outcome,
@@ -1192,9 +1203,11 @@ int64_t ProxyCall::OverheadMicros() {
                            absl::ToInt64Microseconds(now - started_ - upstream_time_ - in_flight));
 }
 
-HttpHeaders ProxyCall::ResponseHeaders(const Attempt* answered) {
-  HttpHeaders headers = {{"x-request-id", request_id_},
-                         {"x-flowork-overhead-us", absl::StrCat(OverheadMicros())}};
+HttpHeaders ProxyCall::ResponseHeaders(const Attempt* answered, int64_t overhead_us) const {
+  HttpHeaders headers;
+  headers.reserve(6);  // These, and a few more from the caller.
+  headers.emplace_back("x-request-id", request_id_);
+  headers.emplace_back("x-flowork-overhead-us", absl::StrCat(overhead_us));
   if (answered != nullptr) headers.emplace_back("x-flowork-endpoint", answered->Name());
   return headers;
 }
@@ -1249,17 +1262,17 @@ void ProxyCall::RecordAttempt(const Attempt& a, const HttpCallOutcome& outcome, 
   trail_.Attempted(std::move(attempt));
 }
 
-void ProxyCall::Answered(const Attempt& a, const TokenUsage& usage) {
+void ProxyCall::Answered(const Attempt& a, const TokenUsage& usage, absl::Time now) {
   trail_.Answered(a.endpoint, usage, a.ttft);
   if (GatewayMetrics* metrics = gateway_.metrics()) {
-    metrics->Circuit(a.Name(), a.endpoint.state->Read(absl::Now()).circuit);
+    metrics->Circuit(a.Name(), a.endpoint.state->Read(now).circuit);
   }
 }
 
-void ProxyCall::Respond(int status, HttpHeaders headers, std::string body) {
+void ProxyCall::Respond(int status, HttpHeaders headers, std::string body, int64_t overhead_us) {
   trail_.Close(status, status < 400 ? "ok" : "failed",
                status < 400 ? std::string_view() : std::string_view(body).substr(0, 300),
-               OverheadMicros());
+               overhead_us);
   writer_->Send({.status = status, .headers = std::move(headers), .body = std::move(body)});
 }
 
@@ -1270,7 +1283,7 @@ void ProxyCall::Fail(int status, absl::string_view message, absl::string_view ty
 }
 
 void ProxyCall::RespondFailure() {
-  HttpHeaders headers = ResponseHeaders(nullptr);
+  HttpHeaders headers = ResponseHeaders(nullptr, OverheadMicros());
   const std::string tried =
       failures_.empty() ? "no candidate could be tried" : absl::StrJoin(failures_, "; ");
   if (GatewayMetrics* metrics = gateway_.metrics()) {

@@ -10,7 +10,10 @@ namespace flowork::router {
 
 RequestTrail::RequestTrail(const GatewayGovernance& services, GatewayMetrics* metrics,
                            absl::Time started)
-    : services_(&services), metrics_(metrics), started_(started) {}
+    : services_(&services),
+      metrics_(metrics),
+      started_(started),
+      entry_(services.audit != nullptr ? std::make_unique<v1::AuditEntry>() : nullptr) {}
 
 RequestTrail::RequestTrail(RequestTrail&& other) noexcept
     : services_(std::exchange(other.services_, nullptr)),
@@ -43,20 +46,20 @@ void RequestTrail::CaptureBodies(const v1::AuditConfig& config, std::string_view
   } else {
     redact_fields_.assign(config.redact_fields().begin(), config.redact_fields().end());
   }
-  entry_.set_request_body(RedactJson(request_body, redact_fields_));
+  entry_->set_request_body(RedactJson(request_body, redact_fields_));
 }
 
 void RequestTrail::CaptureResponse(std::string_view body) {
-  if (capture_) entry_.set_response_body(RedactJson(body, redact_fields_));
+  if (capture_) entry_->set_response_body(RedactJson(body, redact_fields_));
 }
 
 void RequestTrail::Planned(const AttemptPlan& plan) {
   if (!auditing()) return;
-  entry_.set_target(plan.target);
-  entry_.set_objective(plan.objective);
-  entry_.set_seed(plan.seed);
+  entry_->set_target(plan.target);
+  entry_->set_objective(plan.objective);
+  entry_->set_seed(plan.seed);
   for (const CandidateDecision& decision : plan.decisions) {
-    v1::AuditCandidate& candidate = *entry_.add_candidates();
+    v1::AuditCandidate& candidate = *entry_->add_candidates();
     candidate.set_endpoint(decision.endpoint.name());
     candidate.set_kept(decision.kept());
     candidate.set_reason(decision.Explain());
@@ -64,7 +67,7 @@ void RequestTrail::Planned(const AttemptPlan& plan) {
 }
 
 void RequestTrail::Attempted(v1::AuditAttempt attempt) {
-  if (auditing()) *entry_.add_attempts() = std::move(attempt);
+  if (auditing()) *entry_->add_attempts() = std::move(attempt);
 }
 
 void RequestTrail::Answered(const Endpoint& endpoint, const TokenUsage& usage,
@@ -98,21 +101,21 @@ void RequestTrail::Close(int status, std::string_view outcome, std::string_view 
                       answered_endpoint(), status, failed, duration, ttft_, usage_, cost);
   }
   if (services_->audit == nullptr) return;
-  entry_.mutable_time()->set_seconds(absl::ToUnixSeconds(started_));
-  entry_.mutable_time()->set_nanos(static_cast<int32_t>(
+  entry_->mutable_time()->set_seconds(absl::ToUnixSeconds(started_));
+  entry_->mutable_time()->set_nanos(static_cast<int32_t>(
       absl::ToInt64Nanoseconds(started_ - absl::FromUnixSeconds(absl::ToUnixSeconds(started_)))));
-  entry_.set_model(model_);
-  entry_.set_status(status);
-  entry_.set_outcome(std::string(outcome));
-  if (!error.empty()) entry_.set_error(std::string(error));
-  entry_.set_endpoint(std::string(answered_endpoint()));
-  entry_.set_prompt_tokens(static_cast<int64_t>(usage_.prompt_tokens));
-  entry_.set_completion_tokens(static_cast<int64_t>(usage_.completion_tokens));
-  entry_.set_cached_tokens(static_cast<int64_t>(usage_.cached_prompt_tokens));
-  entry_.set_cost_usd(cost);
-  entry_.set_overhead_us(overhead_us);
-  entry_.set_duration_us(absl::ToInt64Microseconds(duration));
-  const bool appended = services_->audit->Append(std::move(entry_));
+  entry_->set_model(model_);
+  entry_->set_status(status);
+  entry_->set_outcome(std::string(outcome));
+  if (!error.empty()) entry_->set_error(std::string(error));
+  entry_->set_endpoint(std::string(answered_endpoint()));
+  entry_->set_prompt_tokens(static_cast<int64_t>(usage_.prompt_tokens));
+  entry_->set_completion_tokens(static_cast<int64_t>(usage_.completion_tokens));
+  entry_->set_cached_tokens(static_cast<int64_t>(usage_.cached_prompt_tokens));
+  entry_->set_cost_usd(cost);
+  entry_->set_overhead_us(overhead_us);
+  entry_->set_duration_us(absl::ToInt64Microseconds(duration));
+  const bool appended = services_->audit->Append(std::move(*entry_));
   if (metrics_ != nullptr) metrics_->Audit(services_->audit->stats(), !appended);
 }
 

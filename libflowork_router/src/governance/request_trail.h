@@ -1,6 +1,7 @@
 #ifndef FLOWORK_ROUTER_SRC_GOVERNANCE_REQUEST_TRAIL_H_
 #define FLOWORK_ROUTER_SRC_GOVERNANCE_REQUEST_TRAIL_H_
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,7 +33,8 @@ class RequestTrail {
   // Whether the audit entry is kept (the log is on): fill the costly parts
   // only then.
   bool auditing() const { return services_ != nullptr && services_->audit != nullptr; }
-  v1::AuditEntry& entry() { return entry_; }
+  // Only while auditing().
+  v1::AuditEntry& entry() { return *entry_; }
 
   // The model as asked; audited as is. Metrics label it only once
   // ModelResolved says it names a model or route of the config, so callers
@@ -70,7 +72,7 @@ class RequestTrail {
   bool closed_ = false;
   std::string model_;
   bool model_resolved_ = false;
-  v1::AuditEntry entry_;
+  std::unique_ptr<v1::AuditEntry> entry_;  // Made only when auditing.
   std::optional<UsageReservation> reservation_;
   const v1::Model* answered_model_ = nullptr;
   // The answering endpoint's name; its state outlives the request's plan.

@@ -316,6 +316,8 @@ TEST_F(GovernanceTest, AuditsSuccessFailoverAndRejection) {
   EXPECT_EQ(ok.attempts(1).error_class(), "");
   EXPECT_GT(ok.prompt_tokens(), 0);
   EXPECT_GT(ok.duration_us(), 0);
+  // The overhead audited is the one the caller was told.
+  EXPECT_EQ(absl::StrCat(ok.overhead_us()), failover.Header("x-flowork-overhead-us"));
   const v1::AuditEntry& rejected = entries[1];
   EXPECT_EQ(rejected.request_id(), "req-refused");
   EXPECT_EQ(rejected.outcome(), "rejected");

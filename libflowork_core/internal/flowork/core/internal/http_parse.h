@@ -20,6 +20,10 @@ inline size_t ReadRoom(const boost::beast::flat_buffer& buffer) {
   return std::clamp<size_t>(buffer.capacity() - buffer.size(), 4096, 65536);
 }
 
+// Header fields a parser makes room for at the start of a message: most heads
+// have fewer, so they are stored without the vector growing field by field.
+inline constexpr size_t kExpectedFields = 16;
+
 // Feeds what `buffer` holds to `parser` until the head (`header_only`) or the
 // whole message is in: no error then, need_more when the buffer ran out
 // first, else the parser's error (need_buffer included).
