@@ -1,5 +1,8 @@
 // Whole (non-streamed) response bodies: Anthropic -> OpenAI, OpenAI ->
 // Anthropic, Ollama -> OpenAI.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
@@ -7,7 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "boost/json/monotonic_resource.hpp"
+#include "boost/json/basic_parser_impl.hpp"
 #include "flowork/core/internal/status_macros.h"
 #include "flowork/core/internal/strings.h"
 #include "providers/json_wire.h"
@@ -273,6 +276,151 @@ std::string_view UsageObject(std::string_view body) {
   return "";
 }
 
+// The counts of one usage object, read as it is parsed, with no JSON tree:
+// its top-level count fields and prompt_tokens_details.cached_tokens. As with
+// wire::FindCount, a field whose value is not a whole non-negative number is
+// absent, and the last of duplicate keys wins.
+class UsageCountsHandler {
+ public:
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  enum Field {
+    kPromptTokens,
+    kCompletionTokens,
+    kCachedTokens,  // In prompt_tokens_details.
+    kInputTokens,
+    kOutputTokens,
+    kCacheReadInputTokens,
+    kCacheCreationInputTokens,
+    kFields,
+    kNoField = kFields,
+  };
+
+  std::optional<uint64_t> count(Field field) const { return counts_[field]; }
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_object_begin(json::error_code&) {
+    if (depth_ == 1 && Key() == "prompt_tokens_details") {
+      in_details_ = true;
+      counts_[kCachedTokens].reset();
+    }
+    ++depth_;
+    return true;
+  }
+  bool on_object_end(std::size_t, json::error_code&) {
+    if (--depth_ == 1) in_details_ = false;
+    return true;
+  }
+  bool on_array_begin(json::error_code&) {
+    ++depth_;
+    return true;
+  }
+  bool on_array_end(std::size_t, json::error_code&) {
+    --depth_;
+    return true;
+  }
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    AppendKey(s);
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code&) {
+    AppendKey(s);
+    key_done_ = true;
+    field_ = KeyField();
+    field_depth_ = depth_;
+    if (field_ != kNoField) counts_[field_].reset();  // Set again only by a count.
+    return true;
+  }
+  bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, json::error_code&) { return true; }
+  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_int64(int64_t i, json::string_view, json::error_code&) {
+    if (i >= 0) Count(static_cast<uint64_t>(i));
+    return true;
+  }
+  bool on_uint64(uint64_t u, json::string_view, json::error_code&) {
+    Count(u);
+    return true;
+  }
+  bool on_double(double d, json::string_view, json::error_code&) {
+    if (d >= 0 && d < 1.8e19 && std::floor(d) == d) Count(static_cast<uint64_t>(d));
+    return true;
+  }
+  bool on_bool(bool, json::error_code&) { return true; }
+  bool on_null(json::error_code&) { return true; }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+
+ private:
+  std::string_view Key() const { return {key_, key_size_}; }
+  void AppendKey(json::string_view s) {
+    if (key_done_) {
+      key_size_ = 0;
+      key_done_ = false;
+    }
+    // Longer keys than any counted one are kept cut: they match nothing.
+    const size_t n = std::min(s.size(), sizeof(key_) - key_size_);
+    std::memcpy(key_ + key_size_, s.data(), n);
+    key_size_ += n;
+  }
+  Field KeyField() const {
+    const std::string_view key = Key();
+    if (depth_ == 2 && in_details_) return key == "cached_tokens" ? kCachedTokens : kNoField;
+    if (depth_ != 1) return kNoField;
+    if (key == "prompt_tokens") return kPromptTokens;
+    if (key == "completion_tokens") return kCompletionTokens;
+    if (key == "input_tokens") return kInputTokens;
+    if (key == "output_tokens") return kOutputTokens;
+    if (key == "cache_read_input_tokens") return kCacheReadInputTokens;
+    if (key == "cache_creation_input_tokens") return kCacheCreationInputTokens;
+    return kNoField;
+  }
+  // A number right after the key `field_` (not one nested in its value).
+  void Count(uint64_t n) {
+    if (field_ != kNoField && depth_ == field_depth_) counts_[field_] = n;
+    field_ = kNoField;
+  }
+
+  std::optional<uint64_t> counts_[kFields];
+  int depth_ = 0;  // Objects and arrays open; the usage object is depth 1.
+  bool in_details_ = false;
+  char key_[32];  // The key being read or just read.
+  size_t key_size_ = 0;
+  bool key_done_ = false;
+  Field field_ = kNoField;  // The count field whose value comes next.
+  int field_depth_ = 0;
+};
+
+// The usage `object` (the text of one JSON object) reports, or nullopt when
+// it is not valid JSON.
+std::optional<TokenUsage> ReadUsageObject(UpstreamWire wire_format, std::string_view object) {
+  json::basic_parser<UsageCountsHandler> parser(json::parse_options{});
+  json::error_code ec;
+  parser.write_some(false, object.data(), object.size(), ec);
+  if (ec) return std::nullopt;
+  const UsageCountsHandler& h = parser.handler();
+  using F = UsageCountsHandler;
+  if (wire_format == UpstreamWire::kOpenAi) {
+    TokenUsage usage;
+    usage.reported = true;
+    usage.prompt_tokens = h.count(F::kPromptTokens).value_or(0);
+    usage.completion_tokens = h.count(F::kCompletionTokens).value_or(0);
+    usage.cached_prompt_tokens = h.count(F::kCachedTokens).value_or(0);
+    return usage;
+  }
+  wire::AnthropicUsageCounts counts;
+  counts.reported = true;
+  counts.input_tokens = h.count(F::kInputTokens).value_or(0);
+  counts.output_tokens = h.count(F::kOutputTokens).value_or(0);
+  counts.cache_read_input_tokens = h.count(F::kCacheReadInputTokens).value_or(0);
+  counts.cache_creation_input_tokens = h.count(F::kCacheCreationInputTokens).value_or(0);
+  return counts.ToTokenUsage();
+}
+
 }  // namespace
 
 TokenUsage WholeResponseUsage(UpstreamWire wire_format, std::string_view body) {
@@ -281,23 +429,12 @@ TokenUsage WholeResponseUsage(UpstreamWire wire_format, std::string_view body) {
     return {};  // Cheap: most bodies without usage need no parse at all.
   }
   if (wire_format != UpstreamWire::kOllama) {
-    // Only the usage object is parsed, into memory on the stack: a usage
-    // object is small, and this runs for every answer.
+    // Only the usage object is parsed, and into no tree: a usage object is
+    // small, and this runs for every answer.
     const std::string_view object = UsageObject(body);
-    absl::StatusOr<TokenUsage> usage =
-        wire::NoThrow("reading usage", [&]() -> absl::StatusOr<TokenUsage> {
-          unsigned char arena[2048];
-          json::monotonic_resource memory(arena, sizeof(arena));
-          const json::value parsed =
-              json::parse(json::string_view(object.data(), object.size()), &memory);
-          if (!parsed.is_object()) return absl::InvalidArgumentError("not an object");
-          if (wire_format == UpstreamWire::kOpenAi)
-            return wire::ReadOpenAiUsage(parsed.as_object());
-          wire::AnthropicUsageCounts counts;
-          counts.Update(parsed.as_object());
-          return counts.ToTokenUsage();
-        });
-    if (!object.empty() && usage.ok()) return *usage;
+    if (!object.empty()) {
+      if (std::optional<TokenUsage> usage = ReadUsageObject(wire_format, object)) return *usage;
+    }
   }
   absl::StatusOr<TokenUsage> usage =
       wire::NoThrow("reading usage", [&]() -> absl::StatusOr<TokenUsage> {

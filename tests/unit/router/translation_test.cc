@@ -1079,5 +1079,43 @@ TEST(WholeResponseUsageTest, ReadsTheUsageOfEachWireFormat) {
   EXPECT_FALSE(WholeResponseUsage(UpstreamWire::kOpenAi, "not json \"usage\": {").reported);
 }
 
+// Only whole non-negative numbers count; the last of duplicate keys wins; a
+// number nested in another field's value is not that field's.
+TEST(WholeResponseUsageTest, CountsOnlyTheUsageFieldsOwnWholeNumbers) {
+  TokenUsage openai = WholeResponseUsage(
+      UpstreamWire::kOpenAi,
+      R"({"usage":{"prompt_tokens":"12","completion_tokens":3.0,"prompt_tokens":7,)"
+      R"("extra":{"completion_tokens":99},"list":[{"prompt_tokens":98}, 97],)"
+      R"("prompt_tokens_details":{"cached_tokens":-1},"total_tokens":10}})");
+  EXPECT_TRUE(openai.reported);
+  EXPECT_EQ(openai.prompt_tokens, 7u);
+  EXPECT_EQ(openai.completion_tokens, 3u);
+  EXPECT_EQ(openai.cached_prompt_tokens, 0u);
+
+  TokenUsage overwritten =
+      WholeResponseUsage(UpstreamWire::kOpenAi,
+                         R"({"usage":{"prompt_tokens":5,"prompt_tokens":"five",)"
+                         R"("completion_tokens":[2],"prompt_tokens_details":{"cached_tokens":2},)"
+                         R"("prompt_tokens_details":{}}})");
+  EXPECT_TRUE(overwritten.reported);
+  EXPECT_EQ(overwritten.prompt_tokens, 0u);
+  EXPECT_EQ(overwritten.completion_tokens, 0u);
+  EXPECT_EQ(overwritten.cached_prompt_tokens, 0u);
+
+  TokenUsage escaped = WholeResponseUsage(
+      UpstreamWire::kOpenAi,
+      R"({"usage":{"prompt\u005ftokens":5,"a_key_longer_than_any_counted_one_completion_tokens":9}})");
+  EXPECT_EQ(escaped.prompt_tokens, 5u);
+  EXPECT_EQ(escaped.completion_tokens, 0u);
+
+  TokenUsage anthropic = WholeResponseUsage(
+      UpstreamWire::kAnthropic,
+      R"({"usage":{"input_tokens":3,"cache_creation_input_tokens":2,"cache_read_input_tokens":1,)"
+      R"("output_tokens":1e1}})");
+  EXPECT_EQ(anthropic.prompt_tokens, 6u);
+  EXPECT_EQ(anthropic.cached_prompt_tokens, 1u);
+  EXPECT_EQ(anthropic.completion_tokens, 10u);
+}
+
 }  // namespace
 }  // namespace flowork::router
