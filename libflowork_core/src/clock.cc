@@ -1,13 +1,13 @@
 #include "flowork/core/clock.h"
 
-#include "absl/time/clock.h"
+#include "flowork/core/internal/wall_clock.h"
 
 namespace flowork::core {
 namespace {
 
 class RealClock final : public Clock {
  public:
-  absl::Time Now() const override { return absl::Now(); }
+  absl::Time Now() const override { return internal::WallNow(); }
 };
 
 }  // namespace

@@ -35,6 +35,7 @@
 #include "flowork/core/internal/http_parse.h"
 #include "flowork/core/internal/steady_deadline.h"
 #include "flowork/core/internal/strings.h"
+#include "flowork/core/internal/wall_clock.h"
 
 namespace flowork::core {
 
@@ -415,7 +416,7 @@ class ClientImpl final : public HttpClient {
   std::unique_ptr<Connection> TakeIdle(Loop& loop, const std::string& origin) {
     auto it = loop.idle.find(origin);
     if (it == loop.idle.end()) return nullptr;
-    const absl::Time now = absl::Now();
+    const absl::Time now = internal::WallNow();
     while (!it->second.empty()) {
       std::unique_ptr<Connection> c = std::move(it->second.back());
       it->second.pop_back();
@@ -448,7 +449,7 @@ class ClientImpl final : public HttpClient {
     auto& idle = loop.idle[origin];
     if (idle.size() >= options_.max_idle_per_origin) return c->Close();
     c->tcp().expires_never();
-    c->idle_since = absl::Now();
+    c->idle_since = internal::WallNow();
     idle.push_back(std::move(c));
     ArmPrune(loop);
   }
@@ -461,7 +462,7 @@ class ClientImpl final : public HttpClient {
     loop.prune.async_wait([this, &loop](beast::error_code ec) {
       loop.prune_armed = false;
       if (ec) return;  // Cancelled: the client is going away.
-      const absl::Time now = absl::Now();
+      const absl::Time now = internal::WallNow();
       bool any_left = false;
       for (auto it = loop.idle.begin(); it != loop.idle.end();) {
         auto& connections = it->second;

@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "absl/time/clock.h"
+#include "flowork/core/internal/wall_clock.h"
 
 namespace flowork::core::internal {
 
@@ -48,7 +48,7 @@ void TimerQueue::Run() {
     const absl::Time next = queue_.empty() ? absl::InfiniteFuture() : queue_.begin()->first;
     mu_.AwaitWithDeadline(absl::Condition(this, &TimerQueue::Woken), next);
     woken_ = false;
-    while (!stopping_ && !queue_.empty() && queue_.begin()->first <= absl::Now()) {
+    while (!stopping_ && !queue_.empty() && queue_.begin()->first <= internal::WallNow()) {
       absl::AnyInvocable<void()&&> work = std::move(queue_.begin()->second.work);
       by_id_.erase(queue_.begin()->second.id);
       queue_.erase(queue_.begin());

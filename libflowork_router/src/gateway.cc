@@ -22,10 +22,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "boost/json.hpp"
 #include "flowork/core/internal/strings.h"
 #include "flowork/core/internal/timer_queue.h"
+#include "flowork/core/internal/wall_clock.h"
 #include "flowork/core/logging.h"
 #include "governance/gateway_metrics.h"
 #include "governance/request_trail.h"
@@ -495,7 +495,7 @@ void GatewayImpl::ListModels(const Policy& policy, const v1::ApiKey* key,
 }
 
 void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) {
-  const absl::Time started = absl::Now();
+  const absl::Time started = core::internal::WallNow();
   const std::string request_id = RequestId(request);
   const std::string_view path = request.path();  // Into request.target: used before the move.
   auto operation = Operations().find(path);
@@ -506,7 +506,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
                     absl::string_view code, HttpHeaders headers = {}) {
     headers.emplace_back("x-request-id", request_id);
     trail.Close(status, "rejected", core::internal::ToStd(message),
-                absl::ToInt64Microseconds(absl::Now() - started));
+                absl::ToInt64Microseconds(core::internal::WallNow() - started));
     Reply(*writer, front, status, message, type, code, std::move(headers));
   };
   if (trail.auditing()) {
@@ -859,7 +859,7 @@ void ProxyCall::Launch(const Endpoint& endpoint) {
   upstream.idle_timeout = FromProto(timeouts.idle(), absl::Seconds(60));
   upstream.total_timeout = FromProto(timeouts.total(), absl::Seconds(600));
 
-  a->started = absl::Now();
+  a->started = core::internal::WallNow();
   {
     absl::MutexLock lock(&call_mu_);
     if (cancelled_) {
@@ -876,7 +876,7 @@ void ProxyCall::Launch(const Endpoint& endpoint) {
     // Rule 2: a stream whose first content is late is abandoned once
     // first_token passes, if nothing reached the caller yet.
     const absl::Duration first_token = FromProto(timeouts.first_token(), absl::Seconds(30));
-    a->first_token_timer = gateway_.delays().At(absl::Now() + first_token, [weak, a] {
+    a->first_token_timer = gateway_.delays().At(core::internal::WallNow() + first_token, [weak, a] {
       auto self = weak.lock();
       if (!self) return;
       {
@@ -890,7 +890,7 @@ void ProxyCall::Launch(const Endpoint& endpoint) {
   if (plan_.hedge_after && !hedged_ && !continuing_ && live_.size() == 1) {
     // Rule 6: when the first token is late, race the next candidate. The
     // hedge starts on the request's loop, like everything else.
-    a->hedge_timer = gateway_.delays().At(absl::Now() + *plan_.hedge_after,
+    a->hedge_timer = gateway_.delays().At(core::internal::WallNow() + *plan_.hedge_after,
                                           [weak, a, loop = gateway_.CurrentLoop()] {
                                             auto self = weak.lock();
                                             if (!self) return;
@@ -941,7 +941,7 @@ void ProxyCall::OnBody(const std::shared_ptr<Attempt>& a, std::string_view piece
     a->content_seen = true;
     gateway_.delays().Cancel(a->first_token_timer);
     gateway_.delays().Cancel(a->hedge_timer);
-    a->ttft = absl::Now() - a->started;
+    a->ttft = core::internal::WallNow() - a->started;
     Win(a);  // The first attempt with content answers; a racing hedge is cancelled.
   }
   if (!streaming_) {
@@ -968,7 +968,7 @@ void ProxyCall::EndStreamWithError(absl::string_view message, absl::string_view 
 
 void ProxyCall::OnDone(const std::shared_ptr<Attempt>& a, const HttpCallOutcome& raw_outcome) {
   absl::MutexLock lock(&mu_);
-  const absl::Time now = absl::Now();
+  const absl::Time now = core::internal::WallNow();
   const absl::Duration elapsed = now - a->started;
   Forget(a, now);
   const bool cut =
@@ -1177,15 +1177,16 @@ void ProxyCall::Transient(const std::shared_ptr<Attempt>& a, core::HttpCallOutco
                                               (1.0 + gateway_.Jitter()));
   ++same_endpoint_retries_;
   // The retry itself runs back on the request's loop, like everything else.
-  gateway_.delays().At(absl::Now() + delay, [self = shared_from_this(), endpoint = a->endpoint,
-                                             loop = gateway_.CurrentLoop()] {
-    self->gateway_.RunOn(loop, [self, endpoint] {
-      absl::MutexLock lock(&self->mu_);
-      if (!endpoint.state->BeginAttempt()) return self->MoveOn();
-      ++self->attempts_;
-      self->Launch(endpoint);
-    });
-  });
+  gateway_.delays().At(
+      core::internal::WallNow() + delay,
+      [self = shared_from_this(), endpoint = a->endpoint, loop = gateway_.CurrentLoop()] {
+        self->gateway_.RunOn(loop, [self, endpoint] {
+          absl::MutexLock lock(&self->mu_);
+          if (!endpoint.state->BeginAttempt()) return self->MoveOn();
+          ++self->attempts_;
+          self->Launch(endpoint);
+        });
+      });
 }
 
 void ProxyCall::MoveOn() {
@@ -1197,7 +1198,7 @@ void ProxyCall::MoveOn() {
 
 int64_t ProxyCall::OverheadMicros() {
   // Upstream time excluded, including attempts still streaming.
-  const absl::Time now = absl::Now();
+  const absl::Time now = core::internal::WallNow();
   const absl::Duration in_flight = live_.empty() ? absl::ZeroDuration() : now - busy_since_;
   return std::max<int64_t>(0,
                            absl::ToInt64Microseconds(now - started_ - upstream_time_ - in_flight));
@@ -1288,7 +1289,7 @@ void ProxyCall::RespondFailure() {
       failures_.empty() ? "no candidate could be tried" : absl::StrJoin(failures_, "; ");
   if (GatewayMetrics* metrics = gateway_.metrics()) {
     for (const Endpoint& e : plan_.attempts) {
-      metrics->Circuit(e.name(), e.state->Read(absl::Now()).circuit);
+      metrics->Circuit(e.name(), e.state->Read(core::internal::WallNow()).circuit);
     }
   }
   if (attempts_ == 0) {

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "flowork/core/internal/strings.h"
+#include "flowork/core/internal/wall_clock.h"
 #include "flowork/router/audit_log.h"
 
 namespace flowork::router {
@@ -34,7 +35,7 @@ RequestTrail::RequestTrail(RequestTrail&& other) noexcept
 RequestTrail::~RequestTrail() {
   if (services_ != nullptr && !closed_) {
     Close(499, "cancelled", "the caller went away",
-          absl::ToInt64Microseconds(absl::Now() - started_));
+          absl::ToInt64Microseconds(core::internal::WallNow() - started_));
   }
 }
 
@@ -82,7 +83,7 @@ void RequestTrail::Close(int status, std::string_view outcome, std::string_view 
                          int64_t overhead_us) {
   if (closed_ || services_ == nullptr) return;
   closed_ = true;
-  const absl::Duration duration = absl::Now() - started_;
+  const absl::Duration duration = core::internal::WallNow() - started_;
   const double cost =
       answered_model_ == nullptr
           ? 0
