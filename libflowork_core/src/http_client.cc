@@ -236,17 +236,35 @@ class ResponseParser final : public http::basic_parser<false> {
 };
 
 class ClientImpl;
+class Exchange;
 
-// One event loop and its pool.
+// One event loop, its pool and the deadlines of its exchanges.
 struct Loop {
-  explicit Loop(asio::io_context& context) : ctx(context), prune(context.get_executor()) {}
+  explicit Loop(asio::io_context& context)
+      : ctx(context), prune(context.get_executor()), deadline_timer(context.get_executor()) {}
   asio::io_context& ctx;
   // Idle connections by origin, newest last. Touched on this loop only.
   absl::flat_hash_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
   // Closes idle connections past their time, also for origins no longer used.
   Timer prune;
   bool prune_armed = false;
+
+  // The exchanges on this loop that have a deadline, and one timer for all
+  // of them (WatchDeadlines): a timer per exchange cost a timer made, armed
+  // and cancelled per request, each under asio's locks, and a handler run.
+  // Each watched exchange is here until it finishes (its watch_slot_ says
+  // where). The timer fires no later than the earliest time any of them
+  // must be checked. Touched on this loop only.
+  std::vector<Exchange*> watched;
+  Timer deadline_timer;
+  SteadyTime deadline_at = SteadyTime::max();  // When deadline_timer fires; max: not armed.
+  uint64_t deadline_generation = 0;            // Tells a superseded wait's handler apart.
 };
+
+// Makes sure `loop`'s deadline timer fires by `at`.
+void ArmDeadlines(Loop& loop, SteadyTime at);
+// Checks every exchange watched on `loop`, and arms the timer for the next.
+void CheckDeadlines(Loop& loop);
 
 class Exchange final : public HttpCall, public std::enable_shared_from_this<Exchange> {
  public:
@@ -255,11 +273,24 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
       : client_(client),
         loop_(loop),
         request_(std::move(request)),
-        observer_(std::move(observer)),
-        timer_(loop.ctx.get_executor()) {}
+        observer_(std::move(observer)) {}
+  ~Exchange() override { Unwatch(); }
 
   void Start();
   void Cancel() override;
+
+  // For CheckDeadlines, at `now`: whether a deadline passed (noted as the
+  // failure to report). CutShort then ends the connection or resolution
+  // in progress, whose handler fails the exchange.
+  bool DeadlinePassed(SteadyTime now);
+  void CutShort() {
+    if (connection_) connection_->Close();
+    if (resolver_) resolver_->cancel();
+  }
+  // The latest time the exchange must be checked again, given `now`.
+  SteadyTime NextCheck(SteadyTime now) const {
+    return std::min({total_deadline_, phase_deadline_, EarliestPhaseDeadline(now)});
+  }
 
  private:
   enum class Phase { kConnect, kFirstByte, kBody };
@@ -274,9 +305,10 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   // One read from the connection into its buffer, then `next` (which
   // parses); failures go to Fail, described as `reading`.
   void ReadMore(void (Exchange::*next)(), const char* reading);
-  // The deadline timer: total, and the phase's (first byte, idle).
-  void ArmTimer(SteadyTime at);
-  void OnTimer();
+  // Deadlines (total, and the phase's: first byte, idle) are checked by the
+  // loop's timer (CheckDeadlines) from Watch to Unwatch.
+  void Watch(SteadyTime now);
+  void Unwatch();
   // No phase deadline set from now on can be sooner than `now` + the
   // shorter of first_byte and idle (at least 1 ms: a zero timeout must not
   // make the timer spin).
@@ -293,12 +325,10 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   HttpClientRequest request_;
   std::shared_ptr<HttpResponseObserver> observer_;
   Url url_;
-  // One timer for every deadline, armed at the earliest one that can be
-  // pending (see ArmTimer): no timer per read.
-  Timer timer_;
   SteadyTime total_deadline_;
   SteadyTime phase_deadline_ = SteadyTime::max();  // First byte, then idle.
-  bool timer_armed_ = false;
+  static constexpr size_t kNotWatched = static_cast<size_t>(-1);
+  size_t watch_slot_ = kNotWatched;  // In loop_.watched.
   // Made when a name must be resolved (not for a pooled connection: making
   // one looks up asio's resolver service under a lock).
   std::optional<Resolver> resolver_;
@@ -344,7 +374,8 @@ class ClientImpl final : public HttpClient {
       auto done = std::make_shared<absl::Notification>();
       cleared.push_back(done);
       asio::post(loop->ctx, [l = loop.get(), done] {
-        l->prune.cancel();  // Queues the cancelled wait, which touches the loop...
+        l->prune.cancel();  // Queues the cancelled waits, which touch the loop...
+        l->deadline_timer.cancel();
         l->idle.clear();
         // ...so say done only after it ran.
         asio::post(l->ctx, [done] { done->Notify(); });
@@ -503,7 +534,7 @@ void Exchange::Start() {
   }
   const SteadyTime now = SteadyClock::now();
   total_deadline_ = SteadyDeadline(now, request_.total_timeout);
-  ArmTimer(std::min(total_deadline_, EarliestPhaseDeadline(now)));
+  Watch(now);
   // The request head, written by hand next to the body in one gathered write.
   head_.clear();
   head_.reserve(request_.method.size() + url_.target.size() + url_.host.size() +
@@ -584,7 +615,7 @@ void Exchange::ConnectTo(std::vector<tcp::endpoint> endpoints) {
         self->connection_->tcp().socket().set_option(tcp::no_delay(true), ignored);
         TlsStream* tls = self->connection_->tls();
         if (tls == nullptr) {
-          self->connection_->tcp().expires_never();  // Later phases: timer_.
+          self->connection_->tcp().expires_never();  // Later phases: CheckDeadlines.
           return self->Send();
         }
         tls->async_handshake(ssl::stream_base::client, [self](beast::error_code ec) {
@@ -624,7 +655,7 @@ void Exchange::Send() {
       if (!out_.empty() && n > 0) out_.front() += n;
     }
   }
-  // A write that waits for room: timer_ (first byte) bounds it.
+  // A write that waits for room: the first-byte deadline bounds it.
   connection_->Visit([&](auto& stream) {
     asio::async_write(stream, out_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->Fail(self->Classify(ec), "write: " + ec.message());
@@ -705,35 +736,70 @@ void Exchange::ReadMore(void (Exchange::*next)(), const char* reading) {
   }
 }
 
-void Exchange::ArmTimer(SteadyTime at) {
-  // Armed already: OnTimer re-arms. Never: no deadline can pass.
-  if (timer_armed_ || at == SteadyTime::max()) return;
-  timer_armed_ = true;
-  timer_.expires_at(at);
-  timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-    self->timer_armed_ = false;
-    if (ec || self->done_) return;
-    self->OnTimer();
+void Exchange::Watch(SteadyTime now) {
+  const SteadyTime check_by = NextCheck(now);
+  if (check_by == SteadyTime::max()) return;  // No deadline can pass.
+  if (watch_slot_ == kNotWatched) {
+    watch_slot_ = loop_.watched.size();
+    loop_.watched.push_back(this);
+  }
+  ArmDeadlines(loop_, check_by);
+}
+
+void Exchange::Unwatch() {
+  if (watch_slot_ == kNotWatched) return;
+  std::vector<Exchange*>& watched = loop_.watched;
+  watched[watch_slot_] = watched.back();
+  watched[watch_slot_]->watch_slot_ = watch_slot_;
+  watched.pop_back();
+  watch_slot_ = kNotWatched;
+}
+
+// The loop's timer fires no later than any watched exchange's deadline: the
+// total one, the phase's, or one a phase may set from now on (no sooner
+// than now + the shortest phase timeout, see EarliestPhaseDeadline).
+bool Exchange::DeadlinePassed(SteadyTime now) {
+  if (done_ || forced_) return false;  // Failing already.
+  if (now >= total_deadline_) {
+    forced_ = HttpCallFailure::kTotalTimeout;
+  } else if (now >= phase_deadline_) {
+    forced_ =
+        phase_ == Phase::kBody ? HttpCallFailure::kIdleTimeout : HttpCallFailure::kFirstByteTimeout;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void ArmDeadlines(Loop& loop, SteadyTime at) {
+  if (at >= loop.deadline_at) return;  // It fires sooner already.
+  loop.deadline_at = at;
+  const uint64_t generation = ++loop.deadline_generation;
+  loop.deadline_timer.expires_at(at);  // A wait for a later time is cancelled.
+  loop.deadline_timer.async_wait([&loop, generation](beast::error_code ec) {
+    // Cancelled (re-armed sooner, or the client is closing), or superseded
+    // after it had fired: the later wait does the work.
+    if (ec || generation != loop.deadline_generation) return;
+    loop.deadline_at = SteadyTime::max();
+    CheckDeadlines(loop);
   });
 }
 
-// Fires no later than any deadline: the total one, the phase's, or one a
-// phase may set from now on (no sooner than now + the shortest phase).
-void Exchange::OnTimer() {
+void CheckDeadlines(Loop& loop) {
   const SteadyTime now = SteadyClock::now();
-  std::optional<HttpCallFailure> failure;
-  if (now >= total_deadline_) {
-    failure = HttpCallFailure::kTotalTimeout;
-  } else if (now >= phase_deadline_) {
-    failure =
-        phase_ == Phase::kBody ? HttpCallFailure::kIdleTimeout : HttpCallFailure::kFirstByteTimeout;
+  SteadyTime next = SteadyTime::max();
+  std::vector<std::shared_ptr<Exchange>> late;
+  for (Exchange* exchange : loop.watched) {
+    if (exchange->DeadlinePassed(now)) {
+      late.push_back(exchange->shared_from_this());
+    } else {
+      next = std::min(next, exchange->NextCheck(now));
+    }
   }
-  if (!failure) {
-    return ArmTimer(std::min({total_deadline_, phase_deadline_, EarliestPhaseDeadline(now)}));
-  }
-  forced_ = failure;
-  if (connection_) connection_->Close();
-  if (resolver_) resolver_->cancel();
+  // Cut short outside the loop above: closing may end an exchange (and
+  // take it out of `watched`).
+  for (const std::shared_ptr<Exchange>& exchange : late) exchange->CutShort();
+  if (next != SteadyTime::max()) ArmDeadlines(loop, next);
 }
 
 HttpCallFailure Exchange::Classify(const beast::error_code& ec) const {
@@ -779,7 +845,7 @@ void Exchange::Fail(HttpCallFailure failure, std::string message) {
 void Exchange::Finish(HttpCallOutcome outcome) {
   if (done_) return;
   done_ = true;
-  timer_.cancel();
+  Unwatch();
   std::shared_ptr<HttpResponseObserver> observer = std::move(observer_);
   observer->OnDone(outcome);
   client_.Finished(this);

@@ -401,6 +401,22 @@ TEST_F(HttpClientTest, InfiniteTimeoutsMeanNoDeadline) {
   EXPECT_EQ(r->body(), "hello world");
 }
 
+// One timer serves every exchange on a loop: an exchange with a short
+// deadline started after one with a long deadline still times out on time.
+TEST_F(HttpClientTest, AShortDeadlineIsKeptNextToALongOne) {
+  auto slow =
+      Call({.method = "GET", .url = Url("/silent"), .first_byte_timeout = absl::Seconds(60)});
+  const absl::Time deadline = absl::Now() + kWait;
+  while (handler_.peers().empty() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  const absl::Time started = absl::Now();
+  auto quick =
+      Call({.method = "GET", .url = Url("/silent"), .first_byte_timeout = absl::Milliseconds(200)});
+  ASSERT_TRUE(quick->Wait());
+  EXPECT_EQ(quick->outcome().failure, HttpCallFailure::kFirstByteTimeout);
+  EXPECT_LT(absl::Now() - started, absl::Seconds(5));  // Not the long one's 60 s.
+  EXPECT_EQ(slow->done_count(), 0);                    // The long one goes on.
+}
+
 TEST_F(HttpClientTest, TotalTimeoutBoundsTheWholeExchange) {
   auto r = Call({.method = "GET", .url = Url("/silent"), .total_timeout = absl::Milliseconds(200)});
   ASSERT_TRUE(r->Wait());
