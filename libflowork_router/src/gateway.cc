@@ -298,8 +298,9 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RespondFailure() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // An error of the router's own making, in the caller's API shape.
+  // `headers` from ResponseHeaders(..., overhead_us), as for Respond.
   void Fail(int status, absl::string_view message, absl::string_view type, absl::string_view code,
-            HttpHeaders headers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+            HttpHeaders headers, int64_t overhead_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndStreamWithError(absl::string_view message, absl::string_view code)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Books attempt `a`, which ended with `outcome`, in the audit entry.
@@ -1278,13 +1279,14 @@ void ProxyCall::Respond(int status, HttpHeaders headers, std::string body, int64
 }
 
 void ProxyCall::Fail(int status, absl::string_view message, absl::string_view type,
-                     absl::string_view code, HttpHeaders headers) {
-  trail_.Close(status, "failed", core::internal::ToStd(message), OverheadMicros());
+                     absl::string_view code, HttpHeaders headers, int64_t overhead_us) {
+  trail_.Close(status, "failed", core::internal::ToStd(message), overhead_us);
   Reply(*writer_, operation_.front, status, message, type, code, std::move(headers));
 }
 
 void ProxyCall::RespondFailure() {
-  HttpHeaders headers = ResponseHeaders(nullptr, OverheadMicros());
+  const int64_t overhead_us = OverheadMicros();
+  HttpHeaders headers = ResponseHeaders(nullptr, overhead_us);
   const std::string tried =
       failures_.empty() ? "no candidate could be tried" : absl::StrJoin(failures_, "; ");
   if (GatewayMetrics* metrics = gateway_.metrics()) {
@@ -1294,7 +1296,7 @@ void ProxyCall::RespondFailure() {
   }
   if (attempts_ == 0) {
     return Fail(503, absl::StrCat("no healthy candidate for `", plan_.target, "`: ", tried),
-                "service_unavailable", "no_healthy_candidate", std::move(headers));
+                "service_unavailable", "no_healthy_candidate", std::move(headers), overhead_us);
   }
   if (rate_limited_ == attempts_) {
     if (min_retry_after_) {
@@ -1302,14 +1304,14 @@ void ProxyCall::RespondFailure() {
                                               1, absl::ToInt64Seconds(*min_retry_after_))));
     }
     return Fail(429, absl::StrCat("every candidate is rate limited: ", tried),
-                "rate_limit_exceeded", "upstream_rate_limited", std::move(headers));
+                "rate_limit_exceeded", "upstream_rate_limited", std::move(headers), overhead_us);
   }
   if (timed_out_ == attempts_) {
     return Fail(504, absl::StrCat("every attempt timed out: ", tried), "upstream_error",
-                "upstream_timeout", std::move(headers));
+                "upstream_timeout", std::move(headers), overhead_us);
   }
   Fail(502, absl::StrCat("every attempt failed: ", tried), "upstream_error", "upstream_failed",
-       std::move(headers));
+       std::move(headers), overhead_us);
 }
 
 }  // namespace

@@ -333,6 +333,8 @@ class UsageCountsHandler {
     field_ = KeyField();
     field_depth_ = depth_;
     if (field_ != kNoField) counts_[field_].reset();  // Set again only by a count.
+    // A later prompt_tokens_details replaces an earlier one, object or not.
+    if (depth_ == 1 && Key() == "prompt_tokens_details") counts_[kCachedTokens].reset();
     return true;
   }
   bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }

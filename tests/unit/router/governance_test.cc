@@ -176,9 +176,11 @@ TEST_F(GovernanceTest, LocalOnlyKeyNeverReachesARemoteEndpointEvenWhenLocalsAreD
   auto remote = StartMock();
   Serve(ZonesYaml(ClosedPort(), remote->port()));
   // The local endpoint is down: the key may not fail over to the remote one.
+  std::string first_overhead;
   for (int i = 0; i < 8; ++i) {
     ClientResponse r = Post(kChat, "sk-local");
     EXPECT_GE(r.status, 500) << r.body;
+    if (i == 0) first_overhead = r.Header("x-flowork-overhead-us");
   }
   // Once its circuit is open nothing is left for this key: 503, and why.
   ClientResponse r = Post(kChat, "sk-local");
@@ -195,6 +197,9 @@ TEST_F(GovernanceTest, LocalOnlyKeyNeverReachesARemoteEndpointEvenWhenLocalsAreD
 
   std::vector<v1::AuditEntry> entries = Entries();
   ASSERT_GE(entries.size(), 11u);
+  // A failure, too, audits the overhead its caller was told.
+  EXPECT_EQ(entries[0].status(), 502);
+  EXPECT_EQ(absl::StrCat(entries[0].overhead_us()), first_overhead);
   const v1::AuditEntry& refused = entries[8];
   EXPECT_EQ(refused.key(), "local-only");
   EXPECT_EQ(refused.status(), 503);

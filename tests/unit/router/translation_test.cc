@@ -1101,6 +1101,11 @@ TEST(WholeResponseUsageTest, CountsOnlyTheUsageFieldsOwnWholeNumbers) {
   EXPECT_EQ(overwritten.prompt_tokens, 0u);
   EXPECT_EQ(overwritten.completion_tokens, 0u);
   EXPECT_EQ(overwritten.cached_prompt_tokens, 0u);
+  EXPECT_EQ(WholeResponseUsage(UpstreamWire::kOpenAi,
+                               R"({"usage":{"prompt_tokens_details":{"cached_tokens":4},)"
+                               R"("prompt_tokens_details":null}})")
+                .cached_prompt_tokens,
+            0u);
 
   TokenUsage escaped = WholeResponseUsage(
       UpstreamWire::kOpenAi,
