@@ -389,17 +389,19 @@ class GatewayImpl final : public Gateway {
     stopping_.store(true);
     delays_.Stop();
     absl::MutexLock lock(&live_mu_);
-    live_mu_.Await(absl::Condition(
-        +[](int* live) { return *live == 0; }, &live_));
+    while (live_.load() != 0) live_ended_.Wait(&live_mu_);
   }
 
-  void CallStarted() {
-    absl::MutexLock lock(&live_mu_);
-    ++live_;
-  }
+  // A counter, not a lock per call: only stopping waits on it.
+  void CallStarted() { live_.fetch_add(1); }
   void CallEnded() {
-    absl::MutexLock lock(&live_mu_);
-    --live_;
+    // The last call to end while the gateway stops wakes the destructor.
+    // (It set stopping_ before reading live_: a call ending after that
+    // read sees stopping_ set.)
+    if (live_.fetch_sub(1) == 1 && stopping_.load()) {
+      absl::MutexLock lock(&live_mu_);
+      live_ended_.SignalAll();
+    }
   }
 
   void Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) override;
@@ -440,8 +442,9 @@ class GatewayImpl final : public Gateway {
   const uint64_t process_salt_ = std::random_device{}();
   absl::Mutex rng_mu_;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(rng_mu_){std::random_device{}()};
-  absl::Mutex live_mu_;
-  int live_ ABSL_GUARDED_BY(live_mu_) = 0;
+  std::atomic<int> live_{0};  // Calls in flight.
+  absl::Mutex live_mu_;       // With live_ended_, for the destructor's wait.
+  absl::CondVar live_ended_;
 };
 
 void NoteCallStarted(GatewayImpl& gateway) { gateway.CallStarted(); }
@@ -616,7 +619,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   }
   // The view is kept only when a refusal may need explaining in the audit.
   absl::StatusOr<AttemptPlan> plan =
-      trail.auditing() ? policy_.Plan(view) : policy_.Plan(std::move(view));
+      trail.auditing() ? policy_.Plan(*snapshot, view) : policy_.Plan(*snapshot, std::move(view));
   if (!plan.ok()) {
     if (plan.status().code() == absl::StatusCode::kNotFound) {
       return reject(404, absl::StrCat("The model `", facts->model, "` does not exist"),
@@ -626,7 +629,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
       // Every candidate's verdict, so the entry says why nothing was tried
       // (a zone the key may not use, open circuits, ...).
       view.seed = std::nullopt;
-      if (absl::StatusOr<AttemptPlan> explained = policy_.Explain(std::move(view));
+      if (absl::StatusOr<AttemptPlan> explained = policy_.Explain(*snapshot, std::move(view));
           explained.ok()) {
         trail.Planned(*explained);
       }

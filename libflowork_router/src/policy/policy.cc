@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -540,13 +541,22 @@ std::shared_ptr<const Policy> PolicyEngine::Current() const {
 }
 
 absl::StatusOr<AttemptPlan> PolicyEngine::Plan(RequestView request) const {
-  if (!request.seed) request.seed = next_seed_.fetch_add(1, std::memory_order_relaxed);
-  return Current()->Plan(request);
+  return Plan(*Current(), std::move(request));
 }
 
 absl::StatusOr<AttemptPlan> PolicyEngine::Explain(RequestView request) const {
+  return Explain(*Current(), std::move(request));
+}
+
+absl::StatusOr<AttemptPlan> PolicyEngine::Plan(const Policy& snapshot, RequestView request) const {
   if (!request.seed) request.seed = next_seed_.fetch_add(1, std::memory_order_relaxed);
-  return Current()->Explain(request);
+  return snapshot.Plan(request);
+}
+
+absl::StatusOr<AttemptPlan> PolicyEngine::Explain(const Policy& snapshot,
+                                                  RequestView request) const {
+  if (!request.seed) request.seed = next_seed_.fetch_add(1, std::memory_order_relaxed);
+  return snapshot.Explain(request);
 }
 
 }  // namespace flowork::router

@@ -363,6 +363,23 @@ TEST_F(PolicyTest, ReloadCarriesStatsOfEndpointsThatStillExist) {
   EXPECT_EQ(in_flight->attempts[0].model->name(), "small");
 }
 
+// A request checked against a snapshot is planned on that snapshot, even
+// after a reload swapped in another (here: one without the route).
+TEST_F(PolicyTest, PlansOnTheSnapshotGivenEvenAfterAReload) {
+  std::shared_ptr<const Policy> checked = engine_->Current();
+  std::string yaml = kConfig;
+  yaml += "  - {name: extra, candidates: [small]}\n";
+  ASSERT_TRUE(engine_->ApplyConfig(Config(yaml)).ok());
+  RequestView request;
+  request.model = "extra";
+  EXPECT_EQ(engine_->Plan(*checked, request).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Explain(*checked, request).status().code(), absl::StatusCode::kNotFound);
+  absl::StatusOr<AttemptPlan> current = engine_->Plan(request);
+  ASSERT_TRUE(current.ok()) << current.status();
+  EXPECT_GT(current->seed, 0u);  // Seeded by the engine, as without a snapshot.
+  EXPECT_TRUE(engine_->Plan(*engine_->Current(), request).ok());
+}
+
 TEST_F(PolicyTest, InvalidReloadKeepsTheCurrentSnapshot) {
   std::shared_ptr<const Policy> old = engine_->Current();
   v1::RouterConfig bad = Config();

@@ -77,6 +77,11 @@ class PolicyEngine {
   // has none.
   absl::StatusOr<AttemptPlan> Plan(RequestView request) const;
   absl::StatusOr<AttemptPlan> Explain(RequestView request) const;
+  // The same on `snapshot`, one that Current() returned: a caller that
+  // checked a request against a snapshot plans it on that one, even if a
+  // reload swapped in another meanwhile.
+  absl::StatusOr<AttemptPlan> Plan(const Policy& snapshot, RequestView request) const;
+  absl::StatusOr<AttemptPlan> Explain(const Policy& snapshot, RequestView request) const;
 
   EndpointStats& stats() { return stats_; }
 
