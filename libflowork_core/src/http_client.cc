@@ -250,7 +250,7 @@ struct Loop {
   bool prune_armed = false;
 
   // The exchanges on this loop that have a deadline, and one timer for all
-  // of them (WatchDeadlines): a timer per exchange cost a timer made, armed
+  // of them (ArmDeadlines, CheckDeadlines): a timer per exchange cost a timer made, armed
   // and cancelled per request, each under asio's locks, and a handler run.
   // Each watched exchange is here until it finishes (its watch_slot_ says
   // where). The timer fires no later than the earliest time any of them
