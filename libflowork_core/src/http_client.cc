@@ -72,6 +72,10 @@ const char* HttpCallFailureName(HttpCallFailure failure) {
 
 namespace {
 
+// An answer's head may be this long: clouds send many fields (cookies,
+// tracing).
+constexpr size_t kMaxResponseHead = 64 * 1024;
+
 struct Url {
   bool tls = false;
   std::string host;
@@ -165,9 +169,6 @@ class Connection {
   }
 
   beast::flat_buffer buffer;
-  // Where response bodies land, piece by piece; kept with the pooled
-  // connection so a request allocates none.
-  char body_buffer[4 * 1024];
   absl::Time idle_since;
   bool non_blocking = false;  // The socket is in non-blocking mode (set once).
 
@@ -176,64 +177,6 @@ class Connection {
   std::optional<TlsStream> tls_;
 };
 
-// Parses a response straight into its status and HttpHeaders (no Beast
-// message, whose header fields are allocated one by one), and its body into
-// the buffer SetOutput gives: when that is full, put() stops with
-// need_buffer. Framing, limits and keep_alive() are Beast's basic_parser's.
-class ResponseParser final : public http::basic_parser<false> {
- public:
-  int status() const { return status_; }
-  const HttpHeaders& headers() const { return headers_; }
-  void SetOutput(char* data, size_t size) {
-    out_ = data;
-    room_ = size;
-    used_ = 0;
-  }
-  // Body bytes written to the output since SetOutput.
-  size_t output_used() const { return used_; }
-
- private:
-  void on_request_impl(http::verb, beast::string_view, beast::string_view, int,
-                       beast::error_code& ec) override {
-    ec = http::error::bad_version;  // A response parser sees no request line.
-  }
-  void on_response_impl(int code, beast::string_view, int, beast::error_code&) override {
-    status_ = code;
-    headers_.reserve(internal::kExpectedFields);
-  }
-  void on_field_impl(http::field, beast::string_view name, beast::string_view value,
-                     beast::error_code&) override {
-    headers_.emplace_back(std::string(name.data(), name.size()),
-                          std::string(value.data(), value.size()));
-  }
-  void on_header_impl(beast::error_code&) override {}
-  void on_body_init_impl(const boost::optional<uint64_t>&, beast::error_code&) override {}
-  size_t on_body_impl(beast::string_view body, beast::error_code& ec) override {
-    return Take(body, ec);
-  }
-  void on_chunk_header_impl(uint64_t, beast::string_view, beast::error_code&) override {}
-  size_t on_chunk_body_impl(uint64_t, beast::string_view body, beast::error_code& ec) override {
-    return Take(body, ec);
-  }
-  void on_finish_impl(beast::error_code&) override {}
-
-  size_t Take(beast::string_view body, beast::error_code& ec) {
-    const size_t n = std::min(body.size(), room_ - used_);
-    if (n == 0) {
-      ec = http::error::need_buffer;
-      return 0;
-    }
-    std::memcpy(out_ + used_, body.data(), n);
-    used_ += n;
-    return n;
-  }
-
-  int status_ = 0;
-  HttpHeaders headers_;
-  char* out_ = nullptr;
-  size_t room_ = 0;
-  size_t used_ = 0;
-};
 
 class ClientImpl;
 class Exchange;
@@ -343,7 +286,7 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   std::optional<HttpCallFailure> forced_;  // Cancel or total timeout.
   std::string head_;                       // Serialized request head.
   std::vector<asio::const_buffer> out_;
-  std::optional<ResponseParser> parser_;
+  std::optional<internal::HttpParser> parser_;
 };
 
 class ClientImpl final : public HttpClient {
@@ -668,19 +611,19 @@ void Exchange::Send() {
 // The response is parsed by hand from single reads: Beast's composed reads
 // cost several layers of handlers (and a timer) per read.
 void Exchange::ReadHead() {
-  parser_.emplace();
-  parser_->body_limit(boost::none);
-  if (request_.method == "HEAD") parser_->skip(true);
+  parser_.emplace(internal::HttpParser::Kind::kResponse);
+  parser_->set_header_limit(kMaxResponseHead);
+  parser_->set_skip_body(request_.method == "HEAD");
   ContinueHead();
 }
 
 void Exchange::ContinueHead() {
   const beast::error_code ec =
-      internal::ParseBuffered(*parser_, connection_->buffer, /*header_only=*/true);
+      internal::ParseHead(*parser_, connection_->buffer);
   if (ec == http::error::need_more) return ReadMore(&Exchange::ContinueHead, "the response head");
   if (ec) return Fail(Classify(ec), "reading the response head: " + ec.message());
   head_seen_ = true;
-  observer_->OnHead(parser_->status(), parser_->headers());
+  observer_->OnHead(parser_->status(), parser_->fields());
   if (done_ || !connection_) return;
   phase_ = Phase::kBody;
   ReadBody();
@@ -689,18 +632,17 @@ void Exchange::ContinueHead() {
 void Exchange::ReadBody() {
   // Body bytes already buffered (usually all of a small answer, read along
   // with its head) are parsed without another read.
-  while (!parser_->is_done() && connection_->buffer.size() > 0) {
-    parser_->SetOutput(connection_->body_buffer, sizeof(connection_->body_buffer));
+  while (!parser_->is_done()) {
     beast::error_code ec;
-    const size_t used = parser_->put(connection_->buffer.data(), ec);
+    std::string_view body;  // A part of the buffer: handed on before it is consumed.
+    const size_t used = parser_->Put(internal::BufferedBytes(connection_->buffer), body, ec);
+    if (!body.empty()) {
+      observer_->OnBody(body);
+      if (done_ || !connection_) return;
+    }
     connection_->buffer.consume(used);
-    const size_t got = parser_->output_used();
-    if (got > 0) observer_->OnBody(std::string_view(connection_->body_buffer, got));
-    if (done_ || !connection_) return;
-    if (ec == http::error::need_buffer) continue;
     if (ec == http::error::need_more) break;
     if (ec) return Fail(Classify(ec), "reading the response body: " + ec.message());
-    if (used == 0 && got == 0) break;
   }
   if (parser_->is_done()) {
     // Bytes after the response: the server is out of step; not reused.

@@ -217,48 +217,49 @@ std::string ResponseHead(int status, const HttpHeaders& headers, bool keep_alive
   return head;
 }
 
-// Parses a request straight into an HttpRequest: no Beast message, whose
-// header fields are allocated one by one, and no copy of them afterwards.
-// Limits, framing and keep_alive() are Beast's basic_parser's.
-class RequestParser final : public http::basic_parser<true> {
+// Reads a request into an HttpRequest: framing, limits and keep_alive() are
+// internal::HttpParser's; the head's strings are moved, not copied.
+class RequestParser {
  public:
+  RequestParser(size_t header_limit, uint64_t body_limit)
+      : parser_(internal::HttpParser::Kind::kRequest) {
+    parser_.set_header_limit(header_limit);
+    parser_.set_body_limit(body_limit);
+  }
+
   HttpRequest& request() { return request_; }
-  bool head_request() const { return head_request_; }
+  bool head_request() const { return request_.method == "HEAD"; }
+  bool is_done() const { return parser_.is_done(); }
+  bool keep_alive() const { return parser_.keep_alive(); }
+  internal::HttpParser& framing() { return parser_; }
+
+  // Feeds what `buffer` holds to the parser until the head (`header_only`)
+  // or the whole request is in: no error then, need_more when the buffer ran
+  // out first, else the parser's error.
+  beast::error_code Parse(beast::flat_buffer& buffer, bool header_only) {
+    if (!parser_.is_header_done()) {
+      if (beast::error_code ec = internal::ParseHead(parser_, buffer)) return ec;
+      request_.method = std::move(parser_.method());
+      request_.target = std::move(parser_.target());
+      request_.headers = std::move(parser_.fields());
+      if (const std::optional<uint64_t> length = parser_.content_length()) {
+        request_.body.reserve(*length);  // Within the body limit: checked.
+      }
+    }
+    beast::error_code ec;
+    while (!header_only && !parser_.is_done()) {
+      std::string_view body;
+      const size_t used = parser_.Put(internal::BufferedBytes(buffer), body, ec);
+      request_.body.append(body);
+      buffer.consume(used);
+      if (ec) return ec;
+    }
+    return ec;
+  }
 
  private:
-  void on_request_impl(http::verb method, beast::string_view method_string,
-                       beast::string_view target, int, beast::error_code&) override {
-    request_.method.assign(method_string.data(), method_string.size());
-    request_.target.assign(target.data(), target.size());
-    request_.headers.reserve(internal::kExpectedFields);
-    head_request_ = method == http::verb::head;
-  }
-  void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override {
-    ec = http::error::bad_version;  // A request parser sees no status line.
-  }
-  void on_field_impl(http::field, beast::string_view name, beast::string_view value,
-                     beast::error_code&) override {
-    request_.headers.emplace_back(std::string(name.data(), name.size()),
-                                  std::string(value.data(), value.size()));
-  }
-  void on_header_impl(beast::error_code&) override {}
-  // The parser has checked `length` against the body limit.
-  void on_body_init_impl(const boost::optional<uint64_t>& length, beast::error_code&) override {
-    if (length) request_.body.reserve(*length);
-  }
-  size_t on_body_impl(beast::string_view body, beast::error_code&) override {
-    request_.body.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_chunk_header_impl(uint64_t, beast::string_view, beast::error_code&) override {}
-  size_t on_chunk_body_impl(uint64_t, beast::string_view body, beast::error_code&) override {
-    request_.body.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_finish_impl(beast::error_code&) override {}
-
+  internal::HttpParser parser_;
   HttpRequest request_;
-  bool head_request_ = false;
 };
 
 class Connection final : public std::enable_shared_from_this<Connection> {
@@ -393,21 +394,19 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   // read operations cost several layers of handlers (and a timer) per read.
   void ReadHeader() {
     state_ = State::kReading;
-    parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(server_.options().max_header_bytes));
-    parser_->body_limit(server_.options().max_body_bytes);
+    parser_.emplace(server_.options().max_header_bytes, server_.options().max_body_bytes);
     SetReadDeadline();
     ContinueHeader();
   }
 
   void ContinueHeader() {
-    const beast::error_code ec = internal::ParseBuffered(*parser_, buffer_, /*header_only=*/true);
+    const beast::error_code ec = parser_->Parse(buffer_, /*header_only=*/true);
     if (ec != http::error::need_more) return OnHeader(ec);
     ReadMore(&Connection::ContinueHeader);
   }
 
   void ContinueBody() {
-    const beast::error_code ec = internal::ParseBuffered(*parser_, buffer_, /*header_only=*/false);
+    const beast::error_code ec = parser_->Parse(buffer_, /*header_only=*/false);
     if (ec == http::error::need_more) return ReadMore(&Connection::ContinueBody);
     if (ec) return OnReadError(ec);
     OnRequest();
@@ -421,7 +420,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
         [self = shared_from_this(), next](beast::error_code ec, size_t n) {
           if (self->state_ == State::kClosed) return;
           self->buffer_.commit(n);
-          if (ec) ec = internal::ReadError(*self->parser_, ec);
+          if (ec) ec = internal::ReadError(self->parser_->framing(), ec);
           if (ec) return self->OnReadError(ec);
           ((*self).*next)();
         });

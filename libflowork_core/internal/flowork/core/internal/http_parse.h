@@ -1,4 +1,4 @@
-// Private to Flowork's libraries: feeding a Beast parser by hand from single
+// Private to Flowork's libraries: feeding an HttpParser by hand from single
 // socket reads (the HTTP server and client), instead of Beast's composed
 // reads, which cost several layers of handlers and a timer per read.
 #ifndef FLOWORK_CORE_INTERNAL_HTTP_PARSE_H_
@@ -6,11 +6,12 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <string_view>
 
 #include "boost/asio/error.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
-#include "boost/beast/http/basic_parser.hpp"
 #include "boost/beast/http/error.hpp"
+#include "flowork/core/internal/http_parser.h"
 
 namespace flowork::core::internal {
 
@@ -20,23 +21,20 @@ inline size_t ReadRoom(const boost::beast::flat_buffer& buffer) {
   return std::clamp<size_t>(buffer.capacity() - buffer.size(), 4096, 65536);
 }
 
-// Header fields a parser makes room for at the start of a message: most heads
-// have fewer, so they are stored without the vector growing field by field.
-inline constexpr size_t kExpectedFields = 16;
+// The bytes `buffer` holds, read and not yet used.
+inline std::string_view BufferedBytes(const boost::beast::flat_buffer& buffer) {
+  const auto data = buffer.data();
+  return std::string_view(static_cast<const char*>(data.data()), data.size());
+}
 
-// Feeds what `buffer` holds to `parser` until the head (`header_only`) or the
-// whole message is in: no error then, need_more when the buffer ran out
-// first, else the parser's error (need_buffer included).
-template <bool kIsRequest>
-boost::beast::error_code ParseBuffered(boost::beast::http::basic_parser<kIsRequest>& parser,
-                                       boost::beast::flat_buffer& buffer, bool header_only) {
+// Feeds what `buffer` holds to `parser` until the head is in: no error then,
+// need_more when the buffer ran out first, else the parser's error.
+inline boost::beast::error_code ParseHead(HttpParser& parser, boost::beast::flat_buffer& buffer) {
   boost::beast::error_code ec;
-  while (header_only ? !parser.is_header_done() : !parser.is_done()) {
-    if (buffer.size() == 0) return boost::beast::http::error::need_more;
-    const size_t used = parser.put(buffer.data(), ec);
-    buffer.consume(used);
+  std::string_view body;  // Nothing of the body is read before the head ends.
+  while (!parser.is_header_done()) {
+    buffer.consume(parser.Put(BufferedBytes(buffer), body, ec));
     if (ec) return ec;
-    if (used == 0) return boost::beast::http::error::need_more;
   }
   return ec;
 }
@@ -45,13 +43,10 @@ boost::beast::error_code ParseBuffered(boost::beast::http::basic_parser<kIsReque
 // reports it: end of stream before any byte is end_of_stream; after some,
 // the end of a message without a length (no error) or partial_message.
 // Other errors are returned as they are.
-template <bool kIsRequest>
-boost::beast::error_code ReadError(boost::beast::http::basic_parser<kIsRequest>& parser,
-                                   boost::beast::error_code ec) {
+inline boost::beast::error_code ReadError(HttpParser& parser, boost::beast::error_code ec) {
   if (ec != boost::asio::error::eof) return ec;
   if (!parser.got_some()) return boost::beast::http::error::end_of_stream;
-  parser.put_eof(ec);
-  if (!ec && !parser.is_done()) ec = boost::beast::http::error::partial_message;
+  parser.PutEof(ec);
   return ec;
 }
 
