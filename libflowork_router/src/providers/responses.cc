@@ -244,9 +244,26 @@ namespace {
 // The JSON object after the last `"usage":` key in `body` (not one inside a
 // string, whose quotes would be escaped), or "" when there is none: parsing
 // just that is far cheaper than parsing a whole answer.
+// Where the last `"usage"` in body[0, end) starts, or npos. Searched from
+// the end, quote by quote: an answer's usage is usually its last field, and
+// std::string_view::rfind compares at every byte.
+size_t FindUsageKeyBefore(std::string_view body, size_t end) {
+  constexpr std::string_view kKey = "\"usage\"";
+  while (end >= kKey.size()) {
+    const void* quote = memrchr(body.data(), '"', end);
+    if (quote == nullptr) break;
+    const size_t at = static_cast<size_t>(static_cast<const char*>(quote) - body.data());
+    if (at + 1 >= kKey.size() && body.substr(at + 1 - kKey.size(), kKey.size()) == kKey) {
+      return at + 1 - kKey.size();
+    }
+    end = at;
+  }
+  return std::string_view::npos;
+}
+
 std::string_view UsageObject(std::string_view body) {
-  for (size_t at = body.rfind("\"usage\""); at != std::string_view::npos && at > 0;
-       at = body.rfind("\"usage\"", at - 1)) {
+  for (size_t at = FindUsageKeyBefore(body, body.size()); at != std::string_view::npos && at > 0;
+       at = FindUsageKeyBefore(body, at)) {
     if (body[at - 1] == '\\') continue;
     size_t i = at + 7;
     while (i < body.size() && (body[i] == ' ' || body[i] == '\n' || body[i] == '\t')) ++i;
@@ -426,10 +443,6 @@ std::optional<TokenUsage> ReadUsageObject(UpstreamWire wire_format, std::string_
 }  // namespace
 
 TokenUsage WholeResponseUsage(UpstreamWire wire_format, std::string_view body) {
-  if (body.find("usage") == std::string_view::npos &&
-      body.find("eval_count") == std::string_view::npos) {
-    return {};  // Cheap: most bodies without usage need no parse at all.
-  }
   if (wire_format != UpstreamWire::kOllama) {
     // Only the usage object is parsed, and into no tree: a usage object is
     // small, and this runs for every answer.
@@ -437,6 +450,10 @@ TokenUsage WholeResponseUsage(UpstreamWire wire_format, std::string_view body) {
     if (!object.empty()) {
       if (std::optional<TokenUsage> usage = ReadUsageObject(wire_format, object)) return *usage;
     }
+  }
+  if (body.find("usage") == std::string_view::npos &&
+      body.find("eval_count") == std::string_view::npos) {
+    return {};  // Cheap: most bodies without usage need no parse at all.
   }
   absl::StatusOr<TokenUsage> usage =
       wire::NoThrow("reading usage", [&]() -> absl::StatusOr<TokenUsage> {
