@@ -28,6 +28,7 @@
 #include "boost/asio.hpp"
 #include "boost/asio/ssl.hpp"
 #include "boost/beast/core.hpp"
+#include "boost/container/small_vector.hpp"
 #include "boost/beast/http.hpp"
 #include "boost/beast/ssl.hpp"
 #include "flowork/core/internal/event_loops.h"
@@ -285,7 +286,8 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   Phase phase_ = Phase::kConnect;
   std::optional<HttpCallFailure> forced_;  // Cancel or total timeout.
   std::string head_;                       // Serialized request head.
-  std::vector<asio::const_buffer> out_;
+  // The head and the body: kept inline, so a request allocates no vector.
+  boost::container::small_vector<asio::const_buffer, 2> out_;
   std::optional<internal::HttpParser> parser_;
 };
 
@@ -572,7 +574,8 @@ void Exchange::ConnectTo(std::vector<tcp::endpoint> endpoints) {
 void Exchange::Send() {
   phase_ = Phase::kFirstByte;
   phase_deadline_ = SteadyDeadline(SteadyClock::now(), request_.first_byte_timeout);
-  out_ = {asio::buffer(head_)};
+  out_.clear();
+  out_.push_back(asio::buffer(head_));
   if (!request_.body.empty()) out_.push_back(asio::buffer(request_.body));
   if (connection_->tls() == nullptr) {
     // A request usually fits the socket's buffer: write it now instead of
