@@ -151,10 +151,19 @@ size_t HttpParser::Put(std::string_view data, std::string_view& body, error_code
 size_t HttpParser::PutHead(std::string_view data, error_code& ec) {
   // Only the head's first header_limit_ bytes are looked at.
   const std::string_view head = data.substr(0, header_limit_);
+  // Every unfinished line leaves no LF after parsed_: until one comes, a
+  // read that adds to the line is not parsed again (a head trickling in a
+  // byte at a time costs linear time, not quadratic).
   const auto incomplete = [&] {
+    no_lf_before_ = head.size();
     ec = data.size() >= header_limit_ ? Error::header_limit : Error::need_more;
     return size_t{0};
   };
+  if (no_lf_before_ > 0 &&
+      (no_lf_before_ >= head.size() ||
+       std::memchr(head.data() + no_lf_before_, '\n', head.size() - no_lf_before_) == nullptr)) {
+    return incomplete();
+  }
   if (parsed_ == 0) {
     const size_t cr = FindLineEnd(head, 0, ec);
     if (ec) return 0;
@@ -192,9 +201,14 @@ size_t HttpParser::PutHead(std::string_view data, error_code& ec) {
     size_t value = colon + 1;
     while (value < head.size() && IsOws(head[value])) ++value;
     const size_t end = FieldTextEnd(head, value);
-    if (end + 2 > head.size()) return incomplete();
-    if (head[end] != '\r' || head[end + 1] != '\n') {
+    if (end == head.size()) return incomplete();
+    if (head[end] != '\r') {
       ec = head[end] == '\n' ? Error::bad_line_ending : Error::bad_value;
+      return 0;
+    }
+    if (end + 1 == head.size()) return incomplete();
+    if (head[end + 1] != '\n') {
+      ec = Error::bad_value;
       return 0;
     }
     if ((ec = ParseField(head.substr(at, colon - at),
@@ -205,8 +219,16 @@ size_t HttpParser::PutHead(std::string_view data, error_code& ec) {
   }
   const size_t head_size = parsed_ + 2;
   parsed_ = 0;
+  no_lf_before_ = 0;
   if (kind_ == Kind::kResponse && status_ >= 100 && status_ < 200 && status_ != 101) {
-    ResetHead();  // An interim answer (100 Continue, 103 Early Hints): the final one follows.
+    // An interim answer (100 Continue, 103 Early Hints): the final one
+    // follows. All of them together are bounded like one head.
+    interim_bytes_ += head_size;
+    if (interim_bytes_ > header_limit_) {
+      ec = Error::header_limit;
+      return 0;
+    }
+    ResetHead();
     return head_size;
   }
   if ((ec = StartBody())) return 0;
@@ -289,13 +311,18 @@ error_code HttpParser::ParseField(std::string_view name, std::string_view value)
 
 error_code HttpParser::StartBody() {
   if (transfer_encoding_ && content_length_) return Error::bad_transfer_encoding;
+  // A request's codings must end in chunked (RFC 9112, 6.3): an empty
+  // Transfer-Encoding is no exception.
+  if (kind_ == Kind::kRequest && transfer_encoding_ && !chunked_) {
+    return Error::bad_transfer_encoding;
+  }
   const bool no_body = kind_ == Kind::kResponse &&
                        (skip_body_ || status_ == 101 || status_ == 204 || status_ == 304);
   if (no_body) {
     state_ = State::kDone;
   } else if (transfer_encoding_) {
-    // A request's coding is chunked (ParseField); an answer's that does not
-    // end in chunked runs to the connection's end.
+    // An answer's codings that do not end in chunked run to the
+    // connection's end.
     state_ = chunked_ ? State::kChunkSize : State::kUntilClose;
     until_close_ = !chunked_;
   } else if (content_length_) {
@@ -435,6 +462,10 @@ void HttpParser::PutEof(error_code& ec) {
 bool HttpParser::keep_alive() const {
   if (until_close_) return false;
   if (connection_close_) return false;
+  // HTTP/1.0 knows no Transfer-Encoding: its framing is suspect (RFC 9112,
+  // 6.1). After 101 the connection speaks another protocol.
+  if (version_ == 10 && transfer_encoding_) return false;
+  if (kind_ == Kind::kResponse && status_ == 101) return false;
   return version_ == 11 || connection_keep_alive_;
 }
 

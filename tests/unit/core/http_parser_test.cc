@@ -55,10 +55,16 @@ Fed Feed(HttpParser& parser, std::string_view input, size_t piece = std::string_
 HttpParser Request() { return HttpParser(HttpParser::Kind::kRequest); }
 HttpParser Response() { return HttpParser(HttpParser::Kind::kResponse); }
 
-// The error `input` leads a request parser to.
+// The error `input` leads a request parser to, given whole; it must be the
+// same whatever reads split it into.
 error_code RequestError(std::string_view input) {
   HttpParser parser = Request();
-  return Feed(parser, input).ec;
+  const error_code whole = Feed(parser, input).ec;
+  for (size_t piece = 1; piece <= 8; ++piece) {
+    HttpParser split = Request();
+    EXPECT_EQ(Feed(split, input, piece).ec, whole) << "pieces of " << piece << ": " << input;
+  }
+  return whole;
 }
 
 error_code ResponseError(std::string_view input) {
@@ -165,7 +171,8 @@ TEST(HttpParserTest, RefusesAmbiguousFraming) {
               Error::bad_content_length)
         << length;
   }
-  for (const char* coding : {"gzip, chunked", "chunked, chunked", "chunked, gzip", "identity"}) {
+  for (const char* coding :
+       {"gzip, chunked", "chunked, chunked", "chunked, gzip", "identity", "", ",", " , "}) {
     EXPECT_EQ(RequestError(std::string("POST / HTTP/1.1\r\nTransfer-Encoding: ") + coding +
                            "\r\n\r\n0\r\n\r\n"),
               Error::bad_transfer_encoding)
@@ -287,6 +294,9 @@ TEST(HttpParserTest, KeepAliveFollowsTheVersionAndConnectionOptions) {
   EXPECT_FALSE(keep_alive("GET / HTTP/1.0\r\n\r\n"));
   EXPECT_TRUE(keep_alive("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
   EXPECT_FALSE(keep_alive("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"));
+  // HTTP/1.0 has no Transfer-Encoding: a message that uses one ends the connection.
+  EXPECT_FALSE(keep_alive(
+      "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"));
 }
 
 TEST(HttpParserTest, TheEndOfTheConnectionBeforeTheEndOfTheMessageIsAPartialMessage) {
@@ -357,6 +367,22 @@ TEST(HttpParserTest, SkipsInterimAnswersToTheFinalOne) {
   ASSERT_EQ(parser.fields().size(), 2u);
   EXPECT_EQ(parser.fields()[0].first, "B");
   EXPECT_EQ(fed.body, "x");
+}
+
+TEST(HttpParserTest, InterimAnswersTogetherAreBoundedLikeAHead) {
+  std::string answers;
+  for (int i = 0; i < 10; ++i) answers += "HTTP/1.1 100 Continue\r\n\r\n";
+  HttpParser parser = Response();
+  parser.set_header_limit(100);
+  EXPECT_EQ(Feed(parser, answers + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").ec,
+            Error::header_limit);
+}
+
+TEST(HttpParserTest, ASwitchingProtocolsAnswerEndsWithItsHeadAndTheConnectionIsNotReused) {
+  HttpParser parser = Response();
+  ASSERT_FALSE(Feed(parser, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n").ec);
+  EXPECT_EQ(parser.status(), 101);
+  EXPECT_FALSE(parser.keep_alive());
 }
 
 TEST(HttpParserTest, AnAnswersStatusLineMayLackItsReason) {

@@ -34,8 +34,9 @@ inline constexpr size_t kExpectedFields = 16;
 // Content-Length, or Content-Length together with Transfer-Encoding are all
 // errors. A request's Transfer-Encoding must be exactly "chunked".
 //
-// An answer's interim heads (1xx but 101) are skipped: the head reported is
-// the final one. One parser reads one message; not thread-safe.
+// An answer's interim heads (1xx but 101) are skipped, all of them together
+// within the head limit: the head reported is the final one. One parser reads
+// one message; not thread-safe.
 class HttpParser {
  public:
   enum class Kind { kRequest, kResponse };
@@ -72,8 +73,9 @@ class HttpParser {
   bool is_header_done() const { return state_ != State::kHead; }
   bool is_done() const { return state_ == State::kDone; }
   // Whether the connection may carry another message after this one: HTTP/1.1
-  // without "Connection: close", HTTP/1.0 with "Connection: keep-alive", and
-  // never after a body framed by the connection's end.
+  // without "Connection: close", HTTP/1.0 with "Connection: keep-alive"; never
+  // after a body framed by the connection's end, an HTTP/1.0 message with
+  // Transfer-Encoding, or a 101 answer.
   bool keep_alive() const;
 
   // The head, once is_header_done(). Method and target are a request's,
@@ -121,6 +123,8 @@ class HttpParser {
   bool skip_body_ = false;
   bool got_some_ = false;
   size_t parsed_ = 0;  // head bytes parsed: whole lines, the start line first
+  size_t no_lf_before_ = 0;  // head[parsed_, this) holds no LF (0: not known)
+  size_t interim_bytes_ = 0;  // interim answers' heads read so far
 
   std::string method_;
   std::string target_;
