@@ -10,13 +10,12 @@ namespace {
 
 using core::internal::ToAbsl;
 
-// The cache key of a label set, built in a per-thread buffer: a lookup that
-// finds its series allocates nothing.
-absl::string_view SeriesKey(std::string_view model, std::string_view endpoint, int status) {
+// The cache key of a (model, endpoint), built in a per-thread buffer: a
+// lookup that finds its series allocates nothing.
+absl::string_view SeriesKey(std::string_view model, std::string_view endpoint) {
   thread_local std::string key;
   key.clear();
   key.append(model).append(1, '\n').append(endpoint);
-  if (status >= 0) absl::StrAppend(&key, "\n", status);
   return key;
 }
 
@@ -37,35 +36,45 @@ GatewayMetrics::GatewayMetrics(core::MetricsRegistry& registry)
       audit_dropped_(registry.GetCounter("flowork_router_audit_dropped_total",
                                          "Audit entries dropped by a full queue.")) {}
 
-GatewayMetrics::Series& GatewayMetrics::RequestSeries(std::string_view model,
-                                                      std::string_view endpoint, int status) {
+GatewayMetrics::Booked GatewayMetrics::ForRoute(std::string_view model, std::string_view endpoint,
+                                                int status) {
   {
     absl::ReaderMutexLock lock(&mu_);
-    if (auto it = series_.find(SeriesKey(model, endpoint, status)); it != series_.end()) {
-      return it->second;
+    if (auto it = routes_.find(SeriesKey(model, endpoint)); it != routes_.end()) {
+      const RouteSeries& route = it->second;
+      for (const auto& [code, series] : route.by_status) {
+        if (code == status) return {series, route.endpoint ? &*route.endpoint : nullptr};
+      }
     }
   }
-  std::string id(SeriesKey(model, endpoint, status));
+  // First time for this label set: the registry hands out the same series
+  // for the same labels, so two threads racing here book the same ones.
+  std::string id(SeriesKey(model, endpoint));
+  const Series series = MakeRequestSeries(model, endpoint, status);
+  std::optional<EndpointSeries> endpoint_series;
+  if (!endpoint.empty()) endpoint_series = MakeEndpointSeries(model, endpoint);
+  absl::MutexLock lock(&mu_);
+  RouteSeries& route = routes_[std::move(id)];
+  if (!route.endpoint) route.endpoint = endpoint_series;
+  bool known = false;
+  for (const auto& [code, booked] : route.by_status) known = known || code == status;
+  if (!known) route.by_status.emplace_back(status, series);
+  return {series, route.endpoint ? &*route.endpoint : nullptr};
+}
+
+GatewayMetrics::Series GatewayMetrics::MakeRequestSeries(std::string_view model,
+                                                         std::string_view endpoint, int status) {
   const core::MetricLabels labels = {{"model", std::string(model)},
                                      {"endpoint", std::string(endpoint)},
                                      {"code", absl::StrCat(status)}};
-  Series series{
+  return Series{
       &registry_.GetCounter("flowork_router_requests_total", "Requests by outcome.", labels),
       &registry_.GetCounter("flowork_router_request_errors_total",
                             "Requests that failed (error status or a broken stream).", labels)};
-  absl::MutexLock lock(&mu_);
-  return series_.try_emplace(std::move(id), series).first->second;
 }
 
-GatewayMetrics::EndpointSeries& GatewayMetrics::ForEndpoint(std::string_view model,
-                                                            std::string_view endpoint) {
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    if (auto it = endpoints_.find(SeriesKey(model, endpoint, -1)); it != endpoints_.end()) {
-      return it->second;
-    }
-  }
-  std::string id(SeriesKey(model, endpoint, -1));
+GatewayMetrics::EndpointSeries GatewayMetrics::MakeEndpointSeries(std::string_view model,
+                                                                  std::string_view endpoint) {
   const core::MetricLabels labels = {{"model", std::string(model)},
                                      {"endpoint", std::string(endpoint)}};
   auto tokens = [&](const char* kind) -> core::Counter* {
@@ -73,7 +82,7 @@ GatewayMetrics::EndpointSeries& GatewayMetrics::ForEndpoint(std::string_view mod
     with_kind["kind"] = kind;
     return &registry_.GetCounter("flowork_router_tokens_total", "Tokens by kind.", with_kind);
   };
-  EndpointSeries series{
+  return EndpointSeries{
       &registry_.GetHistogram("flowork_router_request_duration_seconds",
                               "Time from request to the end of the answer.", LatencyBuckets(),
                               labels),
@@ -83,8 +92,6 @@ GatewayMetrics::EndpointSeries& GatewayMetrics::ForEndpoint(std::string_view mod
       tokens("completion"),
       tokens("cached"),
       &registry_.GetCounter("flowork_router_cost_usd_total", "Cost from the price table.", labels)};
-  absl::MutexLock lock(&mu_);
-  return endpoints_.try_emplace(std::move(id), series).first->second;
 }
 
 GatewayMetrics::CircuitSeries& GatewayMetrics::ForCircuit(std::string_view endpoint) {
@@ -104,11 +111,12 @@ void GatewayMetrics::Request(std::string_view model, std::string_view endpoint, 
                              bool failed, absl::Duration latency,
                              std::optional<absl::Duration> ttft, const TokenUsage& usage,
                              double cost_usd) {
-  Series& series = RequestSeries(model, endpoint, status);
-  series.requests->Increment();
-  if (failed) series.errors->Increment();
-  if (endpoint.empty()) return;  // Nothing was answered: no latency or usage to book.
-  EndpointSeries& by_endpoint = ForEndpoint(model, endpoint);
+  const Booked booked = ForRoute(model, endpoint, status);
+  booked.request.requests->Increment();
+  if (failed) booked.request.errors->Increment();
+  // Nothing was answered: no latency or usage to book.
+  if (booked.endpoint == nullptr) return;
+  const EndpointSeries& by_endpoint = *booked.endpoint;
   by_endpoint.latency->Observe(absl::ToDoubleSeconds(latency));
   if (ttft) by_endpoint.ttft->Observe(absl::ToDoubleSeconds(*ttft));
   if (usage.prompt_tokens > 0)

@@ -6,9 +6,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -62,8 +64,19 @@ class GatewayMetrics {
     std::atomic<int> published{-1};  // The state last written; -1 before the first.
     absl::Mutex mu;                  // Keeps `published` and the gauge in step.
   };
-  Series& RequestSeries(std::string_view model, std::string_view endpoint, int status);
-  EndpointSeries& ForEndpoint(std::string_view model, std::string_view endpoint);
+  // The series of one (model, endpoint): one map probe a request books all
+  // its series with. `endpoint` is set once, when the endpoint is named.
+  struct RouteSeries {
+    std::optional<EndpointSeries> endpoint;
+    absl::InlinedVector<std::pair<int, Series>, 4> by_status;  // few codes per route
+  };
+  struct Booked {
+    Series request;
+    const EndpointSeries* endpoint;  // nullptr when no endpoint answered
+  };
+  Booked ForRoute(std::string_view model, std::string_view endpoint, int status);
+  Series MakeRequestSeries(std::string_view model, std::string_view endpoint, int status);
+  EndpointSeries MakeEndpointSeries(std::string_view model, std::string_view endpoint);
   CircuitSeries& ForCircuit(std::string_view endpoint);
 
   core::MetricsRegistry& registry_;
@@ -73,8 +86,7 @@ class GatewayMetrics {
   absl::Mutex mu_;
   // Node maps: the series found are used after the lock is released, so
   // they must stay put while other threads insert.
-  absl::node_hash_map<std::string, Series> series_ ABSL_GUARDED_BY(mu_);
-  absl::node_hash_map<std::string, EndpointSeries> endpoints_ ABSL_GUARDED_BY(mu_);
+  absl::node_hash_map<std::string, RouteSeries> routes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<CircuitSeries>> circuits_ ABSL_GUARDED_BY(mu_);
 };
 
