@@ -28,9 +28,9 @@
 #include "boost/asio.hpp"
 #include "boost/asio/ssl.hpp"
 #include "boost/beast/core.hpp"
-#include "boost/container/small_vector.hpp"
 #include "boost/beast/http.hpp"
 #include "boost/beast/ssl.hpp"
+#include "boost/container/small_vector.hpp"
 #include "flowork/core/internal/event_loops.h"
 #include "flowork/core/internal/http_head.h"
 #include "flowork/core/internal/http_parse.h"
@@ -177,7 +177,6 @@ class Connection {
   std::optional<PlainStream> plain_;
   std::optional<TlsStream> tls_;
 };
-
 
 class ClientImpl;
 class Exchange;
@@ -621,8 +620,7 @@ void Exchange::ReadHead() {
 }
 
 void Exchange::ContinueHead() {
-  const beast::error_code ec =
-      internal::ParseHead(*parser_, connection_->buffer);
+  const beast::error_code ec = internal::ParseHead(*parser_, connection_->buffer);
   if (ec == http::error::need_more) return ReadMore(&Exchange::ContinueHead, "the response head");
   if (ec) return Fail(Classify(ec), "reading the response head: " + ec.message());
   head_seen_ = true;

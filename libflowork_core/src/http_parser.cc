@@ -19,7 +19,8 @@ constexpr std::array<bool, 256> TokenChars() {
   for (int c = '0'; c <= '9'; ++c) table[c] = true;
   for (int c = 'a'; c <= 'z'; ++c) table[c] = true;
   for (int c = 'A'; c <= 'Z'; ++c) table[c] = true;
-  for (const char c : std::string_view("!#$%&'*+-.^_`|~")) table[static_cast<unsigned char>(c)] = true;
+  for (const char c : std::string_view("!#$%&'*+-.^_`|~"))
+    table[static_cast<unsigned char>(c)] = true;
   return table;
 }
 constexpr std::array<bool, 256> kTokenChar = TokenChars();
@@ -74,7 +75,10 @@ std::string_view TrimOws(std::string_view s) {
 
 char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
 
-// `s` equals `lower` (lower case) ignoring ASCII case.
+// `s` equals `lower` (lower case) ignoring ASCII case. Not
+// absl::EqualsIgnoreCase: that one is out of line here (a shared library),
+// and with three to five compares per field it cost about 250 more
+// instructions per proxied request (callgrind).
 bool EqualsLower(std::string_view s, std::string_view lower) {
   if (s.size() != lower.size()) return false;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -102,9 +106,9 @@ int ParseVersion(std::string_view s) {
   return s[7] == '1' ? 11 : 10;
 }
 
-// The line of `data` from `from` to its LF: its end (the CR's position) and
-// the position after the LF, or npos when no LF is in `data` yet. A LF
-// without its CR is bad_line_ending.
+// Where the line of `data` that starts at `from` ends: the position of its
+// CR, or npos when its LF is not in `data` yet. A LF without its CR is
+// bad_line_ending.
 size_t FindLineEnd(std::string_view data, size_t from, error_code& ec) {
   if (from >= data.size()) return std::string_view::npos;  // (memchr takes no null pointer)
   const void* lf = std::memchr(data.data() + from, '\n', data.size() - from);
@@ -186,7 +190,7 @@ size_t HttpParser::PutHead(std::string_view data, error_code& ec) {
       ec = Error::bad_line_ending;
       return 0;
     }
-    if (head[at] == ' ' || head[at] == '\t') {
+    if (IsOws(head[at])) {
       ec = Error::bad_obs_fold;  // A folded line (obs-fold).
       return 0;
     }
@@ -211,8 +215,7 @@ size_t HttpParser::PutHead(std::string_view data, error_code& ec) {
       ec = Error::bad_value;
       return 0;
     }
-    if ((ec = ParseField(head.substr(at, colon - at),
-                         TrimOws(head.substr(value, end - value))))) {
+    if ((ec = ParseField(head.substr(at, colon - at), TrimOws(head.substr(value, end - value))))) {
       return 0;
     }
     parsed_ = end + 2;
@@ -344,8 +347,8 @@ error_code HttpParser::CountBody(uint64_t n) {
 size_t HttpParser::PutBody(std::string_view data, std::string_view& body, error_code& ec) {
   switch (state_) {
     case State::kLength: {
-      const size_t n = static_cast<size_t>(
-          std::min<uint64_t>(data.size(), *content_length_ - body_read_));
+      const size_t n =
+          static_cast<size_t>(std::min<uint64_t>(data.size(), *content_length_ - body_read_));
       body_read_ += n;
       body = data.substr(0, n);
       if (body_read_ == *content_length_) state_ = State::kDone;

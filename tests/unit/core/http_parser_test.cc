@@ -14,9 +14,9 @@ using boost::system::error_code;
 using namespace std::string_literals;
 
 struct Fed {
-  error_code ec;      // the first error other than need_more, or need_more
-  std::string body;   // the body pieces, in order
-  std::string rest;   // bytes after the message, not used
+  error_code ec;     // the first error other than need_more, or need_more
+  std::string body;  // the body pieces, in order
+  std::string rest;  // bytes after the message, not used
 };
 
 // Feeds `input` to `parser` `piece` bytes at a time, as reads would bring
@@ -91,8 +91,7 @@ TEST(HttpParserTest, ReadsARequestHeadAsSent) {
 }
 
 TEST(HttpParserTest, ReadsTheSameRequestWhateverTheReadsSplitItInto) {
-  const std::string input =
-      "POST /v1/chat HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world";
+  const std::string input = "POST /v1/chat HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world";
   for (size_t piece = 1; piece <= input.size(); ++piece) {
     HttpParser parser = Request();
     const Fed fed = Feed(parser, input, piece);
@@ -166,9 +165,9 @@ TEST(HttpParserTest, RefusesAmbiguousFraming) {
   EXPECT_EQ(RequestError("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"),
             Error::multiple_content_length);
   for (const char* length : {"+3", "-3", "3, 3", "0x3", "3 3", "", "1234567890123456789"}) {
-    EXPECT_EQ(RequestError(std::string("POST / HTTP/1.1\r\nContent-Length: ") + length +
-                           "\r\n\r\nabc"),
-              Error::bad_content_length)
+    EXPECT_EQ(
+        RequestError(std::string("POST / HTTP/1.1\r\nContent-Length: ") + length + "\r\n\r\nabc"),
+        Error::bad_content_length)
         << length;
   }
   for (const char* coding :
@@ -274,9 +273,8 @@ TEST(HttpParserTest, ABodyOverTheLimitIsRefused) {
   {  // A trailer is bounded like a head.
     HttpParser parser = Request();
     parser.set_header_limit(64);
-    EXPECT_EQ(Feed(parser,
-                   "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nA: " +
-                       std::string(100, 'b'))
+    EXPECT_EQ(Feed(parser, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nA: " +
+                               std::string(100, 'b'))
                   .ec,
               Error::header_limit);
   }
@@ -300,8 +298,9 @@ TEST(HttpParserTest, KeepAliveFollowsTheVersionAndConnectionOptions) {
 }
 
 TEST(HttpParserTest, TheEndOfTheConnectionBeforeTheEndOfTheMessageIsAPartialMessage) {
-  for (const char* input : {"GET / HTTP/1.1\r\nHost", "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
-                            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"}) {
+  for (const char* input :
+       {"GET / HTTP/1.1\r\nHost", "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"}) {
     HttpParser parser = Request();
     EXPECT_EQ(Feed(parser, input).ec, Error::need_more) << input;
     error_code ec;
@@ -316,8 +315,8 @@ TEST(HttpParserTest, TheEndOfTheConnectionBeforeTheEndOfTheMessageIsAPartialMess
 
 TEST(HttpParserTest, ReadsAnAnswerAndItsBody) {
   HttpParser parser = Response();
-  const Fed fed = Feed(parser,
-                       "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nServer: x\r\n\r\nokHTTP/1.1");
+  const Fed fed =
+      Feed(parser, "HTTP/1.1 201 Created\r\nContent-Length: 2\r\nServer: x\r\n\r\nokHTTP/1.1");
   ASSERT_FALSE(fed.ec) << fed.ec.message();
   EXPECT_EQ(parser.status(), 201);
   EXPECT_EQ(fed.body, "ok");

@@ -35,12 +35,20 @@ TEST(GatewayMetricsTest, EachStatusOfARouteCountsApartAndTheRouteKeepsOneLatency
     EXPECT_THAT(text, HasSubstr(absl::StrCat(R"(flowork_router_requests_total{code=")", status,
                                              R"(",endpoint="m@p",model="m"} 2)")));
   }
-  EXPECT_THAT(text, HasSubstr(R"(flowork_router_request_errors_total{code="502",endpoint="m@p",model="m"} 2)"));
-  EXPECT_THAT(text, HasSubstr(R"(flowork_router_request_errors_total{code="200",endpoint="m@p",model="m"} 0)"));
-  EXPECT_THAT(text, HasSubstr(R"(flowork_router_request_duration_seconds_count{endpoint="m@p",model="m"} 12)"));
-  EXPECT_THAT(text, HasSubstr(R"(flowork_router_tokens_total{endpoint="m@p",kind="prompt",model="m"} 6)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(R"(flowork_router_request_errors_total{code="502",endpoint="m@p",model="m"} 2)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(R"(flowork_router_request_errors_total{code="200",endpoint="m@p",model="m"} 0)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(R"(flowork_router_request_duration_seconds_count{endpoint="m@p",model="m"} 12)"));
+  EXPECT_THAT(
+      text, HasSubstr(R"(flowork_router_tokens_total{endpoint="m@p",kind="prompt",model="m"} 6)"));
   // Nothing answered the 503: it is counted, with no latency series of its own.
-  EXPECT_THAT(text, HasSubstr(R"(flowork_router_requests_total{code="503",endpoint="",model="m"} 1)"));
+  EXPECT_THAT(text,
+              HasSubstr(R"(flowork_router_requests_total{code="503",endpoint="",model="m"} 1)"));
   EXPECT_THAT(text, Not(HasSubstr(R"(duration_seconds_count{endpoint="",)")));
 }
 

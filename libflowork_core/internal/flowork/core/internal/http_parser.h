@@ -94,12 +94,12 @@ class HttpParser {
  private:
   enum class State {
     kHead,
-    kLength,       // content_length_ - body_read_ bytes to go
-    kChunkSize,    // a chunk-size line
-    kChunkData,    // chunk_left_ bytes of a chunk to go
-    kChunkEnd,     // the CRLF after a chunk's data
-    kTrailer,      // trailer field lines up to a blank line
-    kUntilClose,   // an answer without a length
+    kLength,      // content_length_ - body_read_ bytes to go
+    kChunkSize,   // a chunk-size line
+    kChunkData,   // chunk_left_ bytes of a chunk to go
+    kChunkEnd,    // the CRLF after a chunk's data
+    kTrailer,     // trailer field lines up to a blank line
+    kUntilClose,  // an answer without a length
     kDone,
   };
 
@@ -122,8 +122,8 @@ class HttpParser {
   std::optional<uint64_t> body_limit_;
   bool skip_body_ = false;
   bool got_some_ = false;
-  size_t parsed_ = 0;  // head bytes parsed: whole lines, the start line first
-  size_t no_lf_before_ = 0;  // head[parsed_, this) holds no LF (0: not known)
+  size_t parsed_ = 0;         // head bytes parsed: whole lines, the start line first
+  size_t no_lf_before_ = 0;   // head[parsed_, this) holds no LF (0: not known)
   size_t interim_bytes_ = 0;  // interim answers' heads read so far
 
   std::string method_;
