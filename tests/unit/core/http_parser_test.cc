@@ -55,21 +55,24 @@ Fed Feed(HttpParser& parser, std::string_view input, size_t piece = std::string_
 HttpParser Request() { return HttpParser(HttpParser::Kind::kRequest); }
 HttpParser Response() { return HttpParser(HttpParser::Kind::kResponse); }
 
-// The error `input` leads a request parser to, given whole; it must be the
+// The error `input` leads a parser of `kind` to, given whole; it must be the
 // same whatever reads split it into.
-error_code RequestError(std::string_view input) {
-  HttpParser parser = Request();
+error_code ErrorOf(HttpParser::Kind kind, std::string_view input) {
+  HttpParser parser(kind);
   const error_code whole = Feed(parser, input).ec;
   for (size_t piece = 1; piece <= 8; ++piece) {
-    HttpParser split = Request();
+    HttpParser split(kind);
     EXPECT_EQ(Feed(split, input, piece).ec, whole) << "pieces of " << piece << ": " << input;
   }
   return whole;
 }
 
+error_code RequestError(std::string_view input) {
+  return ErrorOf(HttpParser::Kind::kRequest, input);
+}
+
 error_code ResponseError(std::string_view input) {
-  HttpParser parser = Response();
-  return Feed(parser, input).ec;
+  return ErrorOf(HttpParser::Kind::kResponse, input);
 }
 
 TEST(HttpParserTest, ReadsARequestHeadAsSent) {
