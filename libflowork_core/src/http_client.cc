@@ -202,7 +202,32 @@ struct Loop {
   Timer deadline_timer;
   SteadyTime deadline_at = SteadyTime::max();  // When deadline_timer fires; max: not armed.
   uint64_t deadline_generation = 0;            // Tells a superseded wait's handler apart.
+
+  // Every exchange started on this loop and not finished (its live_slot_
+  // says where), for the client's destructor to cancel; and whether that
+  // has begun (an exchange starting after it fails at once). Touched on
+  // this loop only: no lock per request.
+  std::vector<Exchange*> live;
+  bool stopping = false;
+
+  // URLs parsed before, by their text: a request to a known URL parses
+  // nothing and allocates nothing for it. Emptied when it reaches
+  // kMaxCachedUrls (callers with ever new URLs cannot grow it without bound).
+  // Touched on this loop only.
+  absl::flat_hash_map<std::string, std::shared_ptr<const Url>> urls;
+  static constexpr size_t kMaxCachedUrls = 256;
 };
+
+// `text` parsed, from `loop`'s cache when it was parsed before.
+absl::StatusOr<std::shared_ptr<const Url>> ParsedUrl(Loop& loop, const std::string& text) {
+  if (auto it = loop.urls.find(text); it != loop.urls.end()) return it->second;
+  absl::StatusOr<Url> parsed = ParseUrl(text);
+  if (!parsed.ok()) return parsed.status();
+  if (loop.urls.size() >= Loop::kMaxCachedUrls) loop.urls.clear();
+  auto url = std::make_shared<const Url>(*std::move(parsed));
+  loop.urls.emplace(text, url);
+  return url;
+}
 
 // Makes sure `loop`'s deadline timer fires by `at`.
 void ArmDeadlines(Loop& loop, SteadyTime at);
@@ -221,6 +246,8 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
 
   void Start();
   void Cancel() override;
+  // Cancel's work, on the exchange's loop.
+  void CancelNow();
 
   // For CheckDeadlines, at `now`: whether a deadline passed (noted as the
   // failure to report). CutShort then ends the connection or resolution
@@ -267,11 +294,12 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   Loop& loop_;
   HttpClientRequest request_;
   std::shared_ptr<HttpResponseObserver> observer_;
-  Url url_;
+  std::shared_ptr<const Url> url_;  // Shared with the loop's cache.
   SteadyTime total_deadline_;
   SteadyTime phase_deadline_ = SteadyTime::max();  // First byte, then idle.
   static constexpr size_t kNotWatched = static_cast<size_t>(-1);
   size_t watch_slot_ = kNotWatched;  // In loop_.watched.
+  size_t live_slot_ = kNotWatched;   // In loop_.live.
   // Made when a name must be resolved (not for a pooled connection: making
   // one looks up asio's resolver service under a lock).
   std::optional<Resolver> resolver_;
@@ -294,23 +322,21 @@ class ClientImpl final : public HttpClient {
  public:
   explicit ClientImpl(const HttpClientOptions& options) : options_(options) {}
   ~ClientImpl() override {
-    // Cancel what is still in flight and wait for it: exchanges refer to us.
-    std::vector<std::shared_ptr<Exchange>> live;
-    {
-      absl::MutexLock lock(&live_mu_);
-      for (auto& [raw, weak] : live_) {
-        if (auto exchange = weak.lock()) live.push_back(std::move(exchange));
-      }
+    // Cancel what is in flight, on each exchange's own loop, and wait for
+    // it: exchanges refer to us.
+    stopping_.store(true);
+    for (auto& loop : loops_) {
+      asio::post(loop->ctx, [l = loop.get()] {
+        l->stopping = true;
+        std::vector<std::shared_ptr<Exchange>> live;
+        live.reserve(l->live.size());
+        for (Exchange* exchange : l->live) live.push_back(exchange->shared_from_this());
+        for (auto& exchange : live) exchange->CancelNow();
+      });
     }
-    for (auto& exchange : live) exchange->Cancel();
-    live.clear();
     {
       absl::MutexLock lock(&live_mu_);
-      live_mu_.Await(absl::Condition(
-          +[](absl::flat_hash_map<const Exchange*, std::weak_ptr<Exchange>>* m) {
-            return m->empty();
-          },
-          &live_));
+      while (live_.load() != 0) all_finished_.Wait(&live_mu_);
     }
     // Close the pooled connections on their own loops, then stop our loops.
     std::vector<std::shared_ptr<absl::Notification>> cleared;
@@ -365,10 +391,7 @@ class ClientImpl final : public HttpClient {
     Loop& loop = *loops_[index];
     auto exchange =
         std::make_shared<Exchange>(*this, loop, std::move(request), std::move(observer));
-    {
-      absl::MutexLock lock(&live_mu_);
-      live_.emplace(exchange.get(), exchange);
-    }
+    live_.fetch_add(1);  // A counter, not a registry under a lock: only the destructor waits.
     // Always through the queue, also on our own loop (no thread hop then):
     // OnDone must never run inside Start, where the caller may hold a lock.
     // (Starting inline when already on the loop was measured: it cut the
@@ -379,9 +402,14 @@ class ClientImpl final : public HttpClient {
   }
 
   // An exchange finished (its OnDone ran).
-  void Finished(const Exchange* exchange) {
-    absl::MutexLock lock(&live_mu_);
-    live_.erase(exchange);
+  void Finished() {
+    // The last one to finish while the client stops wakes the destructor.
+    // (It set stopping_ before reading live_: one finishing after that read
+    // sees stopping_ set.)
+    if (live_.fetch_sub(1) == 1 && stopping_.load()) {
+      absl::MutexLock lock(&live_mu_);
+      all_finished_.SignalAll();
+    }
   }
 
   const HttpClientOptions& options() const { return options_; }
@@ -464,49 +492,58 @@ class ClientImpl final : public HttpClient {
   EventLoops* event_loops_ = nullptr;
   std::vector<std::unique_ptr<Loop>> loops_;
   std::atomic<size_t> next_loop_{0};
-  absl::Mutex live_mu_;
-  absl::flat_hash_map<const Exchange*, std::weak_ptr<Exchange>> live_ ABSL_GUARDED_BY(live_mu_);
+  std::atomic<int> live_{0};  // Exchanges started and not finished.
+  std::atomic<bool> stopping_{false};
+  absl::Mutex live_mu_;  // With all_finished_, for the destructor's wait.
+  absl::CondVar all_finished_;
 };
 
 void Exchange::Start() {
-  absl::StatusOr<Url> url = ParseUrl(request_.url);
-  if (!url.ok()) return Fail(HttpCallFailure::kProtocol, std::string(url.status().message()));
-  url_ = *std::move(url);
+  if (loop_.stopping) return Fail(HttpCallFailure::kCancelled, "the client is shutting down");
+  live_slot_ = loop_.live.size();
+  loop_.live.push_back(this);
+  absl::StatusOr<std::shared_ptr<const Url>> parsed = ParsedUrl(loop_, request_.url);
+  if (!parsed.ok()) return Fail(HttpCallFailure::kProtocol, std::string(parsed.status().message()));
+  url_ = *std::move(parsed);
   if (!request_.connect_addresses.empty()) {
     // A pooled connection may only serve requests pinned to the same addresses.
-    absl::StrAppend(&url_.origin, "@", absl::StrJoin(request_.connect_addresses, ","));
+    auto pinned = std::make_shared<Url>(*url_);
+    absl::StrAppend(&pinned->origin, "@", absl::StrJoin(request_.connect_addresses, ","));
+    url_ = std::move(pinned);
   }
   const SteadyTime now = SteadyClock::now();
   total_deadline_ = SteadyDeadline(now, request_.total_timeout);
   Watch(now);
   // The request head, written by hand next to the body in one gathered write.
   head_.clear();
-  head_.reserve(request_.method.size() + url_.target.size() + url_.host.size() +
+  const Url& url = *url_;
+  head_.reserve(request_.method.size() + url.target.size() + url.host.size() +
                 internal::FieldLinesSize(request_.headers) + 96);
-  head_.append(request_.method).append(" ").append(url_.target).append(" HTTP/1.1\r\nHost: ");
-  head_.append(url_.host);
-  if ((url_.tls && url_.port != 443) || (!url_.tls && url_.port != 80)) {
-    head_.append(":");
-    internal::AppendDecimal(head_, url_.port);
+  using namespace std::string_view_literals;
+  head_.append(request_.method).append(" "sv).append(url.target).append(" HTTP/1.1\r\nHost: "sv);
+  head_.append(url.host);
+  if ((url.tls && url.port != 443) || (!url.tls && url.port != 80)) {
+    head_.append(":"sv);
+    internal::AppendDecimal(head_, url.port);
   }
-  head_.append("\r\n");
+  head_.append("\r\n"sv);
   for (const auto& [name, value] : request_.headers) {
     if (absl::EqualsIgnoreCase(name, "host") || internal::IsFramingField(name)) continue;
     internal::AppendField(head_, name, value);
   }
   if (!request_.body.empty() || request_.method == "POST" || request_.method == "PUT" ||
       request_.method == "PATCH") {
-    head_.append("Content-Length: ");
+    head_.append("Content-Length: "sv);
     internal::AppendDecimal(head_, request_.body.size());
-    head_.append("\r\n");
+    head_.append("\r\n"sv);
   }
-  head_.append("Connection: keep-alive\r\n\r\n");
+  head_.append("Connection: keep-alive\r\n\r\n"sv);
   Acquire();
 }
 
 void Exchange::Acquire() {
   if (forced_) return Fail(*forced_, HttpCallFailureName(*forced_));
-  connection_ = client_.TakeIdle(loop_, url_.origin);
+  connection_ = client_.TakeIdle(loop_, url_->origin);
   reused_ = connection_ != nullptr;
   if (reused_) return Send();
   Connect();
@@ -515,13 +552,13 @@ void Exchange::Acquire() {
 void Exchange::Connect() {
   phase_ = Phase::kConnect;
   phase_deadline_ = SteadyTime::max();  // The stream's own connect timeout.
-  connection_ = std::make_unique<Connection>(loop_.ctx, url_.tls ? &client_.tls() : nullptr);
+  connection_ = std::make_unique<Connection>(loop_.ctx, url_->tls ? &client_.tls() : nullptr);
   if (TlsStream* tls = connection_->tls()) {
     // SNI, and the certificate must name this host.
-    if (!SSL_set_tlsext_host_name(tls->native_handle(), url_.host.c_str())) {
+    if (!SSL_set_tlsext_host_name(tls->native_handle(), url_->host.c_str())) {
       return Fail(HttpCallFailure::kConnect, "TLS: cannot set server name");
     }
-    tls->set_verify_callback(ssl::host_name_verification(url_.host));
+    tls->set_verify_callback(ssl::host_name_verification(url_->host));
   }
   connection_->tcp().expires_after(absl::ToChronoNanoseconds(request_.connect_timeout));
   if (!request_.connect_addresses.empty()) {
@@ -533,13 +570,13 @@ void Exchange::Connect() {
         return Fail(HttpCallFailure::kConnect,
                     absl::StrCat("connect address \"", address, "\": not an IP address"));
       }
-      endpoints.emplace_back(ip, url_.port);
+      endpoints.emplace_back(ip, url_->port);
     }
     return ConnectTo(std::move(endpoints));
   }
   resolver_.emplace(loop_.ctx.get_executor());
   resolver_->async_resolve(
-      url_.host, std::to_string(url_.port),
+      url_->host, std::to_string(url_->port),
       [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type results) {
         if (self->forced_) return self->Fail(*self->forced_, HttpCallFailureName(*self->forced_));
         if (ec) return self->Fail(HttpCallFailure::kConnect, "resolve: " + ec.message());
@@ -650,7 +687,7 @@ void Exchange::ReadBody() {
     const bool reusable = parser_->keep_alive() && !forced_ && connection_->buffer.size() == 0;
     std::unique_ptr<Connection> connection = std::move(connection_);
     if (reusable) {
-      client_.PutIdle(loop_, url_.origin, std::move(connection));
+      client_.PutIdle(loop_, url_->origin, std::move(connection));
     } else {
       connection->Close();
     }
@@ -789,22 +826,30 @@ void Exchange::Finish(HttpCallOutcome outcome) {
   if (done_) return;
   done_ = true;
   Unwatch();
+  if (live_slot_ != kNotWatched) {  // Out of loop_.live: the last one takes its slot.
+    loop_.live[live_slot_] = loop_.live.back();
+    loop_.live[live_slot_]->live_slot_ = live_slot_;
+    loop_.live.pop_back();
+    live_slot_ = kNotWatched;
+  }
   std::shared_ptr<HttpResponseObserver> observer = std::move(observer_);
   observer->OnDone(outcome);
-  client_.Finished(this);
+  client_.Finished();
 }
 
 void Exchange::Cancel() {
-  asio::post(loop_.ctx, [self = shared_from_this()] {
-    if (self->done_) return;
-    self->forced_ = HttpCallFailure::kCancelled;
-    if (self->resolver_) self->resolver_->cancel();
-    if (self->connection_) {
-      self->connection_->Close();
-    } else {
-      self->Fail(HttpCallFailure::kCancelled, "cancelled");
-    }
-  });
+  asio::post(loop_.ctx, [self = shared_from_this()] { self->CancelNow(); });
+}
+
+void Exchange::CancelNow() {
+  if (done_) return;
+  forced_ = HttpCallFailure::kCancelled;
+  if (resolver_) resolver_->cancel();
+  if (connection_) {
+    connection_->Close();
+  } else {
+    Fail(HttpCallFailure::kCancelled, "cancelled");
+  }
 }
 
 }  // namespace
