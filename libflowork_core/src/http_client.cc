@@ -528,7 +528,7 @@ void Exchange::Start() {
   }
   head_.append("\r\n"sv);
   for (const auto& [name, value] : request_.headers) {
-    if (absl::EqualsIgnoreCase(name, "host") || internal::IsFramingField(name)) continue;
+    if (internal::EqualsLower(name, "host") || internal::IsFramingField(name)) continue;
     internal::AppendField(head_, name, value);
   }
   if (!request_.body.empty() || request_.method == "POST" || request_.method == "PUT" ||

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "boost/beast/http/error.hpp"
+#include "flowork/core/internal/strings.h"
 
 namespace flowork::core::internal {
 namespace {
@@ -71,20 +72,6 @@ std::string_view TrimOws(std::string_view s) {
   while (!s.empty() && IsOws(s.front())) s.remove_prefix(1);
   while (!s.empty() && IsOws(s.back())) s.remove_suffix(1);
   return s;
-}
-
-char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
-
-// `s` equals `lower` (lower case) ignoring ASCII case. Not
-// absl::EqualsIgnoreCase: that one is out of line here (a shared library),
-// and with three to five compares per field it cost about 250 more
-// instructions per proxied request (callgrind).
-bool EqualsLower(std::string_view s, std::string_view lower) {
-  if (s.size() != lower.size()) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (Lower(s[i]) != lower[i]) return false;
-  }
-  return true;
 }
 
 // Calls `each` with every non-empty element of a comma-separated list, OWS
@@ -375,8 +362,8 @@ size_t HttpParser::PutBody(std::string_view data, std::string_view& body, error_
         int value;
         if (c >= '0' && c <= '9') {
           value = c - '0';
-        } else if (Lower(c) >= 'a' && Lower(c) <= 'f') {
-          value = Lower(c) - 'a' + 10;
+        } else if (LowerAscii(c) >= 'a' && LowerAscii(c) <= 'f') {
+          value = LowerAscii(c) - 'a' + 10;
         } else {
           break;
         }

@@ -197,23 +197,24 @@ std::string ResponseHead(int status, const HttpHeaders& headers, bool keep_alive
                          std::optional<size_t> content_length) {
   std::string_view reason = http::obsolete_reason(http::int_to_status(status));
   if (reason == "<unknown-status>") reason = "Unknown";
+  using namespace std::string_view_literals;
   std::string head;
   // Status line, the fields, framing and connection: one allocation.
   head.reserve(reason.size() + internal::FieldLinesSize(headers) + 80);
-  head.append("HTTP/1.1 ");
+  head.append("HTTP/1.1 "sv);
   internal::AppendDecimal(head, static_cast<uint64_t>(status));
-  head.append(" ").append(reason).append("\r\n");
+  head.append(" "sv).append(reason).append("\r\n"sv);
   for (const auto& [name, value] : headers) {
     if (!internal::IsFramingField(name)) internal::AppendField(head, name, value);
   }
   if (content_length.has_value()) {
-    head.append("Content-Length: ");
+    head.append("Content-Length: "sv);
     internal::AppendDecimal(head, *content_length);
-    head.append("\r\n");
+    head.append("\r\n"sv);
   } else {
-    head.append("Transfer-Encoding: chunked\r\n");
+    head.append("Transfer-Encoding: chunked\r\n"sv);
   }
-  head.append(keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+  head.append(keep_alive ? "Connection: keep-alive\r\n\r\n"sv : "Connection: close\r\n\r\n"sv);
   return head;
 }
 

@@ -469,9 +469,16 @@ std::string GatewayImpl::RequestId(const HttpRequest& request) {
       clean = clean && (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.');
     if (clean) return *id;
   }
-  return absl::StrCat(
-      "req_",
-      absl::Hex(process_salt_ ^ (counter_.fetch_add(1) * 0x9E3779B97F4A7C15ULL), absl::kZeroPad16));
+  // "req_" and 64 bits in 11 base64url digits: 15 bytes, short enough for
+  // std::string's inline buffer, so the id and its copies (the upstream's
+  // and the caller's x-request-id) allocate nothing.
+  static constexpr char kDigits[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  uint64_t bits = process_salt_ ^ (counter_.fetch_add(1) * 0x9E3779B97F4A7C15ULL);
+  std::string id = "req_";
+  id.resize(15);
+  for (size_t i = 4; i < id.size(); ++i, bits >>= 6) id[i] = kDigits[bits & 63];
+  return id;
 }
 
 void GatewayImpl::ListModels(const Policy& policy, const v1::ApiKey* key,
@@ -747,7 +754,7 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
   const v1::Model& model = *endpoint.model;
   const std::string upstream_model =
       model.upstream_model().empty() ? model.name() : model.upstream_model();
-  const std::string base(absl::StripSuffix(provider.base_url(), "/"));
+  const absl::string_view base = absl::StripSuffix(provider.base_url(), "/");
   const std::string key = ProviderKey(provider);
   const bool to_anthropic = operation_.front == Front::kAnthropic;
   AttemptFormat format;
@@ -762,7 +769,7 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
   }
   switch (provider.kind()) {
     case v1::Provider::KIND_ANTHROPIC: {
-      format.url = base + "/messages";
+      format.url = absl::StrCat(base, "/messages");
       absl::StatusOr<std::string> body = OpenAiChatRequestToAnthropic(openai_body, upstream_model);
       if (!body.ok()) return body.status();
       format.body = *std::move(body);
@@ -778,7 +785,7 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
       break;
     }
     case v1::Provider::KIND_OLLAMA: {
-      format.url = base + "/api/chat";
+      format.url = absl::StrCat(base, "/api/chat");
       absl::StatusOr<std::string> body = OpenAiChatRequestToOllama(openai_body, upstream_model);
       if (!body.ok()) return body.status();
       format.body = *std::move(body);
@@ -792,7 +799,7 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
       break;
     }
     default: {  // OpenAI wire: the body passes through, only "model" changes.
-      format.url = base + operation_.upstream_path;
+      format.url = absl::StrCat(base, operation_.upstream_path);
       format.body = SpliceModel(openai_body, facts, upstream_model);
       // Usage on streams, always (for accounting); the caller sees it only
       // if it asked.

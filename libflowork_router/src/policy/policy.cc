@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -57,6 +58,8 @@ struct Kept {
   EndpointReading reading;
   double weight;
 };
+// Routes rarely have more candidates than this: no allocation per request.
+using KeptList = absl::InlinedVector<Kept, 4>;
 
 const char* ObjectiveName(v1::Route::Objective objective) {
   switch (objective) {
@@ -147,7 +150,7 @@ class PolicyImpl final : public Policy, public std::enable_shared_from_this<Poli
   uint64_t ZoneMask(const std::vector<std::string>& names) const;
   absl::StatusOr<AttemptPlan> Build(const RequestView& request) const;
   void Order(const CompiledRoute& route, const RequestView& request, uint64_t seed,
-             std::vector<Kept>& kept) const;
+             KeptList& kept) const;
 
   const v1::RouterConfig config_;
   absl::flat_hash_map<std::string, const v1::Tenant*> tenants_;
@@ -277,7 +280,7 @@ void PolicyImpl::Compile(EndpointStats& stats) {
 }
 
 void PolicyImpl::Order(const CompiledRoute& route, const RequestView& request, uint64_t seed,
-                       std::vector<Kept>& kept) const {
+                       KeptList& kept) const {
   if (kept.size() < 2) return;
   const size_t n = kept.size();
   switch (route.objective) {
@@ -380,7 +383,7 @@ absl::StatusOr<AttemptPlan> PolicyImpl::Build(const RequestView& request) const 
   plan.hedge_after = route.hedge_after;
   plan.snapshot = shared_from_this();
   plan.decisions.resize(route.candidates.size());
-  std::vector<Kept> kept;
+  KeptList kept;
   kept.reserve(route.candidates.size());
 
   for (size_t i = 0; i < route.candidates.size(); ++i) {

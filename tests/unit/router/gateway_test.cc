@@ -27,6 +27,7 @@ using ::flowork::mockllm::MockKnobs;
 using ::flowork::mockllm::MockLlmServer;
 using ::flowork::testing::ClientResponse;
 using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
 using ::testing::Not;
 using ::testing::StartsWith;
 
@@ -197,7 +198,9 @@ TEST_F(GatewayTest, AnswersChatThroughTheMock) {
   ClientResponse r = Post("/v1/chat/completions", kChat);
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_THAT(r.body, HasSubstr("Mock answer to: hi."));
-  EXPECT_THAT(r.Header("x-request-id"), StartsWith("req_"));
+  // A made-up id: "req_" and 11 base64url digits, new for every request.
+  EXPECT_THAT(r.Header("x-request-id"), MatchesRegex("req_[A-Za-z0-9_-]{11}"));
+  EXPECT_NE(Post("/v1/chat/completions", kChat).Header("x-request-id"), r.Header("x-request-id"));
   EXPECT_EQ(backup->calls(), 0);
 }
 

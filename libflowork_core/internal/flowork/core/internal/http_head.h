@@ -12,7 +12,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "flowork/core/internal/strings.h"
 
 namespace flowork::core::internal {
@@ -20,10 +19,16 @@ namespace flowork::core::internal {
 // Whether the writer of a head sets field `name` itself: the message framing
 // and the connection's fate are never taken from the caller's fields.
 inline bool IsFramingField(std::string_view name) {
-  const absl::string_view field = ToAbsl(name);
-  return absl::EqualsIgnoreCase(field, "content-length") ||
-         absl::EqualsIgnoreCase(field, "transfer-encoding") ||
-         absl::EqualsIgnoreCase(field, "connection");
+  switch (name.size()) {  // Most names are none of these lengths.
+    case 10:
+      return EqualsLower(name, "connection");
+    case 14:
+      return EqualsLower(name, "content-length");
+    case 17:
+      return EqualsLower(name, "transfer-encoding");
+    default:
+      return false;
+  }
 }
 
 // Bytes `fields` take written as "name: value\r\n" lines.
