@@ -517,27 +517,28 @@ void Exchange::Start() {
   // The request head, written by hand next to the body in one gathered write.
   head_.clear();
   const Url& url = *url_;
-  head_.reserve(request_.method.size() + url.target.size() + url.host.size() +
-                internal::FieldLinesSize(request_.headers) + 96);
   using namespace std::string_view_literals;
-  head_.append(request_.method).append(" "sv).append(url.target).append(" HTTP/1.1\r\nHost: "sv);
-  head_.append(url.host);
-  if ((url.tls && url.port != 443) || (!url.tls && url.port != 80)) {
-    head_.append(":"sv);
-    internal::AppendDecimal(head_, url.port);
-  }
-  head_.append("\r\n"sv);
+  constexpr std::string_view kVersionHost = " HTTP/1.1\r\nHost: "sv;
+  constexpr std::string_view kLength = "Content-Length: "sv;
+  constexpr std::string_view kKeepAlive = "Connection: keep-alive\r\n\r\n"sv;
+  internal::HeadWriter out(
+      head_, request_.method.size() + 1 + url.target.size() + kVersionHost.size() +
+                 url.host.size() + 1 + internal::HeadWriter::kMaxDecimal + 2 +
+                 internal::FieldLinesSize(request_.headers) + kLength.size() +
+                 internal::HeadWriter::kMaxDecimal + 2 + kKeepAlive.size());
+  out.Add(request_.method).Add(" "sv).Add(url.target).Add(kVersionHost).Add(url.host);
+  if ((url.tls && url.port != 443) || (!url.tls && url.port != 80)) out.Add(":"sv).Decimal(url.port);
+  out.Add("\r\n"sv);
   for (const auto& [name, value] : request_.headers) {
     if (internal::EqualsLower(name, "host") || internal::IsFramingField(name)) continue;
-    internal::AppendField(head_, name, value);
+    out.Field(name, value);
   }
   if (!request_.body.empty() || request_.method == "POST" || request_.method == "PUT" ||
       request_.method == "PATCH") {
-    head_.append("Content-Length: "sv);
-    internal::AppendDecimal(head_, request_.body.size());
-    head_.append("\r\n"sv);
+    out.Add(kLength).Decimal(request_.body.size()).Add("\r\n"sv);
   }
-  head_.append("Connection: keep-alive\r\n\r\n"sv);
+  out.Add(kKeepAlive);
+  out.Finish();
   Acquire();
 }
 

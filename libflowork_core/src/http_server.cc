@@ -198,23 +198,27 @@ std::string ResponseHead(int status, const HttpHeaders& headers, bool keep_alive
   std::string_view reason = http::obsolete_reason(http::int_to_status(status));
   if (reason == "<unknown-status>") reason = "Unknown";
   using namespace std::string_view_literals;
+  constexpr std::string_view kKeepAlive = "Connection: keep-alive\r\n\r\n"sv;
+  constexpr std::string_view kClose = "Connection: close\r\n\r\n"sv;
+  constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n"sv;
+  constexpr std::string_view kLength = "Content-Length: "sv;
   std::string head;
   // Status line, the fields, framing and connection: one allocation.
-  head.reserve(reason.size() + internal::FieldLinesSize(headers) + 80);
-  head.append("HTTP/1.1 "sv);
-  internal::AppendDecimal(head, static_cast<uint64_t>(status));
-  head.append(" "sv).append(reason).append("\r\n"sv);
+  internal::HeadWriter out(head, "HTTP/1.1 "sv.size() + internal::HeadWriter::kMaxDecimal +
+                                     1 + reason.size() + 2 + internal::FieldLinesSize(headers) +
+                                     kLength.size() + internal::HeadWriter::kMaxDecimal + 2 +
+                                     kKeepAlive.size());
+  out.Add("HTTP/1.1 "sv).Decimal(static_cast<uint64_t>(status)).Add(" "sv).Add(reason).Add("\r\n"sv);
   for (const auto& [name, value] : headers) {
-    if (!internal::IsFramingField(name)) internal::AppendField(head, name, value);
+    if (!internal::IsFramingField(name)) out.Field(name, value);
   }
   if (content_length.has_value()) {
-    head.append("Content-Length: "sv);
-    internal::AppendDecimal(head, *content_length);
-    head.append("\r\n"sv);
+    out.Add(kLength).Decimal(*content_length).Add("\r\n"sv);
   } else {
-    head.append("Transfer-Encoding: chunked\r\n"sv);
+    out.Add(kChunked);
   }
-  head.append(keep_alive ? "Connection: keep-alive\r\n\r\n"sv : "Connection: close\r\n\r\n"sv);
+  out.Add(keep_alive ? kKeepAlive : kClose);
+  out.Finish();
   return head;
 }
 
