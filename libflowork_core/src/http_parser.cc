@@ -270,6 +270,17 @@ error_code HttpParser::ParseStartLine(std::string_view line) {
 }
 
 error_code HttpParser::ParseField(std::string_view name, std::string_view value) {
+  // Only three names matter to framing; the switch on length skips the
+  // compares for most fields.
+  switch (name.size()) {
+    case 10:  // connection
+    case 14:  // content-length
+    case 17:  // transfer-encoding
+      break;
+    default:
+      fields_.emplace_back(std::string(name), std::string(value));
+      return {};
+  }
   if (EqualsLower(name, "content-length")) {
     if (content_length_) return Error::multiple_content_length;
     if (value.empty() || value.size() > 18) return Error::bad_content_length;

@@ -62,7 +62,8 @@ std::string_view HttpRequest::query() const {
 
 const std::string* HttpRequest::FindHeader(std::string_view name) const {
   for (const auto& [key, value] : headers) {
-    if (absl::EqualsIgnoreCase(key, ToAbsl(name))) return &value;
+    // Lengths first: most fields differ in length, and the compare is a call.
+    if (key.size() == name.size() && absl::EqualsIgnoreCase(key, ToAbsl(name))) return &value;
   }
   return nullptr;
 }
