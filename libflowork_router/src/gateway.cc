@@ -709,6 +709,9 @@ void ProxyCall::Hedge(const std::shared_ptr<Attempt>& first) {
 
 void ProxyCall::Win(const std::shared_ptr<Attempt>& a) {
   winner_ = a;
+  // Alone (no hedge racing): no one to cancel. (live_ changes only under
+  // mu_ too, which we hold: reading it needs no call_mu_.)
+  if (live_.empty() || (live_.size() == 1 && live_.front() == a)) return;
   std::vector<std::shared_ptr<HttpCall>> losers;
   {
     absl::MutexLock lock(&call_mu_);
