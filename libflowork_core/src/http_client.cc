@@ -242,7 +242,10 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
         loop_(loop),
         request_(std::move(request)),
         observer_(std::move(observer)) {}
-  ~Exchange() override { Unwatch(); }
+  ~Exchange() override {
+    Unwatch();
+    Unlist();  // Only if its loop dropped its handlers unrun: it finished otherwise.
+  }
 
   void Start();
   void Cancel() override;
@@ -288,6 +291,8 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   }
   void Fail(HttpCallFailure failure, std::string message);
   void Finish(HttpCallOutcome outcome);
+  // Out of loop_.live (if in it): the last one there takes its slot.
+  void Unlist();
   HttpCallFailure Classify(const beast::error_code& ec) const;
 
   ClientImpl& client_;
@@ -401,7 +406,9 @@ class ClientImpl final : public HttpClient {
     return exchange;
   }
 
-  // An exchange finished (its OnDone ran).
+  // An exchange finished (its OnDone ran). Runs on the exchange's loop,
+  // which is what makes it safe: the destructor returns only after a task
+  // on every loop ran, so no Finished is still touching this object then.
   void Finished() {
     // The last one to finish while the client stops wakes the destructor.
     // (It set stopping_ before reading live_: one finishing after that read
@@ -827,15 +834,18 @@ void Exchange::Finish(HttpCallOutcome outcome) {
   if (done_) return;
   done_ = true;
   Unwatch();
-  if (live_slot_ != kNotWatched) {  // Out of loop_.live: the last one takes its slot.
-    loop_.live[live_slot_] = loop_.live.back();
-    loop_.live[live_slot_]->live_slot_ = live_slot_;
-    loop_.live.pop_back();
-    live_slot_ = kNotWatched;
-  }
+  Unlist();
   std::shared_ptr<HttpResponseObserver> observer = std::move(observer_);
   observer->OnDone(outcome);
   client_.Finished();
+}
+
+void Exchange::Unlist() {
+  if (live_slot_ == kNotWatched) return;
+  loop_.live[live_slot_] = loop_.live.back();
+  loop_.live[live_slot_]->live_slot_ = live_slot_;
+  loop_.live.pop_back();
+  live_slot_ = kNotWatched;
 }
 
 void Exchange::Cancel() {

@@ -73,6 +73,7 @@ class HeadWriter {
   }
   // `n` in decimal (at most kMaxDecimal bytes).
   HeadWriter& Decimal(uint64_t n) {
+    assert(static_cast<size_t>(end_ - at_) >= kMaxDecimal);
     at_ = std::to_chars(at_, end_, n).ptr;
     return *this;
   }
