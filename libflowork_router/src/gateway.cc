@@ -177,8 +177,18 @@ std::string ProviderKey(const v1::Provider& provider) {
 }
 
 class GatewayImpl;
-void NoteCallStarted(GatewayImpl& gateway);
-void NoteCallEnded(GatewayImpl& gateway);
+// The calls in flight, shared by the gateway and each call: the last call
+// to end while the gateway stops wakes its destructor, which may then return
+// and free the gateway at once, so what that call touches afterwards (this
+// block) must not be the gateway's.
+struct LiveCalls {
+  std::atomic<int> count{0};
+  std::atomic<bool> stopping{false};
+  absl::Mutex mu;  // With ended, for the destructor's wait.
+  absl::CondVar ended;
+};
+std::shared_ptr<LiveCalls> NoteCallStarted(GatewayImpl& gateway);
+void NoteCallEnded(LiveCalls& live);
 bool GatewayStopping(const GatewayImpl& gateway);
 
 // How one attempt talks to its upstream, and turns the answer back into the
@@ -239,7 +249,7 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
         request_id_(std::move(request_id)),
         started_(started),
         trail_(std::move(trail)) {
-    NoteCallStarted(gateway_);
+    live_calls_ = NoteCallStarted(gateway_);
     trail_.Planned(plan_);
   }
   ~ProxyCall() {
@@ -254,7 +264,7 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
         trail_.Close(499, "cancelled", "the caller went away", OverheadMicros());
       }
     }
-    NoteCallEnded(gateway_);
+    NoteCallEnded(*live_calls_);
   }
 
   void Start();
@@ -316,6 +326,7 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
   void CancelCall(const std::shared_ptr<Attempt>& a);
 
   GatewayImpl& gateway_;
+  std::shared_ptr<LiveCalls> live_calls_;  // Outlives the gateway if need be.
   const HttpRequest request_;
   std::unique_ptr<HttpResponseWriter> writer_;
   const std::string openai_body_;  // The request in OpenAI shape.
@@ -386,22 +397,16 @@ class GatewayImpl final : public Gateway {
   // Requests in flight refer to the gateway: drop pending retries (their
   // callers get an error or a cut) and wait for the rest to finish.
   ~GatewayImpl() override {
-    stopping_.store(true);
+    live_->stopping.store(true);
     delays_.Stop();
-    absl::MutexLock lock(&live_mu_);
-    while (live_.load() != 0) live_ended_.Wait(&live_mu_);
+    absl::MutexLock lock(&live_->mu);
+    while (live_->count.load() != 0) live_->ended.Wait(&live_->mu);
   }
 
   // A counter, not a lock per call: only stopping waits on it.
-  void CallStarted() { live_.fetch_add(1); }
-  void CallEnded() {
-    // The last call to end while the gateway stops wakes the destructor.
-    // (It set stopping_ before reading live_: a call ending after that
-    // read sees stopping_ set.)
-    if (live_.fetch_sub(1) == 1 && stopping_.load()) {
-      absl::MutexLock lock(&live_mu_);
-      live_ended_.SignalAll();
-    }
+  std::shared_ptr<LiveCalls> CallStarted() {
+    live_->count.fetch_add(1);
+    return live_;
   }
 
   void Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) override;
@@ -417,7 +422,7 @@ class GatewayImpl final : public Gateway {
   }
   core::internal::TimerQueue& delays() { return delays_; }
   // The gateway is being destroyed: calls still waiting are dropped.
-  bool stopping() const { return stopping_.load(); }
+  bool stopping() const { return live_->stopping.load(); }
   GatewayMetrics* metrics() { return metrics_.get(); }
   double Jitter() {
     absl::MutexLock lock(&rng_mu_);
@@ -437,18 +442,22 @@ class GatewayImpl final : public Gateway {
   const std::unique_ptr<GatewayMetrics> metrics_;
   // Retry backoff, first-token deadlines and hedges.
   core::internal::TimerQueue delays_;
-  std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> counter_{0};
   const uint64_t process_salt_ = std::random_device{}();
   absl::Mutex rng_mu_;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(rng_mu_){std::random_device{}()};
-  std::atomic<int> live_{0};  // Calls in flight.
-  absl::Mutex live_mu_;       // With live_ended_, for the destructor's wait.
-  absl::CondVar live_ended_;
+  const std::shared_ptr<LiveCalls> live_ = std::make_shared<LiveCalls>();
 };
 
-void NoteCallStarted(GatewayImpl& gateway) { gateway.CallStarted(); }
-void NoteCallEnded(GatewayImpl& gateway) { gateway.CallEnded(); }
+std::shared_ptr<LiveCalls> NoteCallStarted(GatewayImpl& gateway) { return gateway.CallStarted(); }
+void NoteCallEnded(LiveCalls& live) {
+  // (The destructor set stopping before reading count: a call ending after
+  // that read sees stopping set.)
+  if (live.count.fetch_sub(1) == 1 && live.stopping.load()) {
+    absl::MutexLock lock(&live.mu);
+    live.ended.SignalAll();
+  }
+}
 bool GatewayStopping(const GatewayImpl& gateway) { return gateway.stopping(); }
 
 void Reply(HttpResponseWriter& writer, Front front, int status, absl::string_view message,
