@@ -102,6 +102,7 @@ class TestHandler final : public HttpHandler {
       absl::MutexLock lock(&mu_);
       peers_.push_back(request.remote_address);
       last_body_ = request.body;
+      last_target_ = request.target;
     }
     std::string path(request.path());
     if (path == "/hello") {
@@ -170,11 +171,16 @@ class TestHandler final : public HttpHandler {
     absl::MutexLock lock(&mu_);
     return last_body_;
   }
+  std::string last_target() {
+    absl::MutexLock lock(&mu_);
+    return last_target_;
+  }
 
  private:
   absl::Mutex mu_;
   std::vector<std::string> peers_;
   std::string last_body_;
+  std::string last_target_;
   std::deque<std::unique_ptr<HttpResponseWriter>> streams_;
   std::deque<std::unique_ptr<HttpResponseWriter>> parked_;
   int cancelled_ = 0;
@@ -436,6 +442,36 @@ TEST_F(HttpClientTest, CancelAbortsTheExchangeAndTheServerSeesItGo) {
   EXPECT_TRUE(handler_.WaitForCancel());
   call->Cancel();  // Idempotent.
   EXPECT_EQ(collector->done_count(), 1);
+}
+
+TEST_F(HttpClientTest, DestroyingTheClientCancelsWhatIsInFlight) {
+  // Two exchanges the server never answers, no deadline to end them: the
+  // client's destructor must cancel both on their loop, report each once,
+  // and return.
+  auto first = Call({.method = "GET", .url = Url("/silent")});
+  auto second = Call({.method = "GET", .url = Url("/silent")});
+  const absl::Time deadline = absl::Now() + kWait;
+  while (handler_.peers().size() < 2 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  client_.reset();
+  for (const auto& r : {first, second}) {
+    ASSERT_TRUE(r->Wait());
+    EXPECT_EQ(r->outcome().failure, HttpCallFailure::kCancelled);
+    EXPECT_EQ(r->done_count(), 1);
+  }
+}
+
+TEST_F(HttpClientTest, ParsedUrlsAreReusedAndEachRequestGoesWhereItsOwnUrlSays) {
+  // Many URLs through one loop's cache of parsed URLs, more than it keeps:
+  // each request still reaches its own path.
+  for (int i = 0; i < 300; ++i) {
+    const std::string target = absl::StrCat("/hello?n=", i % 260);
+    auto r = Call({.method = "GET", .url = Url(target)});
+    ASSERT_TRUE(r->Wait()) << target;
+    ASSERT_TRUE(r->outcome().ok()) << target << ": " << r->outcome().message;
+    EXPECT_EQ(handler_.last_target(), target);
+  }
 }
 
 TEST_F(HttpClientTest, MalformedUrlIsReportedThroughOnDone) {
