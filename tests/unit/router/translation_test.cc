@@ -1122,5 +1122,44 @@ TEST(WholeResponseUsageTest, CountsOnlyTheUsageFieldsOwnWholeNumbers) {
   EXPECT_EQ(anthropic.completion_tokens, 10u);
 }
 
+// The flat shape most servers send: nulls, duplicates, twenty digits, and
+// text that is not JSON.
+TEST(WholeResponseUsageTest, ReadsTheFlatShapeMostServersSend) {
+  auto usage = [](std::string_view object) {
+    const std::string body = R"({"id":"x","usage":)" + std::string(object) + "}";
+    return WholeResponseUsage(UpstreamWire::kOpenAi, body);
+  };
+  TokenUsage vllm = usage(R"( { "prompt_tokens" : 12 ,"total_tokens":15,)"
+                          R"("completion_tokens":3,"prompt_tokens_details":null} )");
+  EXPECT_TRUE(vllm.reported);
+  EXPECT_EQ(vllm.prompt_tokens, 12u);
+  EXPECT_EQ(vllm.completion_tokens, 3u);
+  EXPECT_EQ(vllm.cached_prompt_tokens, 0u);
+
+  // The last of duplicate keys wins, a null included.
+  TokenUsage duplicates = usage(
+      R"({"prompt_tokens":5,"prompt_tokens":null,"completion_tokens":0,"completion_tokens":4})");
+  EXPECT_EQ(duplicates.prompt_tokens, 0u);
+  EXPECT_EQ(duplicates.completion_tokens, 4u);
+
+  TokenUsage empty = usage("{}");
+  EXPECT_TRUE(empty.reported);
+  EXPECT_EQ(empty.prompt_tokens, 0u);
+
+  // Twenty digits: the largest count there is, and one past it (a double
+  // to the parser, too large to count).
+  EXPECT_EQ(usage(R"({"prompt_tokens":18446744073709551615,"completion_tokens":1})").prompt_tokens,
+            UINT64_MAX);
+  TokenUsage past = usage(R"({"prompt_tokens":18446744073709551616,"completion_tokens":1})");
+  EXPECT_EQ(past.prompt_tokens, 0u);
+  EXPECT_EQ(past.completion_tokens, 1u);
+
+  // Not JSON: no usage at all, as before.
+  EXPECT_FALSE(usage(R"({"prompt_tokens":01})").reported);
+  EXPECT_FALSE(usage(R"({"prompt_tokens":1,})").reported);
+  EXPECT_FALSE(usage(R"({"prompt_tokens":1 "completion_tokens":2})").reported);
+  EXPECT_FALSE(usage(R"({"prompt_tokens":-})").reported);
+}
+
 }  // namespace
 }  // namespace flowork::router
