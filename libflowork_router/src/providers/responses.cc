@@ -241,9 +241,6 @@ absl::StatusOr<std::string> OllamaResponseToOpenAiChat(std::string_view body,
 
 namespace {
 
-// The JSON object after the last `"usage":` key in `body` (not one inside a
-// string, whose quotes would be escaped), or "" when there is none: parsing
-// just that is far cheaper than parsing a whole answer.
 // Where the last `"usage"` in body[0, end) starts, or npos. Searched from
 // the end, quote by quote: an answer's usage is usually its last field, and
 // std::string_view::rfind compares at every byte.
@@ -261,7 +258,11 @@ size_t FindUsageKeyBefore(std::string_view body, size_t end) {
   return std::string_view::npos;
 }
 
-std::string_view UsageObject(std::string_view body) {
+// Where the JSON object after the last `"usage":` key in `body` (not one
+// inside a string, whose quotes would be escaped) starts: the rest of `body`
+// from its '{', or "" when there is none. Parsing just that object (the
+// parser stops at its end) is far cheaper than parsing a whole answer.
+std::string_view UsageObjectOnwards(std::string_view body) {
   for (size_t at = FindUsageKeyBefore(body, body.size()); at != std::string_view::npos && at > 0;
        at = FindUsageKeyBefore(body, at)) {
     if (body[at - 1] == '\\') continue;
@@ -271,32 +272,11 @@ std::string_view UsageObject(std::string_view body) {
     ++i;
     while (i < body.size() && (body[i] == ' ' || body[i] == '\n' || body[i] == '\t')) ++i;
     if (i >= body.size() || body[i] != '{') continue;
-    int depth = 0;
-    bool in_string = false;
-    for (size_t j = i; j < body.size(); ++j) {
-      const char c = body[j];
-      if (in_string) {
-        if (c == '\\')
-          ++j;
-        else if (c == '"')
-          in_string = false;
-      } else if (c == '"') {
-        in_string = true;
-      } else if (c == '{') {
-        ++depth;
-      } else if (c == '}' && --depth == 0) {
-        return body.substr(i, j - i + 1);
-      }
-    }
-    return "";
+    return body.substr(i);
   }
   return "";
 }
 
-// The counts of one usage object, read as it is parsed, with no JSON tree:
-// its top-level count fields and prompt_tokens_details.cached_tokens. As with
-// wire::FindCount, a field whose value is not a whole non-negative number is
-// absent, and the last of duplicate keys wins.
 class UsageCountsHandler {
  public:
   static constexpr std::size_t max_object_size = std::size_t(-1);
@@ -414,13 +394,13 @@ class UsageCountsHandler {
   int field_depth_ = 0;
 };
 
-// The usage `object` (the text of one JSON object) reports, or nullopt when
-// it is not valid JSON.
-std::optional<TokenUsage> ReadUsageObject(UpstreamWire wire_format, std::string_view object) {
+// The usage the JSON object at the start of `text` reports (what follows it
+// is not read), or nullopt when it is not a valid JSON object.
+std::optional<TokenUsage> ReadUsageObject(UpstreamWire wire_format, std::string_view text) {
   json::basic_parser<UsageCountsHandler> parser(json::parse_options{});
   json::error_code ec;
-  parser.write_some(false, object.data(), object.size(), ec);
-  if (ec) return std::nullopt;
+  parser.write_some(false, text.data(), text.size(), ec);
+  if (ec || !parser.done()) return std::nullopt;
   const UsageCountsHandler& h = parser.handler();
   using F = UsageCountsHandler;
   if (wire_format == UpstreamWire::kOpenAi) {
@@ -446,7 +426,7 @@ TokenUsage WholeResponseUsage(UpstreamWire wire_format, std::string_view body) {
   if (wire_format != UpstreamWire::kOllama) {
     // Only the usage object is parsed, and into no tree: a usage object is
     // small, and this runs for every answer.
-    const std::string_view object = UsageObject(body);
+    const std::string_view object = UsageObjectOnwards(body);
     if (!object.empty()) {
       if (std::optional<TokenUsage> usage = ReadUsageObject(wire_format, object)) return *usage;
     }
