@@ -18,7 +18,8 @@ struct FactsHandler {
   static constexpr std::size_t max_string_size = std::size_t(-1);
 
   OpenAiRequestFacts facts;
-  const char* input = nullptr;
+  const char* input = nullptr;  // The text parsed, input_size bytes.
+  size_t input_size = 0;
   int depth = 0;             // Objects and arrays open.
   std::string key;           // The key being read or just read.
   std::string top_key;       // The top-level key whose value we are in.
@@ -69,19 +70,39 @@ struct FactsHandler {
     return true;
   }
   bool on_string(json::string_view s, std::size_t, json::error_code&) {
-    string_value.append(s.data(), s.size());
+    // A string in one piece is looked at where it is; one that came in
+    // parts, in string_value.
+    std::string_view value(s.data(), s.size());
+    const bool whole = string_value.empty();
+    if (!whole) {
+      string_value.append(s.data(), s.size());
+      value = string_value;
+    }
     if (AtTop() && key == "model") {
       if (model_seen) duplicate_model = true;
       model_seen = true;
       model_is_string = true;
-      facts.model = string_value;
+      facts.model = value;
+      NoteModelSpan(whole, value);
     }
-    if (depth == 2 && in_response_format && key == "type" && string_value == "text") {
+    if (depth == 2 && in_response_format && key == "type" && value == "text") {
       facts.wants_json = false;
     }
-    if (key == "type" && string_value == "image_url") facts.has_images = true;
+    if (key == "type" && value == "image_url") facts.has_images = true;
     string_value.clear();
     return true;
+  }
+  // Where the model's string sits in the input, quotes included, when the
+  // parser handed it over as it is there (no escapes: then it points into
+  // the input). Else LocateModel finds it afterwards.
+  void NoteModelSpan(bool whole, std::string_view value) {
+    facts.model_begin = facts.model_end = std::string_view::npos;
+    if (!whole || value.data() <= input || value.data() + value.size() >= input + input_size) return;
+    const size_t begin = static_cast<size_t>(value.data() - input) - 1;
+    const size_t end = begin + value.size() + 2;
+    if (input[begin] != '"' || input[end - 1] != '"') return;
+    facts.model_begin = begin;
+    facts.model_end = end;
   }
   bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
     if (pending_key_reset) key.clear();
@@ -204,6 +225,7 @@ absl::StatusOr<OpenAiRequestFacts> ReadOpenAiRequest(std::string_view body) {
   }
   json::basic_parser<FactsHandler> parser(json::parse_options{});
   parser.handler().input = body.data();
+  parser.handler().input_size = body.size();
   json::error_code ec;
   const size_t used = parser.write_some(false, body.data(), body.size(), ec);
   if (ec) {
@@ -219,7 +241,7 @@ absl::StatusOr<OpenAiRequestFacts> ReadOpenAiRequest(std::string_view body) {
   }
   if (!h.model_seen) return absl::InvalidArgumentError("the request body has no \"model\"");
   if (!h.model_is_string) return absl::InvalidArgumentError("\"model\" must be a string");
-  LocateModel(body, h.facts);
+  if (h.facts.model_begin == std::string_view::npos) LocateModel(body, h.facts);
   return std::move(h.facts);
 }
 

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "http/openai_request.h"
 
 namespace flowork::router {
 namespace {
@@ -1159,6 +1160,49 @@ TEST(WholeResponseUsageTest, ReadsTheFlatShapeMostServersSend) {
   EXPECT_FALSE(usage(R"({"prompt_tokens":1,})").reported);
   EXPECT_FALSE(usage(R"({"prompt_tokens":1 "completion_tokens":2})").reported);
   EXPECT_FALSE(usage(R"({"prompt_tokens":-})").reported);
+}
+
+// The facts of a request, and "model" (only it) replaced byte for byte,
+// wherever and however the model is written.
+TEST(OpenAiRequestTest, ReadsTheFactsAndSplicesTheModelInPlace) {
+  const std::string body =
+      R"({ "messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}],)"
+      R"( "model" :  "bench" , "stream":true,"stream_options":{"include_usage":true},)"
+      R"("max_tokens":8,"tools":[{"type":"function"}],"response_format":{"type":"json_object"},"temperature":0})";
+  absl::StatusOr<OpenAiRequestFacts> facts = ReadOpenAiRequest(body);
+  ASSERT_TRUE(facts.ok()) << facts.status();
+  EXPECT_EQ(facts->model, "bench");
+  EXPECT_TRUE(facts->stream);
+  EXPECT_TRUE(facts->asks_usage);
+  EXPECT_TRUE(facts->has_stream_options);
+  EXPECT_EQ(facts->max_tokens, 8u);
+  EXPECT_TRUE(facts->has_tools);
+  EXPECT_TRUE(facts->wants_json);
+  EXPECT_TRUE(facts->has_images);
+  std::string expected = body;
+  expected.replace(expected.find("\"bench\""), 7, "\"up/stream-\\\"x\\\"\"");
+  EXPECT_EQ(SpliceModel(body, *facts, R"(up/stream-"x")"), expected);
+
+  // Escapes in the key or in the value: the same splice.
+  for (const std::string& written :
+       {std::string(R"("mod\u0065l":"bench")"), std::string(R"("model":"ben\u0063h")"),
+        std::string(R"("model":"b\/ench\\")")}) {
+    const std::string escaped = "{\"a\":[1,{\"model\":2}]," + written + ",\"z\":null}";
+    absl::StatusOr<OpenAiRequestFacts> read = ReadOpenAiRequest(escaped);
+    ASSERT_TRUE(read.ok()) << escaped << ": " << read.status();
+    const std::string spliced = SpliceModel(escaped, *read, "m2");
+    EXPECT_THAT(spliced, ::testing::HasSubstr(R"("m2")")) << escaped;
+    absl::StatusOr<OpenAiRequestFacts> again = ReadOpenAiRequest(spliced);
+    ASSERT_TRUE(again.ok()) << spliced;
+    EXPECT_EQ(again->model, "m2") << spliced;
+    EXPECT_THAT(spliced, ::testing::StartsWith(R"({"a":[1,{"model":2}],)")) << spliced;
+    EXPECT_THAT(spliced, ::testing::EndsWith(R"(,"z":null})")) << spliced;
+  }
+  EXPECT_EQ(ReadOpenAiRequest(R"({"model":"a","model":"b"})").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadOpenAiRequest(R"({"model":1})").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadOpenAiRequest(R"({"model":"a"} x)").status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
