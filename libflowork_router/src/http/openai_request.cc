@@ -200,8 +200,9 @@ void LocateModel(std::string_view body, OpenAiRequestFacts& facts) {
   }
 }
 
-std::string JsonString(std::string_view text) {
-  std::string out = "\"";
+// Appends `text` as a JSON string, quotes included.
+void AppendJsonString(std::string& out, std::string_view text) {
+  out.push_back('"');
   for (char c : text) {
     if (c == '"' || c == '\\') {
       out.push_back('\\');
@@ -213,7 +214,6 @@ std::string JsonString(std::string_view text) {
     }
   }
   out.push_back('"');
-  return out;
 }
 
 }  // namespace
@@ -254,9 +254,9 @@ std::string SpliceModel(std::string_view body, const OpenAiRequestFacts& facts,
     return json::serialize(tree);
   }
   std::string out;
-  out.reserve(body.size() + model.size());
+  out.reserve(body.size() + model.size() + 2);
   out.append(body.substr(0, facts.model_begin));
-  out.append(JsonString(model));
+  AppendJsonString(out, model);
   out.append(body.substr(facts.model_end));
   return out;
 }
