@@ -291,8 +291,11 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   }
   void Fail(HttpCallFailure failure, std::string message);
   void Finish(HttpCallOutcome outcome);
-  // Out of loop_.live (if in it): the last one there takes its slot.
-  void Unlist();
+  // A loop's lists of exchanges (watched, live), each exchange noting its
+  // place (`slot`) so that leaving one is O(1): the last one there takes it.
+  void Enlist(std::vector<Exchange*>& list, size_t Exchange::*slot);
+  void Delist(std::vector<Exchange*>& list, size_t Exchange::*slot);
+  void Unlist() { Delist(loop_.live, &Exchange::live_slot_); }
   HttpCallFailure Classify(const beast::error_code& ec) const;
 
   ClientImpl& client_;
@@ -302,9 +305,9 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   std::shared_ptr<const Url> url_;  // Shared with the loop's cache.
   SteadyTime total_deadline_;
   SteadyTime phase_deadline_ = SteadyTime::max();  // First byte, then idle.
-  static constexpr size_t kNotWatched = static_cast<size_t>(-1);
-  size_t watch_slot_ = kNotWatched;  // In loop_.watched.
-  size_t live_slot_ = kNotWatched;   // In loop_.live.
+  static constexpr size_t kNotListed = static_cast<size_t>(-1);
+  size_t watch_slot_ = kNotListed;  // In loop_.watched.
+  size_t live_slot_ = kNotListed;   // In loop_.live.
   // Made when a name must be resolved (not for a pooled connection: making
   // one looks up asio's resolver service under a lock).
   std::optional<Resolver> resolver_;
@@ -507,8 +510,7 @@ class ClientImpl final : public HttpClient {
 
 void Exchange::Start() {
   if (loop_.stopping) return Fail(HttpCallFailure::kCancelled, "the client is shutting down");
-  live_slot_ = loop_.live.size();
-  loop_.live.push_back(this);
+  Enlist(loop_.live, &Exchange::live_slot_);
   absl::StatusOr<std::shared_ptr<const Url>> parsed = ParsedUrl(loop_, request_.url);
   if (!parsed.ok()) return Fail(HttpCallFailure::kProtocol, std::string(parsed.status().message()));
   url_ = *std::move(parsed);
@@ -528,13 +530,14 @@ void Exchange::Start() {
   constexpr std::string_view kVersionHost = " HTTP/1.1\r\nHost: "sv;
   constexpr std::string_view kLength = "Content-Length: "sv;
   constexpr std::string_view kKeepAlive = "Connection: keep-alive\r\n\r\n"sv;
-  internal::HeadWriter out(
-      head_, request_.method.size() + 1 + url.target.size() + kVersionHost.size() +
-                 url.host.size() + 1 + internal::HeadWriter::kMaxDecimal + 2 +
-                 internal::FieldLinesSize(request_.headers) + kLength.size() +
-                 internal::HeadWriter::kMaxDecimal + 2 + kKeepAlive.size());
+  internal::HeadWriter out(head_, request_.method.size() + 1 + url.target.size() +
+                                      kVersionHost.size() + url.host.size() + 1 +
+                                      internal::HeadWriter::kMaxDecimal + 2 +
+                                      internal::FieldLinesSize(request_.headers) + kLength.size() +
+                                      internal::HeadWriter::kMaxDecimal + 2 + kKeepAlive.size());
   out.Add(request_.method).Add(" "sv).Add(url.target).Add(kVersionHost).Add(url.host);
-  if ((url.tls && url.port != 443) || (!url.tls && url.port != 80)) out.Add(":"sv).Decimal(url.port);
+  if ((url.tls && url.port != 443) || (!url.tls && url.port != 80))
+    out.Add(":"sv).Decimal(url.port);
   out.Add("\r\n"sv);
   for (const auto& [name, value] : request_.headers) {
     if (internal::EqualsLower(name, "host") || internal::IsFramingField(name)) continue;
@@ -727,20 +730,25 @@ void Exchange::ReadMore(void (Exchange::*next)(), const char* reading) {
 void Exchange::Watch(SteadyTime now) {
   const SteadyTime check_by = NextCheck(now);
   if (check_by == SteadyTime::max()) return;  // No deadline can pass.
-  if (watch_slot_ == kNotWatched) {
-    watch_slot_ = loop_.watched.size();
-    loop_.watched.push_back(this);
-  }
+  Enlist(loop_.watched, &Exchange::watch_slot_);
   ArmDeadlines(loop_, check_by);
 }
 
-void Exchange::Unwatch() {
-  if (watch_slot_ == kNotWatched) return;
-  std::vector<Exchange*>& watched = loop_.watched;
-  watched[watch_slot_] = watched.back();
-  watched[watch_slot_]->watch_slot_ = watch_slot_;
-  watched.pop_back();
-  watch_slot_ = kNotWatched;
+void Exchange::Unwatch() { Delist(loop_.watched, &Exchange::watch_slot_); }
+
+void Exchange::Enlist(std::vector<Exchange*>& list, size_t Exchange::*slot) {
+  if (this->*slot != kNotListed) return;
+  this->*slot = list.size();
+  list.push_back(this);
+}
+
+void Exchange::Delist(std::vector<Exchange*>& list, size_t Exchange::*slot) {
+  const size_t at = this->*slot;
+  if (at == kNotListed) return;
+  list[at] = list.back();
+  list[at]->*slot = at;
+  list.pop_back();
+  this->*slot = kNotListed;
 }
 
 // The loop's timer fires no later than any watched exchange's deadline: the
@@ -838,14 +846,6 @@ void Exchange::Finish(HttpCallOutcome outcome) {
   std::shared_ptr<HttpResponseObserver> observer = std::move(observer_);
   observer->OnDone(outcome);
   client_.Finished();
-}
-
-void Exchange::Unlist() {
-  if (live_slot_ == kNotWatched) return;
-  loop_.live[live_slot_] = loop_.live.back();
-  loop_.live[live_slot_]->live_slot_ = live_slot_;
-  loop_.live.pop_back();
-  live_slot_ = kNotWatched;
 }
 
 void Exchange::Cancel() {

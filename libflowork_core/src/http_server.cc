@@ -205,11 +205,15 @@ std::string ResponseHead(int status, const HttpHeaders& headers, bool keep_alive
   constexpr std::string_view kLength = "Content-Length: "sv;
   std::string head;
   // Status line, the fields, framing and connection: one allocation.
-  internal::HeadWriter out(head, "HTTP/1.1 "sv.size() + internal::HeadWriter::kMaxDecimal +
-                                     1 + reason.size() + 2 + internal::FieldLinesSize(headers) +
+  internal::HeadWriter out(head, "HTTP/1.1 "sv.size() + internal::HeadWriter::kMaxDecimal + 1 +
+                                     reason.size() + 2 + internal::FieldLinesSize(headers) +
                                      kLength.size() + internal::HeadWriter::kMaxDecimal + 2 +
                                      kKeepAlive.size());
-  out.Add("HTTP/1.1 "sv).Decimal(static_cast<uint64_t>(status)).Add(" "sv).Add(reason).Add("\r\n"sv);
+  out.Add("HTTP/1.1 "sv)
+      .Decimal(static_cast<uint64_t>(status))
+      .Add(" "sv)
+      .Add(reason)
+      .Add("\r\n"sv);
   for (const auto& [name, value] : headers) {
     if (!internal::IsFramingField(name)) out.Field(name, value);
   }

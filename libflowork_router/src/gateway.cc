@@ -240,6 +240,7 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
             std::string openai_body, OpenAiRequestFacts facts, const Operation& operation,
             AttemptPlan plan, std::string request_id, absl::Time started, RequestTrail trail)
       : gateway_(gateway),
+        live_calls_(NoteCallStarted(gateway)),
         request_(std::move(request)),
         writer_(std::move(writer)),
         openai_body_(std::move(openai_body)),
@@ -249,7 +250,6 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
         request_id_(std::move(request_id)),
         started_(started),
         trail_(std::move(trail)) {
-    live_calls_ = NoteCallStarted(gateway_);
     trail_.Planned(plan_);
   }
   ~ProxyCall() {
@@ -326,7 +326,7 @@ class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
   void CancelCall(const std::shared_ptr<Attempt>& a);
 
   GatewayImpl& gateway_;
-  std::shared_ptr<LiveCalls> live_calls_;  // Outlives the gateway if need be.
+  const std::shared_ptr<LiveCalls> live_calls_;  // Outlives the gateway if need be.
   const HttpRequest request_;
   std::unique_ptr<HttpResponseWriter> writer_;
   const std::string openai_body_;  // The request in OpenAI shape.
@@ -838,9 +838,7 @@ absl::StatusOr<AttemptFormat> ProxyCall::Prepare(const Endpoint& endpoint,
   }
   for (const auto& [name, value] : request_.headers) {
     // Test and mock knobs pass through; nothing else of the caller's does.
-    if (name.size() >= 7 && core::internal::EqualsLower(std::string_view(name).substr(0, 7), "x-mock-")) {
-      format.headers.emplace_back(name, value);
-    }
+    if (core::internal::StartsWithLower(name, "x-mock-")) format.headers.emplace_back(name, value);
   }
   return format;
 }

@@ -97,7 +97,8 @@ struct FactsHandler {
   // the input). Else LocateModel finds it afterwards.
   void NoteModelSpan(bool whole, std::string_view value) {
     facts.model_begin = facts.model_end = std::string_view::npos;
-    if (!whole || value.data() <= input || value.data() + value.size() >= input + input_size) return;
+    if (!whole || value.data() <= input || value.data() + value.size() >= input + input_size)
+      return;
     const size_t begin = static_cast<size_t>(value.data() - input) - 1;
     const size_t end = begin + value.size() + 2;
     if (input[begin] != '"' || input[end - 1] != '"') return;

@@ -1200,7 +1200,8 @@ TEST(OpenAiRequestTest, ReadsTheFactsAndSplicesTheModelInPlace) {
   }
   EXPECT_EQ(ReadOpenAiRequest(R"({"model":"a","model":"b"})").status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ReadOpenAiRequest(R"({"model":1})").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadOpenAiRequest(R"({"model":1})").status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ReadOpenAiRequest(R"({"model":"a"} x)").status().code(),
             absl::StatusCode::kInvalidArgument);
 }

@@ -14,7 +14,9 @@ inline absl::string_view ToAbsl(std::string_view s) { return {s.data(), s.size()
 inline std::string_view ToStd(absl::string_view s) { return {s.data(), s.size()}; }
 
 // ASCII `c` in lower case.
-inline char LowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
+inline char LowerAscii(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
+}
 
 // `s` equals `lower` (lower case) ignoring ASCII case. Inline, unlike
 // absl::EqualsIgnoreCase (out of line in Debian's shared Abseil): HTTP field
@@ -26,6 +28,12 @@ inline bool EqualsLower(std::string_view s, std::string_view lower) {
     if (LowerAscii(s[i]) != lower[i]) return false;
   }
   return true;
+}
+
+// `s` starts with `lower_prefix` (lower case), ignoring ASCII case.
+inline bool StartsWithLower(std::string_view s, std::string_view lower_prefix) {
+  return s.size() >= lower_prefix.size() &&
+         EqualsLower(s.substr(0, lower_prefix.size()), lower_prefix);
 }
 
 }  // namespace flowork::core::internal
