@@ -19,6 +19,10 @@ absl::string_view SeriesKey(std::string_view model, std::string_view endpoint) {
   return key;
 }
 
+// Each GatewayMetrics' own number, so a thread's cached lookup (below) is
+// never taken for another instance's, even one at the same address.
+std::atomic<uint64_t> next_instance{1};
+
 const std::vector<double>& LatencyBuckets() {
   static const auto* const buckets =
       new std::vector<double>{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
@@ -28,7 +32,8 @@ const std::vector<double>& LatencyBuckets() {
 }  // namespace
 
 GatewayMetrics::GatewayMetrics(core::MetricsRegistry& registry)
-    : registry_(registry),
+    : instance_(next_instance.fetch_add(1, std::memory_order_relaxed)),
+      registry_(registry),
       audit_queue_(registry.GetGauge("flowork_router_audit_queue_depth",
                                      "Audit entries waiting for the writer.")),
       audit_written_(registry.GetGauge("flowork_router_audit_written",
@@ -38,6 +43,34 @@ GatewayMetrics::GatewayMetrics(core::MetricsRegistry& registry)
 
 GatewayMetrics::Booked GatewayMetrics::ForRoute(std::string_view model, std::string_view endpoint,
                                                 int status) {
+  // A thread serves the same few routes over and over: the last label set
+  // it booked is kept, and a request like the one before takes no lock and
+  // no hash. What it points to stays put (the registry's series, the node
+  // map's entries) while this instance lives; the instance number keeps
+  // another instance from using it.
+  struct LastBooked {
+    uint64_t instance = 0;
+    int status = 0;
+    std::string model;
+    std::string endpoint;
+    Booked booked{};
+  };
+  thread_local LastBooked last;
+  if (last.instance == instance_ && last.status == status && last.model == model &&
+      last.endpoint == endpoint) {
+    return last.booked;
+  }
+  const Booked booked = LookUp(model, endpoint, status);
+  last.instance = instance_;
+  last.status = status;
+  last.model.assign(model);
+  last.endpoint.assign(endpoint);
+  last.booked = booked;
+  return booked;
+}
+
+GatewayMetrics::Booked GatewayMetrics::LookUp(std::string_view model, std::string_view endpoint,
+                                              int status) {
   {
     absl::ReaderMutexLock lock(&mu_);
     if (auto it = routes_.find(SeriesKey(model, endpoint)); it != routes_.end()) {

@@ -23,7 +23,8 @@ namespace flowork::router {
 
 // The gateway's series on /metrics. Each label set is looked up in the
 // registry once and cached, so a request costs a map probe under a reader
-// lock plus atomic adds, and allocates nothing. Thread-safe.
+// lock (none when the thread's previous request had the same labels) plus
+// atomic adds, and allocates nothing. Thread-safe.
 class GatewayMetrics {
  public:
   // `registry` must outlive this.
@@ -74,11 +75,17 @@ class GatewayMetrics {
     Series request;
     const EndpointSeries* endpoint;  // nullptr when no endpoint answered
   };
+  // The series of a label set: the calling thread's last one when it
+  // matches, else LookUp's.
   Booked ForRoute(std::string_view model, std::string_view endpoint, int status);
+  // The map probe, and the registry's series the first time a label set
+  // comes.
+  Booked LookUp(std::string_view model, std::string_view endpoint, int status);
   Series MakeRequestSeries(std::string_view model, std::string_view endpoint, int status);
   EndpointSeries MakeEndpointSeries(std::string_view model, std::string_view endpoint);
   CircuitSeries& ForCircuit(std::string_view endpoint);
 
+  const uint64_t instance_;  // Tells ForRoute's per-thread cache whose it is.
   core::MetricsRegistry& registry_;
   core::Gauge& audit_queue_;
   core::Gauge& audit_written_;

@@ -52,5 +52,35 @@ TEST(GatewayMetricsTest, EachStatusOfARouteCountsApartAndTheRouteKeepsOneLatency
   EXPECT_THAT(text, Not(HasSubstr(R"(duration_seconds_count{endpoint="",)")));
 }
 
+// A thread keeps the label set it booked last: the same labels on another
+// instance (another registry), a new instance where the old one was, or the
+// same model on another endpoint must still land on their own series.
+TEST(GatewayMetricsTest, RepeatedLabelsLandOnTheirOwnInstanceAndEndpoint) {
+  std::unique_ptr<core::MetricsRegistry> first_registry = core::MetricsRegistry::Create();
+  std::unique_ptr<core::MetricsRegistry> second_registry = core::MetricsRegistry::Create();
+  auto first = std::make_unique<GatewayMetrics>(*first_registry);
+  GatewayMetrics second(*second_registry);
+  for (int i = 0; i < 3; ++i) {
+    first->Request("m", "m@p", 200, false, absl::Milliseconds(5), std::nullopt, {}, 0);
+    first->Request("m", "m@p", 200, false, absl::Milliseconds(5), std::nullopt, {}, 0);
+    second.Request("m", "m@p", 200, false, absl::Milliseconds(5), std::nullopt, {}, 0);
+    first->Request("m", "m@q", 200, false, absl::Milliseconds(5), std::nullopt, {}, 0);
+  }
+  EXPECT_THAT(first_registry->TextExposition(),
+              HasSubstr(R"(flowork_router_requests_total{code="200",endpoint="m@p",model="m"} 6)"));
+  EXPECT_THAT(first_registry->TextExposition(),
+              HasSubstr(R"(flowork_router_requests_total{code="200",endpoint="m@q",model="m"} 3)"));
+  EXPECT_THAT(second_registry->TextExposition(),
+              HasSubstr(R"(flowork_router_requests_total{code="200",endpoint="m@p",model="m"} 3)"));
+
+  // A new instance, possibly at the old one's address, on a new registry.
+  first.reset();
+  std::unique_ptr<core::MetricsRegistry> third_registry = core::MetricsRegistry::Create();
+  first = std::make_unique<GatewayMetrics>(*third_registry);
+  first->Request("m", "m@q", 200, false, absl::Milliseconds(5), std::nullopt, {}, 0);
+  EXPECT_THAT(third_registry->TextExposition(),
+              HasSubstr(R"(flowork_router_requests_total{code="200",endpoint="m@q",model="m"} 1)"));
+}
+
 }  // namespace
 }  // namespace flowork::router
