@@ -311,8 +311,12 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     server_.ConnectionClosed();
     auto self = shared_from_this();
     worker_->connections.erase(self);
-    if (response_pending && on_cancel_) std::move(on_cancel_)();
+    if (response_pending && on_cancel_) {
+      if (on_cancel_closed_) on_cancel_closed_->store(true, std::memory_order_relaxed);
+      std::move(on_cancel_)();
+    }
     on_cancel_ = nullptr;
+    on_cancel_closed_ = nullptr;
     NotifyWritten(outbox_callbacks_, false);
     NotifyWritten(writing_callbacks_, false);
   }
@@ -375,13 +379,20 @@ class Connection final : public std::enable_shared_from_this<Connection> {
     Flush();
   }
 
-  void SetOnCancel(uint64_t seq, absl::AnyInvocable<void() &&> callback) {
+  // `closed` (the writer's flag) is set before `callback` runs. Kept apart
+  // from the callback rather than wrapped with it: no closure to allocate.
+  void SetOnCancel(uint64_t seq, std::shared_ptr<std::atomic<bool>> closed,
+                   absl::AnyInvocable<void() &&> callback) {
     if (seq != seq_) return;
     if (state_ == State::kClosed) {
+      closed->store(true, std::memory_order_relaxed);
       std::move(callback)();
       return;
     }
-    if (state_ == State::kResponding && !response_complete_) on_cancel_ = std::move(callback);
+    if (state_ == State::kResponding && !response_complete_) {
+      on_cancel_closed_ = std::move(closed);
+      on_cancel_ = std::move(callback);
+    }
   }
 
   bool IsOpen(uint64_t seq) const { return seq == seq_ && state_ != State::kClosed; }
@@ -615,6 +626,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
 
   void OnResponseDone() {
     on_cancel_ = nullptr;
+    on_cancel_closed_ = nullptr;
     if (keep_alive_ && !worker_->draining) {
       if (!watching_ && buffer_.size() > 0) {
         // A pipelined request is already here: handle it from the event
@@ -665,6 +677,7 @@ class Connection final : public std::enable_shared_from_this<Connection> {
   std::vector<absl::AnyInvocable<void(bool) &&>> writing_callbacks_;
   std::vector<asio::const_buffer> buffers_;
   absl::AnyInvocable<void() &&> on_cancel_;
+  std::shared_ptr<std::atomic<bool>> on_cancel_closed_;  // Set before on_cancel_ runs.
 };
 
 class ResponseWriterImpl final : public HttpResponseWriter {
@@ -729,10 +742,7 @@ class ResponseWriterImpl final : public HttpResponseWriter {
   void OnCancel(absl::AnyInvocable<void() &&> callback) override {
     connection_->worker().Run(
         [closed = closed_ptr_, c = connection_, seq = seq_, cb = std::move(callback)]() mutable {
-          c->SetOnCancel(seq, [closed, cb = std::move(cb)]() mutable {
-            closed->store(true, std::memory_order_relaxed);
-            std::move(cb)();
-          });
+          c->SetOnCancel(seq, std::move(closed), std::move(cb));
         });
   }
 
