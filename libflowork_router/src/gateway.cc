@@ -236,9 +236,13 @@ struct Attempt {
 // touched at once even when attempts run on different threads.
 class ProxyCall final : public std::enable_shared_from_this<ProxyCall> {
  public:
-  ProxyCall(GatewayImpl& gateway, HttpRequest request, std::unique_ptr<HttpResponseWriter> writer,
-            std::string openai_body, OpenAiRequestFacts facts, const Operation& operation,
-            AttemptPlan plan, std::string request_id, absl::Time started, RequestTrail trail)
+  // The request's parts are taken by rvalue reference, not by value: each
+  // would otherwise be moved twice (into the parameter, then the member),
+  // some twenty string moves per request.
+  ProxyCall(GatewayImpl& gateway, HttpRequest&& request,
+            std::unique_ptr<HttpResponseWriter> writer, std::string&& openai_body,
+            OpenAiRequestFacts&& facts, const Operation& operation, AttemptPlan&& plan,
+            std::string&& request_id, absl::Time started, RequestTrail&& trail)
       : gateway_(gateway),
         live_calls_(NoteCallStarted(gateway)),
         request_(std::move(request)),
@@ -516,7 +520,7 @@ void GatewayImpl::ListModels(const Policy& policy, const v1::ApiKey* key,
 
 void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter> writer) {
   const absl::Time started = core::internal::WallNow();
-  const std::string request_id = RequestId(request);
+  std::string request_id = RequestId(request);  // Moved into the call at the end.
   const std::string_view path = request.path();  // Into request.target: used before the move.
   auto operation = Operations().find(path);
   const Front front = operation == Operations().end() ? Front::kOpenAi : operation->second.front;
@@ -654,7 +658,7 @@ void GatewayImpl::Handle(HttpRequest request, std::unique_ptr<HttpResponseWriter
   }
   auto call = std::make_shared<ProxyCall>(
       *this, std::move(request), std::move(writer), std::move(openai_body), *std::move(facts),
-      operation->second, *std::move(plan), request_id, started, std::move(trail));
+      operation->second, *std::move(plan), std::move(request_id), started, std::move(trail));
   call->Start();
 }
 
