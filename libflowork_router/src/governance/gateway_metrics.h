@@ -24,7 +24,7 @@ namespace flowork::router {
 // The gateway's series on /metrics. Each label set is looked up in the
 // registry once and cached, so a request costs a map probe under a reader
 // lock (none when the thread's previous request had the same labels) plus
-// atomic adds, and allocates nothing. Thread-safe.
+// atomic adds, and allocates nothing once warm. Thread-safe.
 class GatewayMetrics {
  public:
   // `registry` must outlive this.
