@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "flowork/core/event_loops.h"
 #include "flowork/core/http_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -479,6 +480,54 @@ TEST_F(HttpClientTest, MalformedUrlIsReportedThroughOnDone) {
     auto r = Call({.method = "GET", .url = url});
     ASSERT_TRUE(r->Wait()) << url;
     EXPECT_EQ(r->outcome().failure, HttpCallFailure::kProtocol) << url;
+  }
+}
+
+// Started from a task on the client's own loop with nothing else in flight,
+// the exchange starts inside Start (no trip round the loop's queue); even
+// then a failure found at once is reported after Start returned, never
+// inside it, where the caller may hold a lock.
+TEST_F(HttpClientTest, StartedOnItsOwnLoopOnDoneStillNeverRunsInsideStart) {
+  auto loops = EventLoops::Create(1);
+  ASSERT_TRUE(loops.ok()) << loops.status();
+  auto client = HttpClient::Create({.loops = loops->get()});
+  ASSERT_TRUE(client.ok()) << client.status();
+
+  class Probe final : public HttpResponseObserver {
+   public:
+    explicit Probe(const std::atomic<bool>& inside_start) : inside_start_(inside_start) {}
+    void OnHead(int status, const HttpHeaders&) override { status_ = status; }
+    void OnBody(std::string_view piece) override { body_.append(piece); }
+    void OnDone(const HttpCallOutcome& outcome) override {
+      done_inside_start_ = inside_start_.load();
+      outcome_ = outcome;
+      done_.Notify();
+    }
+    const std::atomic<bool>& inside_start_;
+    bool done_inside_start_ = false;
+    int status_ = 0;
+    std::string body_;
+    HttpCallOutcome outcome_;
+    absl::Notification done_;
+  };
+
+  for (const std::string& url : {std::string("ftp://x/y"), Url("/hello"), std::string("http://:80/")}) {
+    std::atomic<bool> inside_start{false};
+    auto probe = std::make_shared<Probe>(inside_start);
+    (*loops)->Post(0, [&] {
+      inside_start = true;
+      (*client)->Start({.method = "GET", .url = url}, probe);
+      inside_start = false;
+    });
+    ASSERT_TRUE(probe->done_.WaitForNotificationWithTimeout(kWait)) << url;
+    EXPECT_FALSE(probe->done_inside_start_) << url;
+    if (url == Url("/hello")) {
+      EXPECT_TRUE(probe->outcome_.ok()) << probe->outcome_.message;
+      EXPECT_EQ(probe->status_, 200);
+      EXPECT_EQ(probe->body_, "hello world");
+    } else {
+      EXPECT_EQ(probe->outcome_.failure, HttpCallFailure::kProtocol) << url;
+    }
   }
 }
 

@@ -106,9 +106,9 @@ struct HttpClientOptions {
 // bodies. A pooled connection is checked before reuse (one the server closed
 // is dropped), and a request whose write fails on a reused connection is
 // retried once on a fresh one; a request that was written is never sent
-// twice. OnDone never runs inside Start. Thread-safe. The destructor cancels
-// exchanges still in flight and waits for their OnDone; it must not run on
-// one of the client's loops.
+// twice. No observer call (OnDone included) runs inside Start. Thread-safe.
+// The destructor cancels exchanges still in flight and waits for their
+// OnDone; it must not run on one of the client's loops.
 class HttpClient {
  public:
   virtual ~HttpClient() = default;
