@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,6 +60,10 @@ void Connect(Target& t) {
   if (t.fd < 0) Fail("socket: " + std::string(std::strerror(errno)));
   int one = 1;
   ::setsockopt(t.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // A server that stops answering fails the run instead of hanging it.
+  timeval limit{.tv_sec = 10, .tv_usec = 0};
+  ::setsockopt(t.fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  ::setsockopt(t.fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(t.port);
@@ -73,7 +78,8 @@ void SendAll(Target& t) {
   while (!rest.empty()) {
     ssize_t n = ::send(t.fd, rest.data(), rest.size(), MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) Fail(t.name + ": send: " + std::strerror(errno));
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) Fail(t.name + ": send: no room for 10 s");
+    if (n <= 0) Fail(t.name + ": send: " + (n < 0 ? std::strerror(errno) : "nothing written"));
     rest.remove_prefix(static_cast<size_t>(n));
   }
 }
@@ -86,8 +92,16 @@ std::string_view FieldValue(std::string_view lower_head, std::string_view name) 
   at += needle.size();
   size_t end = lower_head.find("\r\n", at);
   std::string_view value = lower_head.substr(at, end - at);
-  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   return value;
+}
+
+// Where `value` ends, given that its number ended at `end`: only trailing
+// blanks may follow the number.
+size_t FieldValueEnd(std::string_view value, const char* end) {
+  size_t at = static_cast<size_t>(end - value.data());
+  while (at < value.size() && (value[at] == ' ' || value[at] == '\t')) ++at;
+  return at;
 }
 
 // Reads one whole answer (Content-Length framed). Returns whether the server
@@ -112,7 +126,10 @@ bool ReadAnswer(Target& t, std::string& buffer) {
         std::string_view content_length = FieldValue(lower, "content-length");
         size_t length = 0;
         auto [end, ec] = std::from_chars(content_length.data(), content_length.data() + content_length.size(), length);
-        if (content_length.empty() || ec != std::errc()) Fail(t.name + ": answer without a Content-Length");
+        if (content_length.empty() || ec != std::errc() ||
+            FieldValueEnd(content_length, end) != content_length.size()) {
+          Fail(t.name + ": answer without a valid Content-Length");
+        }
         total = head_end + 4 + length;
         close = FieldValue(lower, "connection").find("close") != std::string_view::npos;
       }
@@ -120,6 +137,7 @@ bool ReadAnswer(Target& t, std::string& buffer) {
     if (head_end != std::string::npos && buffer.size() >= total) break;
     ssize_t n = ::recv(t.fd, chunk, sizeof chunk, 0);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) Fail(t.name + ": no answer for 10 s");
     if (n <= 0) Fail(t.name + ": connection closed or failed mid-answer");
     buffer.append(chunk, static_cast<size_t>(n));
   }

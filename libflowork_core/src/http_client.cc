@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -252,8 +253,8 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
   // the exchange from the loop's queue, never inside the caller's Start.
   void StartInCaller() {
     in_caller_ = true;
+    absl::Cleanup out_of_caller = [this] { in_caller_ = false; };
     Start();
-    in_caller_ = false;
   }
   void Cancel() override;
   // Cancel's work, on the exchange's loop.

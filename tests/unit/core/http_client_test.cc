@@ -493,34 +493,49 @@ TEST_F(HttpClientTest, StartedOnItsOwnLoopOnDoneStillNeverRunsInsideStart) {
   auto client = HttpClient::Create({.loops = loops->get()});
   ASSERT_TRUE(client.ok()) << client.status();
 
+  // Notes whether any observer call came while the posting task was inside
+  // Start. The flag is shared: the task may still clear it after OnDone.
   class Probe final : public HttpResponseObserver {
    public:
-    explicit Probe(const std::atomic<bool>& inside_start) : inside_start_(inside_start) {}
-    void OnHead(int status, const HttpHeaders&) override { status_ = status; }
-    void OnBody(std::string_view piece) override { body_.append(piece); }
+    explicit Probe(std::shared_ptr<std::atomic<bool>> inside_start)
+        : inside_start_(std::move(inside_start)) {}
+    void OnHead(int status, const HttpHeaders&) override {
+      called_inside_start_ |= inside_start_->load();
+      status_ = status;
+    }
+    void OnBody(std::string_view piece) override {
+      called_inside_start_ |= inside_start_->load();
+      body_.append(piece);
+    }
     void OnDone(const HttpCallOutcome& outcome) override {
-      done_inside_start_ = inside_start_.load();
+      called_inside_start_ |= inside_start_->load();
       outcome_ = outcome;
       done_.Notify();
     }
-    const std::atomic<bool>& inside_start_;
-    bool done_inside_start_ = false;
+    std::shared_ptr<std::atomic<bool>> inside_start_;
+    bool called_inside_start_ = false;
     int status_ = 0;
     std::string body_;
     HttpCallOutcome outcome_;
     absl::Notification done_;
   };
 
-  for (const std::string& url : {std::string("ftp://x/y"), Url("/hello"), std::string("http://:80/")}) {
-    std::atomic<bool> inside_start{false};
+  // A malformed URL, a fresh connection, a pooled one (its request written
+  // inside Start), another malformed URL.
+  for (const std::string& url :
+       {std::string("ftp://x/y"), Url("/hello"), Url("/hello"), std::string("http://:80/")}) {
+    auto inside_start = std::make_shared<std::atomic<bool>>(false);
     auto probe = std::make_shared<Probe>(inside_start);
-    (*loops)->Post(0, [&] {
-      inside_start = true;
-      (*client)->Start({.method = "GET", .url = url}, probe);
-      inside_start = false;
+    auto started = std::make_shared<absl::Notification>();
+    (*loops)->Post(0, [client = client->get(), url, inside_start, probe, started] {
+      inside_start->store(true);
+      client->Start({.method = "GET", .url = url}, probe);
+      inside_start->store(false);
+      started->Notify();
     });
+    ASSERT_TRUE(started->WaitForNotificationWithTimeout(kWait)) << url;
     ASSERT_TRUE(probe->done_.WaitForNotificationWithTimeout(kWait)) << url;
-    EXPECT_FALSE(probe->done_inside_start_) << url;
+    EXPECT_FALSE(probe->called_inside_start_) << url;
     if (url == Url("/hello")) {
       EXPECT_TRUE(probe->outcome_.ok()) << probe->outcome_.message;
       EXPECT_EQ(probe->status_, 200);
