@@ -78,13 +78,15 @@ void SendAll(Target& t) {
   while (!rest.empty()) {
     ssize_t n = ::send(t.fd, rest.data(), rest.size(), MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) Fail(t.name + ": send: no room for 10 s");
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      Fail(t.name + ": send: no room for 10 s");
     if (n <= 0) Fail(t.name + ": send: " + (n < 0 ? std::strerror(errno) : "nothing written"));
     rest.remove_prefix(static_cast<size_t>(n));
   }
 }
 
-// The value of a header field in a lower-cased response head, or empty.
+// The value of a header field in a lower-cased response head, blanks
+// trimmed, or empty.
 std::string_view FieldValue(std::string_view lower_head, std::string_view name) {
   std::string needle = "\n" + std::string(name) + ":";
   size_t at = lower_head.find(needle);
@@ -93,15 +95,8 @@ std::string_view FieldValue(std::string_view lower_head, std::string_view name) 
   size_t end = lower_head.find("\r\n", at);
   std::string_view value = lower_head.substr(at, end - at);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
   return value;
-}
-
-// Where `value` ends, given that its number ended at `end`: only trailing
-// blanks may follow the number.
-size_t FieldValueEnd(std::string_view value, const char* end) {
-  size_t at = static_cast<size_t>(end - value.data());
-  while (at < value.size() && (value[at] == ' ' || value[at] == '\t')) ++at;
-  return at;
 }
 
 // Reads one whole answer (Content-Length framed). Returns whether the server
@@ -125,9 +120,10 @@ bool ReadAnswer(Target& t, std::string& buffer) {
                        [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
         std::string_view content_length = FieldValue(lower, "content-length");
         size_t length = 0;
-        auto [end, ec] = std::from_chars(content_length.data(), content_length.data() + content_length.size(), length);
+        auto [end, ec] = std::from_chars(content_length.data(),
+                                         content_length.data() + content_length.size(), length);
         if (content_length.empty() || ec != std::errc() ||
-            FieldValueEnd(content_length, end) != content_length.size()) {
+            end != content_length.data() + content_length.size()) {
           Fail(t.name + ": answer without a valid Content-Length");
         }
         total = head_end + 4 + length;
@@ -141,7 +137,8 @@ bool ReadAnswer(Target& t, std::string& buffer) {
     if (n <= 0) Fail(t.name + ": connection closed or failed mid-answer");
     buffer.append(chunk, static_cast<size_t>(n));
   }
-  if (buffer.size() != total) Fail(t.name + ": more bytes than the answer (pipelining is not used)");
+  if (buffer.size() != total)
+    Fail(t.name + ": more bytes than the answer (pipelining is not used)");
   return close;
 }
 
@@ -149,7 +146,8 @@ uint32_t OneRequest(Target& t, std::string& buffer) {
   auto start = std::chrono::steady_clock::now();
   SendAll(t);
   bool close = ReadAnswer(t, buffer);
-  auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start);
+  auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now() - start);
   if (close) Connect(t);  // Not timed: the next request starts on a fresh connection.
   return static_cast<uint32_t>(std::min<int64_t>(nanos.count(), UINT32_MAX));
 }
@@ -161,7 +159,9 @@ double Percentile(const std::vector<uint32_t>& sorted, double p) {
 }
 
 void Usage() {
-  Fail("usage: gateway_latency --seconds N --body FILE [--path /v1/chat/completions] NAME=PORT[,Header: value]...");
+  Fail(
+      "usage: gateway_latency --seconds N --body FILE [--path /v1/chat/completions] "
+      "NAME=PORT[,Header: value]...");
 }
 
 }  // namespace
@@ -175,7 +175,8 @@ int main(int argc, char** argv) {
   std::vector<Target> targets;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    if ((arg == "--seconds" || arg == "--body" || arg == "--path" || arg == "--turn" || arg == "--warm") &&
+    if ((arg == "--seconds" || arg == "--body" || arg == "--path" || arg == "--turn" ||
+         arg == "--warm") &&
         i + 1 < argc) {
       std::string value = argv[++i];
       if (arg == "--turn" || arg == "--warm") {
@@ -211,8 +212,10 @@ int main(int argc, char** argv) {
   if (targets.empty() || body.empty()) Usage();
 
   for (Target& t : targets) {
-    t.request = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(t.port) +
-                "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+    t.request =
+        "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(t.port) +
+        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n";
     if (!t.extra_header.empty()) t.request += t.extra_header + "\r\n";
     t.request += "\r\n" + body;
     Connect(t);
@@ -238,8 +241,9 @@ int main(int argc, char** argv) {
     std::sort(t.nanos.begin(), t.nanos.end());
     double sum = 0;
     for (uint32_t n : t.nanos) sum += n;
-    std::printf("%s %zu %.1f %.1f %.1f\n", t.name.c_str(), t.nanos.size(), Percentile(t.nanos, 0.50),
-                Percentile(t.nanos, 0.99), sum / 1000.0 / static_cast<double>(t.nanos.size()));
+    std::printf("%s %zu %.1f %.1f %.1f\n", t.name.c_str(), t.nanos.size(),
+                Percentile(t.nanos, 0.50), Percentile(t.nanos, 0.99),
+                sum / 1000.0 / static_cast<double>(t.nanos.size()));
     ::close(t.fd);
   }
   return 0;
